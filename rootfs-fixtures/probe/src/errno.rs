@@ -1,0 +1,46 @@
+//! Errno numbers to their symbolic names (`ENOENT`, `EACCES`, ...).
+
+/// Expands to a function mapping each listed `libc` errno constant to its name.
+macro_rules! errno_names {
+    ($($name:ident)*) => {
+        /// Returns the symbolic name of `errno` (e.g. `"ENOENT"`), or `E<n>` for
+        /// numbers this table does not know.
+        pub fn name(errno: i32) -> String {
+            match errno {
+                $(libc::$name => stringify!($name).to_string(),)*
+                n => format!("E{n}"),
+            }
+        }
+    };
+}
+
+// Every Linux errno, in numeric order. Aliases (EWOULDBLOCK = EAGAIN,
+// EDEADLOCK = EDEADLK, ENOTSUP = EOPNOTSUPP) are left out so the more common
+// name wins.
+errno_names! {
+    EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES
+    EFAULT ENOTBLK EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY
+    ETXTBSY EFBIG ENOSPC ESPIPE EROFS EMLINK EPIPE EDOM ERANGE EDEADLK ENAMETOOLONG ENOLCK
+    ENOSYS ENOTEMPTY ELOOP ENOMSG EIDRM ECHRNG EL2NSYNC EL3HLT EL3RST ELNRNG EUNATCH ENOCSI
+    EL2HLT EBADE EBADR EXFULL ENOANO EBADRQC EBADSLT EBFONT ENOSTR ENODATA ETIME ENOSR
+    ENONET ENOPKG EREMOTE ENOLINK EADV ESRMNT ECOMM EPROTO EMULTIHOP EDOTDOT EBADMSG
+    EOVERFLOW ENOTUNIQ EBADFD EREMCHG ELIBACC ELIBBAD ELIBSCN ELIBMAX ELIBEXEC EILSEQ
+    ERESTART ESTRPIPE EUSERS ENOTSOCK EDESTADDRREQ EMSGSIZE EPROTOTYPE ENOPROTOOPT
+    EPROTONOSUPPORT ESOCKTNOSUPPORT EOPNOTSUPP EPFNOSUPPORT EAFNOSUPPORT EADDRINUSE
+    EADDRNOTAVAIL ENETDOWN ENETUNREACH ENETRESET ECONNABORTED ECONNRESET ENOBUFS EISCONN
+    ENOTCONN ESHUTDOWN ETOOMANYREFS ETIMEDOUT ECONNREFUSED EHOSTDOWN EHOSTUNREACH EALREADY
+    EINPROGRESS ESTALE EUCLEAN ENOTNAM ENAVAIL EISNAM EREMOTEIO EDQUOT ENOMEDIUM
+    EMEDIUMTYPE ECANCELED ENOKEY EKEYEXPIRED EKEYREVOKED EKEYREJECTED EOWNERDEAD
+    ENOTRECOVERABLE ERFKILL EHWPOISON
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names() {
+        assert_eq!(super::name(libc::ENOENT), "ENOENT");
+        assert_eq!(super::name(libc::EAGAIN), "EAGAIN");
+        assert_eq!(super::name(libc::EROFS), "EROFS");
+        assert_eq!(super::name(9999), "E9999");
+    }
+}

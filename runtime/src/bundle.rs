@@ -1,0 +1,135 @@
+//! An OCI bundle: a directory with config.json and a root filesystem. Loading validates
+//! everything that can be checked before any process, mount or cgroup exists, so bad input
+//! fails with one line and leaves nothing behind.
+
+use crate::error::{Error, Result};
+use crate::namespaces::Namespaces;
+use crate::rlimits;
+use crate::sysctl;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::path::{Path, PathBuf};
+
+/// A loaded, validated bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub path: PathBuf,
+    /// Absolute rootfs directory.
+    pub rootfs: PathBuf,
+    /// The parsed config.
+    pub spec: Spec,
+    /// The namespaces the spec asks for.
+    pub namespaces: Namespaces,
+}
+
+/// Loads and validates the bundle at `dir` (the current directory when empty).
+pub fn load(dir: &Path) -> Result<Bundle> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let path = std::fs::canonicalize(dir).map_err(|e| {
+        Error::invalid(format!(
+            "bundle {}: {e}: pass an existing bundle directory with --bundle",
+            dir.display()
+        ))
+    })?;
+    let config = path.join("config.json");
+    let data = std::fs::read(&config).map_err(|e| {
+        Error::invalid(format!(
+            "{}: {e}: a bundle needs a config.json (`mini-run spec` writes one)",
+            config.display()
+        ))
+    })?;
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
+    let (rootfs, namespaces) = validate(&spec, &path)?;
+    Ok(Bundle {
+        path,
+        rootfs,
+        spec,
+        namespaces,
+    })
+}
+
+fn bad(msg: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("config.json: {msg}"))
+}
+
+/// Checks the spec against what this runtime and this host can do.
+fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| bad("root is missing: set root.path to the rootfs directory"))?;
+    let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| {
+        bad(format!(
+            "root.path {}: {e}: the root filesystem must exist",
+            rootfs.display()
+        ))
+    })?;
+    if !rootfs.is_dir() {
+        return Err(bad(format!(
+            "root.path {} is not a directory",
+            rootfs.display()
+        )));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| bad("process is missing"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(bad(
+            "process.args is empty: give the command to run in the container",
+        ));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(bad(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        )));
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| bad("linux section is missing"))?;
+    let namespaces = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    if !namespaces.has(LinuxNamespaceType::Mount) {
+        return Err(bad(
+            "linux.namespaces must include \"mount\": the rootfs is prepared in a mount namespace",
+        ));
+    }
+    let user_ns = namespaces.creates(LinuxNamespaceType::User);
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if user_ns && !has_maps {
+        return Err(bad(
+            "a new user namespace needs linux.uidMappings and linux.gidMappings",
+        ));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !namespaces.has(LinuxNamespaceType::Uts)
+    {
+        return Err(bad(
+            "hostname is set but there is no uts namespace: add {\"type\": \"uts\"}",
+        ));
+    }
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if !m.destination().is_absolute() {
+            return Err(bad(format!(
+                "mount destination {:?} must be an absolute path",
+                m.destination()
+            )));
+        }
+        crate::rootfs::mounts::validate(m).map_err(bad)?;
+    }
+    if let Some(rl) = process.rlimits() {
+        rlimits::validate(rl).map_err(bad)?;
+    }
+    if let Some(s) = linux.sysctl() {
+        sysctl::validate(s, &namespaces).map_err(bad)?;
+    }
+    Ok((rootfs, namespaces))
+}

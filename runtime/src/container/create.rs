@@ -1,0 +1,140 @@
+//! `create`: validate the bundle, make the container's directory, cgroup and exec FIFO, start
+//! its init and leave it waiting for `start`. Any failure undoes all of it.
+
+use crate::bundle;
+use crate::error::{Context, Result};
+use crate::process::liveness;
+use crate::process::spawn::{self, SpawnRequest};
+use crate::state::{self, ContainerDir, Record};
+use mini_cgroups::Manager;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
+use std::path::{Path, PathBuf};
+
+/// Options of `create` (and of `run`, which creates first).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// Where to write the init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Descriptors after stdio to pass to the process.
+    pub preserve_fds: i32,
+}
+
+/// Whether the init waits for `start` on the exec FIFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// `create`: wait for `start`.
+    WaitForStart,
+    /// `run`: go at once.
+    Immediately,
+}
+
+/// A container whose init is ready.
+pub struct Created {
+    /// Its locked directory.
+    pub dir: ContainerDir,
+    /// What was recorded.
+    pub record: Record,
+    /// The init's pid.
+    pub pid: Pid,
+}
+
+/// Undoes a partial create unless disarmed.
+struct Undo {
+    dir: Option<ContainerDir>,
+    cgroup: Option<Box<dyn Manager>>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+fn cgroup_resources(spec: &oci_spec::runtime::Spec) -> LinuxResources {
+    let mut res = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    // The devices every container gets are allowed after the spec's own rules, as runc does.
+    if res.devices().is_some() {
+        let mut devices = res.devices().clone().unwrap_or_default();
+        devices.extend(mini_cgroups::default_allowed_devices());
+        res.set_devices(Some(devices));
+    }
+    res
+}
+
+/// Creates the container `opts.id` under `root`.
+pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Created> {
+    let dir = ContainerDir::create(root, &opts.id)?;
+    let mut undo = Undo {
+        dir: Some(dir),
+        cgroup: None,
+    };
+    let bundle = bundle::load(&opts.bundle)?;
+    let linux = bundle.spec.linux().as_ref().expect("validated");
+    let mut cgroup = mini_cgroups::new_manager(linux.cgroups_path().as_deref(), &opts.id)?;
+    cgroup.create()?;
+    let cgroup = undo.cgroup.insert(cgroup);
+    cgroup.apply(&cgroup_resources(&bundle.spec))?;
+    let dir = undo.dir.as_ref().expect("set above");
+    let fifo = match mode {
+        StartMode::WaitForStart => {
+            let path = dir.fifo();
+            nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
+                .context(|| format!("creating {}", path.display()))?;
+            Some(state::open_fifo_path(&path)?)
+        }
+        StartMode::Immediately => None,
+    };
+    let pid = spawn::spawn(&SpawnRequest {
+        bundle: &bundle,
+        fifo: fifo.as_ref(),
+        cgroup: Some(cgroup.as_ref()),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+    })?;
+    let record = Record {
+        id: opts.id.clone(),
+        pid: pid.as_raw(),
+        pid_start_time: liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0),
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(cgroup.config().clone()),
+        own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
+    };
+    let saved = dir.save(&record).and_then(|()| match &opts.pid_file {
+        Some(p) => write_pid_file(p, pid),
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        spawn::abort(pid);
+        return Err(e);
+    }
+    undo.cgroup = None;
+    let dir = undo.dir.take().expect("set above");
+    Ok(Created { dir, record, pid })
+}
+
+/// Writes the pid file atomically, as runc does (containerd and conmon read it at once).
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let tmp = path.with_extension("mini-run-tmp");
+    std::fs::write(&tmp, pid.to_string()).context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).context(|| format!("writing pid file {}", path.display()))
+}

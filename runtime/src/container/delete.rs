@@ -1,0 +1,61 @@
+//! `delete`: remove a stopped (or, with `--force`, any) container: its processes, its cgroup
+//! and its state directory.
+
+use crate::error::{Error, Result};
+use crate::process::liveness::{self, Liveness};
+use crate::state::{ContainerDir, Record, Status};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Deletes the container `id`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match ContainerDir::open(root, id) {
+        Ok(d) => d,
+        Err(_) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let rec = match dir.load() {
+        Ok(r) => r,
+        // A directory without state is the leftover of an aborted create.
+        Err(_) => return dir.remove(),
+    };
+    let status = rec.status(&dir);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(Error::invalid(format!(
+            "cannot delete container {id:?}: it is {status}; stop it first or use --force"
+        )));
+    }
+    destroy(dir, &rec)
+}
+
+/// Kills what is left of the container and removes its cgroup and directory.
+pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
+    let cgroup = rec.cgroup.as_ref().map(mini_cgroups::open).transpose()?;
+    if liveness::check(rec.pid, rec.pid_start_time) == Liveness::Alive {
+        if let Some(cg) = &cgroup {
+            // A frozen init cannot die.
+            let _ = cg.thaw();
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
+        wait_gone(rec.pid, rec.pid_start_time);
+    }
+    if let Some(cg) = &cgroup {
+        // Without a pid namespace of its own, the init's death leaves its children alive.
+        if !rec.own_pid_ns || !cg.processes().unwrap_or_default().is_empty() {
+            let _ = cg.kill_all(Signal::SIGKILL as i32);
+        }
+        cg.destroy()?;
+    }
+    dir.remove()
+}
+
+fn wait_gone(pid: i32, start: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(200);
+    while liveness::check(pid, start) == Liveness::Alive && Instant::now() < deadline {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,16 @@
+//! mini-run: a runc-compatible OCI runtime. The library holds all logic; the binary only
+//! parses flags and prints.
+
+pub mod bundle;
+pub mod capabilities;
+pub mod container;
+pub mod error;
+pub mod identity;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod sysctl;

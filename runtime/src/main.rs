@@ -1,0 +1,204 @@
+//! The `mini-run` command line: runc's commands and flags, parsed and printed here; all work
+//! is done by the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mini_run::container::{create, delete, kill, list, run, start, state};
+use mini_run::error::{Error, Result};
+use mini_run::logging;
+use mini_run::process::{exe_guard, init, signals};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "mini-run",
+    about = "A runc-compatible OCI container runtime",
+    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.0.2-dev"),
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/mini-run")]
+    root: PathBuf,
+    /// Log file (errors and, with --debug, debug messages).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// Container id.
+    id: String,
+    /// Bundle directory (default: the current directory).
+    #[arg(short, long, default_value = "")]
+    bundle: PathBuf,
+    /// Write the init's pid to this file.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for ramdisk roots).
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Accepted for runc compatibility: mini-run never creates a session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass this many descriptors after stdio to the container process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+}
+
+impl CreateArgs {
+    fn options(&self) -> create::CreateOptions {
+        let _ = self.no_new_keyring;
+        create::CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start {
+        /// Container id.
+        id: String,
+    },
+    /// Create and start a container; wait for it unless --detach.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container runs.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print a container's state as JSON.
+    State {
+        /// Container id.
+        id: String,
+    },
+    /// Send a signal (default TERM) to a container.
+    Kill {
+        /// Container id.
+        id: String,
+        /// Signal name or number.
+        #[arg(default_value = "TERM")]
+        signal: String,
+        /// Signal every process in the container's cgroup.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container and everything it holds.
+    Delete {
+        /// Container id.
+        id: String,
+        /// Kill the container first if it is still running.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print ids only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        /// Directory to write config.json into.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for a user without privileges (user namespace, no cgroup rules).
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+fn execute(cli: Cli) -> Result<i32> {
+    let root = &cli.root;
+    match cli.command {
+        Command::Create(a) => {
+            create::create(root, &a.options(), create::StartMode::WaitForStart)?;
+        }
+        Command::Start { id } => start::start(root, &id)?,
+        Command::Run { create, detach } => return run::run(root, &create.options(), detach),
+        Command::State { id } => println!("{}", state::state(root, &id)?),
+        Command::Kill { id, signal, all } => kill::kill(root, &id, signals::parse(&signal)?, all)?,
+        Command::Delete { id, force } => delete::delete(root, &id, force)?,
+        Command::List { format, quiet } => {
+            let items = list::list(root)?;
+            if quiet {
+                items.iter().for_each(|(r, _)| println!("{}", r.id));
+            } else {
+                match format {
+                    ListFormat::Table => print!("{}", list::table(&items)),
+                    ListFormat::Json => println!("{}", list::json(&items)),
+                }
+            }
+        }
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(Error::invalid(format!(
+                    "{} already exists: remove it first",
+                    path.display()
+                )));
+            }
+            let text = serde_json::to_string_pretty(&mini_run::spec::default_spec(rootless))
+                .expect("spec serializes");
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| Error::invalid(format!("writing {}: {e}", path.display())))?;
+        }
+    }
+    Ok(0)
+}
+
+fn main() {
+    if let Some(fd) = std::env::var_os(exe_guard::INIT_ENV) {
+        let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        init::main(fd);
+    }
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    logging::init(cli.log.clone(), format, cli.debug);
+    match execute(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = e.to_string();
+            logging::error(&msg);
+            eprintln!("mini-run: {msg}");
+            std::process::exit(1);
+        }
+    }
+}

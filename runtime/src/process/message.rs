@@ -1,0 +1,19 @@
+//! The messages that cross the runtime ↔ init channel.
+
+use crate::process::init_config::InitConfig;
+use serde::{Deserialize, Serialize};
+
+/// One message on the init channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// Runtime → init, before the init re-executes: id maps and cgroup are in place.
+    Go,
+    /// Runtime → init: everything the init needs to prepare the container.
+    Setup(Box<InitConfig>),
+    /// Namespace-joining stage → runtime: the init's host pid.
+    InitPid(i32),
+    /// Init → runtime: the container is prepared; the init now waits for `start`.
+    Ready,
+    /// Either way: a failure, as the one-line message the user will see.
+    Failed(String),
+}

@@ -1,0 +1,298 @@
+//! The runtime's side of starting a container's init: clone it into new namespaces (through a
+//! short-lived joining stage when namespaces are joined by path or a time namespace is asked
+//! for), write its id maps, place it in its cgroup, send its instructions and wait for ready.
+
+use super::channel::{self, Channel};
+use super::exe_guard;
+use super::init_config::InitConfig;
+use super::message::Message;
+use crate::bundle::Bundle;
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use mini_cgroups::Manager;
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// How to start the init.
+pub struct SpawnRequest<'a> {
+    /// The validated bundle.
+    pub bundle: &'a Bundle,
+    /// O_PATH descriptor of the exec FIFO (`create`), or none (`run`).
+    pub fifo: Option<&'a OwnedFd>,
+    /// The container's cgroup, created and configured.
+    pub cgroup: Option<&'a dyn Manager>,
+    /// runc's --no-pivot.
+    pub no_pivot: bool,
+    /// runc's --preserve-fds.
+    pub preserve_fds: i32,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Forks with `flags` (fork semantics: the child continues on a copy of this stack). With a
+/// cgroup descriptor, clone3 puts the child into that cgroup atomically; `Ok((pid, true))` says
+/// it did, `Ok((pid, false))` that the caller must move it.
+fn clone(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<(Pid, bool)> {
+    if let Some(fd) = cgroup {
+        let mut args = CloneArgs {
+            flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+            pidfd: 0,
+            child_tid: 0,
+            parent_tid: 0,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: 0,
+            stack_size: 0,
+            tls: 0,
+            set_tid: 0,
+            set_tid_size: 0,
+            cgroup: fd.as_raw_fd() as u64,
+        };
+        // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if r >= 0 {
+            return Ok((Pid::from_raw(r as i32), true));
+        }
+        let e = nix::errno::Errno::last();
+        if !matches!(
+            e,
+            nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL
+        ) {
+            return Err(e).context(|| "cloning the container init into its cgroup");
+        }
+    }
+    // SAFETY: raw clone without CLONE_VM and with a null stack behaves as fork.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    nix::errno::Errno::result(r)
+        .context(|| format!("cloning the container init with {flags:?}"))?;
+    Ok((Pid::from_raw(r as i32), false))
+}
+
+/// The namespaces created by the clone itself. The cgroup namespace is left to the init, which
+/// unshares it once it sits in its own cgroup (on v1 the runtime moves it there after the
+/// clone), so that the namespace is rooted at the container's cgroup.
+fn clone_flags(ns: &crate::namespaces::Namespaces) -> CloneFlags {
+    ns.create - CloneFlags::CLONE_NEWCGROUP
+}
+
+/// What the child does right after the clone, before becoming the real init.
+fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
+    nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
+    if user_ns {
+        match ch.recv("the runtime")? {
+            Message::Go => {}
+            other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
+        }
+        // Become the namespace's root where the maps allow it (they may not map 0).
+        let root = nix::unistd::Gid::from_raw(0);
+        let _ = nix::unistd::setresgid(root, root, root);
+        let uroot = nix::unistd::Uid::from_raw(0);
+        let _ = nix::unistd::setresuid(uroot, uroot, uroot);
+    }
+    exe_guard::reexec_as_init(ch.raw_fd())
+}
+
+fn child_exit(ch: &mut Channel, r: Result<Infallible>) -> ! {
+    match r {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = ch.send(&Message::Failed(e.to_string()));
+        }
+    }
+    // SAFETY: _exit skips atexit handlers and buffers that belong to the parent's image.
+    unsafe { libc::_exit(1) }
+}
+
+/// The joining stage: enters the namespaces given by path and a new time namespace, then
+/// clones the init as a sibling (CLONE_PARENT), so the runtime is its parent.
+fn join_stage(
+    mut ch: Channel,
+    req: &SpawnRequest,
+    joins: Vec<(LinuxNamespaceType, OwnedFd)>,
+    cgroup: Option<&OwnedFd>,
+) -> ! {
+    let ns = &req.bundle.namespaces;
+    let r: Result<Pid> = (|| {
+        namespaces::enter(&joins)?;
+        if ns.create_time {
+            nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+                .context(|| "creating the time namespace")?;
+            write_time_offsets(req)?;
+        }
+        let (pid, _) = clone(clone_flags(ns) | CloneFlags::CLONE_PARENT, cgroup)?;
+        if pid.as_raw() == 0 {
+            let user_ns = ns.creates(LinuxNamespaceType::User);
+            let r = pre_exec(&mut ch, user_ns);
+            child_exit(&mut ch, r)
+        }
+        Ok(pid)
+    })();
+    match r {
+        Ok(pid) => {
+            let _ = ch.send(&Message::InitPid(pid.as_raw()));
+            // SAFETY: see child_exit.
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => child_exit(&mut ch, Err(e)),
+    }
+}
+
+fn write_time_offsets(req: &SpawnRequest) -> Result<()> {
+    let linux = req.bundle.spec.linux().as_ref().expect("validated");
+    let mut text = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", &text)
+            .context(|| "writing linux.timeOffsets")?;
+    }
+    Ok(())
+}
+
+fn write_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    std::fs::write(format!("/proc/{pid}/{file}"), text)
+        .context(|| format!("writing {file} of the init"))
+}
+
+/// Kills and reaps a half-started init.
+pub fn abort(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
+/// Starts the container's init and waits until it is ready (created); returns its pid.
+pub fn spawn(req: &SpawnRequest) -> Result<Pid> {
+    let bundle = req.bundle;
+    let ns = &bundle.namespaces;
+    let (mut ours, theirs) = channel::pair()?;
+    let joins = ns.open_joins()?;
+    let cgroup_fd = match req.cgroup {
+        Some(m) => m.dir_fd()?,
+        None => None,
+    };
+    let user_ns = ns.creates(LinuxNamespaceType::User);
+    let (pid, in_cgroup) = if ns.needs_join_stage() {
+        // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
+        match unsafe { nix::unistd::fork() }.context(|| "forking the namespace stage")? {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                join_stage(theirs, req, joins, cgroup_fd.as_ref())
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let msg = ours.recv("the namespace stage");
+                let _ = waitpid(child, None);
+                match msg? {
+                    Message::InitPid(p) => (Pid::from_raw(p), cgroup_fd.is_some()),
+                    Message::Failed(e) => return Err(Error::invalid(e)),
+                    other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
+                }
+            }
+        }
+    } else {
+        let (pid, in_cgroup) = clone(clone_flags(ns), cgroup_fd.as_ref())?;
+        if pid.as_raw() == 0 {
+            let mut theirs = theirs;
+            drop(ours);
+            let r = pre_exec(&mut theirs, user_ns);
+            child_exit(&mut theirs, r)
+        }
+        (pid, in_cgroup)
+    };
+    drop(theirs);
+    let r = finish(req, &mut ours, pid, user_ns, in_cgroup);
+    if r.is_err() {
+        abort(pid);
+    }
+    r.map(|()| pid)
+}
+
+fn finish(
+    req: &SpawnRequest,
+    ch: &mut Channel,
+    pid: Pid,
+    user_ns: bool,
+    in_cgroup: bool,
+) -> Result<()> {
+    let bundle = req.bundle;
+    let linux = bundle.spec.linux().as_ref().expect("validated");
+    if user_ns {
+        write_map(
+            pid,
+            "uid_map",
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+        )?;
+        write_map(
+            pid,
+            "gid_map",
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )?;
+        ch.send(&Message::Go)?;
+    }
+    if let (Some(m), false) = (req.cgroup, in_cgroup) {
+        m.add_process(pid.as_raw())?;
+    }
+    let ns = &bundle.namespaces;
+    let cfg = InitConfig {
+        spec: bundle.spec.clone(),
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        fifo_fd: req.fifo.map(|f| f.as_raw_fd()),
+        no_pivot: req.no_pivot,
+        preserve_fds: req.preserve_fds,
+        cgroup_mounts: match req.cgroup {
+            Some(m) => m.mount_sources()?,
+            None => Vec::new(),
+        },
+        new_cgroup_ns: ns.creates(LinuxNamespaceType::Cgroup),
+        user_ns,
+        uts_ns: ns.has(LinuxNamespaceType::Uts),
+    };
+    ch.send(&Message::Setup(Box::new(cfg)))?;
+    match ch.recv("the container init")? {
+        Message::Ready => Ok(()),
+        Message::Failed(e) => Err(Error::invalid(e)),
+        other => Err(Error::invalid(format!("unexpected message {other:?}"))),
+    }
+}

@@ -1,0 +1,99 @@
+//! The container's root filesystem, prepared by the init inside its mount namespace:
+//! propagation, the rootfs bind, the spec's mounts, /dev, pivot_root, then (inside the new
+//! root) sysctls, read-only and masked paths, and a read-only root.
+
+pub mod cgroup_mount;
+pub mod devices;
+pub mod mount_options;
+pub mod mounts;
+pub mod pivot;
+pub mod protected_paths;
+pub mod secure_path;
+
+use crate::error::{Context, Result};
+use crate::process::init_config::InitConfig;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use std::path::Path;
+
+/// The propagation given to "/" before anything else: the spec's rootfsPropagation, or rslave
+/// (host mounts still reach the container; nothing flows back).
+pub fn root_propagation(spec_value: Option<&str>) -> MsFlags {
+    spec_value
+        .and_then(mount_options::propagation)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+}
+
+/// Prepares the rootfs and moves the process into it.
+pub fn prepare(cfg: &InitConfig) -> Result<()> {
+    let linux = cfg.spec.linux().as_ref().expect("validated");
+    let rootfs = &cfg.rootfs;
+    let propagation = root_propagation(linux.rootfs_propagation().as_deref());
+    // A shared root would carry every container mount back to the host; slave it for setup and
+    // apply the requested propagation once the container's root is in place.
+    let setup_propagation = if propagation.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        propagation
+    };
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        setup_propagation,
+        None::<&str>,
+    )
+    .context(|| "setting propagation of /")?;
+    // The rootfs must be a mount point for pivot_root.
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| format!("bind mounting the rootfs {}", rootfs.display()))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| format!("opening the rootfs {}", rootfs.display()))?;
+    let mut dev_from_host = false;
+    for m in cfg.spec.mounts().as_deref().unwrap_or_default() {
+        mounts::mount_one(&root, m, cfg)?;
+        if m.destination() == Path::new("/dev") {
+            let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
+            dev_from_host = mounts::is_bind(m, &o);
+        }
+    }
+    devices::create(
+        &root,
+        linux.devices().as_deref().unwrap_or_default(),
+        !dev_from_host,
+        cfg.user_ns,
+    )?;
+    drop(root);
+    pivot::pivot(rootfs, cfg.no_pivot)?;
+    if let Some(s) = linux.sysctl() {
+        crate::sysctl::apply(s)?;
+    }
+    protected_paths::make_readonly(
+        linux.readonly_paths().as_deref().unwrap_or_default(),
+        cfg.user_ns,
+    )?;
+    protected_paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    if cfg.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        mounts::bind_remount(
+            Path::new("/"),
+            MsFlags::MS_RDONLY | mounts::locked_flags(Path::new("/")),
+            cfg.user_ns,
+        )?;
+    }
+    if propagation.contains(MsFlags::MS_SHARED) {
+        mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
+            .context(|| "setting rootfsPropagation of /")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The spec's mounts, made inside the rootfs: bind/rbind with options, and filesystem mounts
+//! (tmpfs, proc, sysfs, mqueue, devpts, ...). `cgroup` mounts are in [`super::cgroup_mount`].
+
+use super::mount_options::{self, MountOptions};
+use super::secure_path::{ensure, fd_path, open_in_root};
+use crate::error::{Context, Result};
+use crate::process::init_config::InitConfig;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Whether a mount is a bind mount (by type or by option).
+pub fn is_bind(m: &Mount, o: &MountOptions) -> bool {
+    o.bind || m.typ().as_deref() == Some("bind")
+}
+
+fn known_filesystem(typ: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some(typ)))
+        .unwrap_or(true)
+}
+
+/// Checks a mount before anything is created: a known filesystem type, or a bind source that exists.
+pub fn validate(m: &Mount) -> Result<(), String> {
+    let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
+    let dest = m.destination().display();
+    if is_bind(m, &o) {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| format!("bind mount at {dest} has no source"))?;
+        if src.is_absolute() && !src.exists() {
+            return Err(format!(
+                "bind mount at {dest}: source {} does not exist",
+                src.display()
+            ));
+        }
+        return Ok(());
+    }
+    match m.typ().as_deref() {
+        None | Some("") => Err(format!("mount at {dest} has no type")),
+        Some("cgroup") => Ok(()),
+        Some(t) if !known_filesystem(t) => Err(format!(
+            "mount at {dest}: unknown filesystem type {t:?} (see /proc/filesystems)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn source_path(m: &Mount, cfg: &InitConfig) -> PathBuf {
+    let src = m.source().clone().unwrap_or_default();
+    if src.is_absolute() {
+        src
+    } else {
+        cfg.bundle.join(src)
+    }
+}
+
+/// Flags that a user namespace locks on a mount and that a bind remount must therefore keep.
+pub fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(s) {
+            out |= m;
+        }
+    }
+    out
+}
+
+/// Remounts the bind mount at `path` with `flags` (keeping locked flags in a user namespace).
+pub fn bind_remount(path: &Path, flags: MsFlags, user_ns: bool) -> Result<()> {
+    let mut f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    if user_ns {
+        f |= locked_flags(path) & !MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, path, None::<&str>, f, None::<&str>)
+        .context(|| format!("remounting {} with {:?}", path.display(), flags))
+}
+
+const BIND_REMOUNT_FLAGS: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOATIME)
+    .union(MsFlags::MS_NODIRATIME)
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME)
+    .union(MsFlags::MS_SYNCHRONOUS)
+    .union(MsFlags::MS_DIRSYNC);
+
+/// Makes one spec mount inside the rootfs whose descriptor is `root`.
+pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
+    let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
+    let dest = m.destination();
+    if m.typ().as_deref() == Some("cgroup") && !o.bind {
+        return super::cgroup_mount::mount_cgroups(root, dest, &o, cfg);
+    }
+    if is_bind(m, &o) {
+        let src = source_path(m, cfg);
+        let meta = std::fs::metadata(&src)
+            .context(|| format!("bind mount at {}: source {}", dest.display(), src.display()))?;
+        let target = ensure(root, dest, meta.is_dir())?;
+        mount(
+            Some(&src),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .context(|| format!("bind mounting {} at {}", src.display(), dest.display()))?;
+        let extra = o.flags & BIND_REMOUNT_FLAGS;
+        if !extra.is_empty() {
+            let mounted = reopen(root, dest)?;
+            bind_remount(&fd_path(&mounted), extra, cfg.user_ns)?;
+        }
+    } else {
+        let typ = m.typ().as_deref().unwrap_or_default();
+        let target = ensure(root, dest, true)?;
+        let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+        let flags = o.flags & !MsFlags::MS_REMOUNT;
+        let mut data = o.data.join(",");
+        let mut r = mount(
+            Some(&src),
+            &fd_path(&target),
+            Some(typ),
+            flags,
+            Some(data.as_str()),
+        );
+        if r == Err(nix::errno::Errno::EINVAL) && typ == "devpts" {
+            // A gid= the user namespace does not map: retry without it, as runc does.
+            data = o
+                .data
+                .iter()
+                .filter(|d| !d.starts_with("gid="))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",");
+            r = mount(
+                Some(&src),
+                &fd_path(&target),
+                Some(typ),
+                flags,
+                Some(data.as_str()),
+            );
+        }
+        if r == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
+            // Without a network namespace of its own a container cannot mount sysfs; bind the host's
+            // read-only instead, as runc does.
+            mount(
+                Some("/sys"),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .context(|| format!("bind mounting /sys at {}", dest.display()))?;
+            let mounted = reopen(root, dest)?;
+            bind_remount(&fd_path(&mounted), flags | MsFlags::MS_RDONLY, cfg.user_ns)?;
+            r = Ok(());
+        }
+        r.context(|| format!("mounting {typ} at {}", dest.display()))?;
+    }
+    if !o.propagation.is_empty() {
+        let mounted = reopen(root, dest)?;
+        for p in &o.propagation {
+            mount(
+                None::<&str>,
+                &fd_path(&mounted),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            )
+            .context(|| format!("setting propagation of {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the mount now sitting at `dest` (a descriptor taken before mounting names what is under it).
+pub fn reopen(root: &OwnedFd, dest: &Path) -> Result<OwnedFd> {
+    open_in_root(root, dest, OFlag::O_PATH).context(|| format!("opening {}", dest.display()))
+}

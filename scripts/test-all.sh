@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# THE test command of this repository (README and CI run exactly this).
+#
+#   scripts/test-all.sh            everything
+#   SKIP_VM=1 scripts/test-all.sh  without the cgroup v2 suite in the VM (quick local runs)
+#
+# Steps:
+#   1. rootfs-fixtures/build.sh          test root filesystems
+#   2. cargo build --release --workspace
+#   3. cargo test --release --workspace  on this host: hybrid cgroup v1 layout
+#   4. the cgroup v2 suite in ONE boot of the test VM (scripts/vm/run.sh): the mini-cgroups
+#      unit tests and every integration test target tests/tests/cgroup*.rs, built on the
+#      host and run in the guest one binary after another with --test-threads=1
+# A failing step does not hide later results (except that nothing runs after a failed
+# build); the exit status is non-zero if anything failed. The last line counts the tests
+# of steps 3 and 4 as "total: N passed, N failed, N skipped".
+#
+# Environment: SKIP_VM=1; VM_TIMEOUT (seconds for the VM step, default 1800);
+# VM_PASS_ENV (extra variables for the guest; CI and RUST_LOG always pass).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+cd "$ROOT"
+
+# rustup's cargo is not on PATH in every non-login shell (CI's, sudo's).
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+LOGS=$(mktemp -d /tmp/mini-test-all.XXXXXX)
+readonly LOGS
+trap 'rm -rf "$LOGS"' EXIT
+
+declare -a step_names=() step_results=() step_times=()
+any_failed=0
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+banner() { printf '\n===== %s\n' "$*"; }
+
+# record NAME RESULT SECONDS: one row of the summary; RESULT is ok, FAILED or a note.
+record() {
+    step_names+=("$1")
+    step_results+=("$2")
+    step_times+=("$3")
+    [ "$2" = FAILED ] && any_failed=1
+    return 0
+}
+
+# run_step NAME LOG CMD...: run CMD with its output both shown and kept in LOG.
+run_step() {
+    local name=$1 log=$2 t0 rc=0
+    shift 2
+    banner "$name: $*"
+    t0=$(now)
+    "$@" 2>&1 | tee "$log" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        record "$name" ok "$(elapsed "$t0")"
+    else
+        echo "$name failed (exit $rc)"
+        record "$name" FAILED "$(elapsed "$t0")"
+    fi
+    return "$rc"
+}
+
+# Sum libtest's "test result: ... N passed; N failed; N ignored" lines of the given logs.
+count_tests() {
+    cat "$@" 2>/dev/null | awk '
+        /test result: / {
+            for (i = 1; i <= NF; i++) {
+                if ($(i+1) ~ /^passed/)  p += $i
+                if ($(i+1) ~ /^failed/)  f += $i
+                if ($(i+1) ~ /^ignored/) s += $i
+            }
+        }
+        END { printf "%d passed, %d failed, %d skipped\n", p, f, s }'
+}
+
+# Print "DIR<TAB>EXE" for the test executables the VM suite runs, from cargo's JSON
+# messages: the mini-cgroups library's unit tests and tests/tests/cgroup*.rs targets.
+select_vm_tests() {
+    python3 - "$1" "$ROOT/tests/tests" <<'EOF'
+import json, os, sys
+messages, itests = sys.argv[1], sys.argv[2]
+seen = set()
+with open(messages) as f:
+    for line in f:
+        try:
+            m = json.loads(line)
+        except ValueError:
+            continue
+        if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+            continue
+        if not m.get("profile", {}).get("test"):
+            continue
+        t = m["target"]
+        src = os.path.realpath(t["src_path"])
+        pkg_dir = os.path.dirname(m["manifest_path"])
+        unit = t["name"] == "mini_cgroups" and "lib" in t["kind"]
+        integ = (t["kind"] == ["test"] and os.path.dirname(src) == itests
+                 and os.path.basename(src).startswith("cgroup"))
+        if (unit or integ) and m["executable"] not in seen:
+            seen.add(m["executable"])
+            print(pkg_dir + "\t" + m["executable"])
+EOF
+}
+
+# The guest hides /tmp, /run, /var/tmp and /root behind tmpfs: a target directory there
+# (CARGO_TARGET_DIR=/tmp/...) must be shared into the VM explicitly.
+target_dir_share() {
+    local target
+    target=$(cargo metadata --format-version 1 --no-deps |
+             python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    case "$target/" in
+        /tmp/*|/run/*|/var/tmp/*|/root/*) echo "$target" ;;
+    esac
+}
+
+vm_suite() {
+    local t0 rc=0 json dir exe share
+    local -a guest_args=() run_args=()
+    banner "cgroup v2 suite in the VM"
+    t0=$(now)
+    json=$LOGS/test-artifacts.json
+    if ! cargo test --release --workspace --no-run --message-format=json >"$json"; then
+        echo "building the test binaries failed"
+        record "vm: cgroup v2 tests" FAILED "$(elapsed "$t0")"
+        return 1
+    fi
+    while IFS=$'\t' read -r dir exe; do
+        guest_args+=("$dir" "$exe")
+        echo "  will run ${exe#"$ROOT"/}"
+    done < <(select_vm_tests "$json")
+    if [ ${#guest_args[@]} -eq 0 ]; then
+        echo "no cgroup v2 test binaries found (expected at least the mini-cgroups unit tests)"
+        record "vm: cgroup v2 tests" FAILED "$(elapsed "$t0")"
+        return 1
+    fi
+    share=$(target_dir_share)
+    [ -n "$share" ] && run_args+=(--share "$share")
+    run_args+=(--timeout "${VM_TIMEOUT:-1800}")
+    VM_PASS_ENV="${VM_PASS_ENV:-} CI RUST_LOG" \
+        "$ROOT/scripts/vm/run.sh" "${run_args[@]}" -- \
+        "$ROOT/scripts/vm/guest-run-tests.sh" "${guest_args[@]}" 2>&1 | tee "$LOGS/vm.log" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        record "vm: cgroup v2 tests" ok "$(elapsed "$t0")"
+    else
+        echo "the cgroup v2 suite failed (exit $rc)"
+        record "vm: cgroup v2 tests" FAILED "$(elapsed "$t0")"
+    fi
+}
+
+summary() {
+    local i total=$1
+    banner "summary"
+    for i in "${!step_names[@]}"; do
+        printf '  %-30s %-8s %8ss\n' "${step_names[$i]}" "${step_results[$i]}" "${step_times[$i]}"
+    done
+    printf '  %-30s %-8s %8ss\n' "total wall time" "" "$(elapsed "$total")"
+    if [ -f "$LOGS/host-tests.log" ]; then
+        echo "  host tests: $(count_tests "$LOGS/host-tests.log")"
+    else
+        echo "  host tests: not run"
+    fi
+    if [ -f "$LOGS/vm.log" ]; then
+        echo "  vm tests:   $(count_tests "$LOGS/vm.log")"
+    else
+        echo "  vm tests:   not run"
+    fi
+    echo "total: $(count_tests "$LOGS/host-tests.log" "$LOGS/vm.log")"
+}
+
+main() {
+    local t_all
+    t_all=$(now)
+    if run_step "fixtures" "$LOGS/fixtures.log" "$ROOT/rootfs-fixtures/build.sh" &&
+       run_step "build" "$LOGS/build.log" cargo build --release --workspace; then
+        # --no-fail-fast: one failing test binary must not hide the others' results.
+        run_step "host tests (cgroup v1)" "$LOGS/host-tests.log" \
+            cargo test --release --workspace --no-fail-fast || true
+        if [ "${SKIP_VM:-0}" = 1 ]; then
+            banner "cgroup v2 suite in the VM: SKIPPED (SKIP_VM=1)"
+            record "vm: cgroup v2 tests" "skipped" "0.0"
+        else
+            vm_suite || true
+        fi
+    else
+        echo "not running the tests: the fixtures or the build failed"
+    fi
+    summary "$t_all"
+    return "$any_failed"
+}
+
+main "$@"
