@@ -39,9 +39,11 @@ pub fn validate(sysctls: &HashMap<String, String>, ns: &Namespaces) -> Result<()
                     "sysctl {key:?} needs a new {t} namespace, or it would change the host"
                 ))
             }
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "sysctl {key:?} is not namespaced: setting it in a container would change the host"
-            )),
+            ))
+            }
         }
     }
     Ok(())

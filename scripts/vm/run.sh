@@ -13,7 +13,8 @@
 #   --timeout SECS  whole-VM time limit, boot included (default 900, env VM_TIMEOUT)
 #   --share DIR     also expose host DIR read-write at the same path in the guest; needed for
 #                   directories under /tmp, /run, /var/tmp or /root, which the guest hides
-#                   behind its own tmpfs (e.g. a CARGO_TARGET_DIR under /tmp)
+#                   behind its own tmpfs (e.g. a CARGO_TARGET_DIR under /tmp). A cwd there
+#                   is shared automatically (its git top directory, or the cwd itself).
 # Environment:
 #   VM_PASS_ENV     names of extra environment variables to pass into the guest command
 #   VM_KERNEL       kernel version to boot (default: newest with /boot/vmlinuz-V and
@@ -49,7 +50,7 @@ die() { say "error: $*"; exit 125; }
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
-    exit 2
+    exit "${1:-2}"
 }
 
 parse_args() {
@@ -60,7 +61,7 @@ parse_args() {
             --share) [ $# -ge 2 ] || usage; shares+=("$(realpath -e "$2")"); shift 2 ;;
             --share=*) shares+=("$(realpath -e "${1#*=}")"); shift ;;
             --) shift; break ;;
-            -h|--help) usage ;;
+            -h|--help) usage 0 ;;
             *) usage ;;
         esac
     done

@@ -175,7 +175,12 @@ impl Runtime {
 
     /// Foreground `run` of a bundle; returns the output.
     pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
-        self.cmd(&["run", "--bundle", bundle.path().to_str().expect("utf-8"), id])
+        self.cmd(&[
+            "run",
+            "--bundle",
+            bundle.path().to_str().expect("utf-8"),
+            id,
+        ])
     }
 
     /// Foreground `run` of a probe `report`; returns the parsed JSON.
@@ -197,7 +202,12 @@ impl Runtime {
 
     /// `create` a container from the bundle.
     pub fn create(&self, bundle: &Bundle, id: &str) -> Output {
-        self.cmd(&["create", "--bundle", bundle.path().to_str().expect("utf-8"), id])
+        self.cmd(&[
+            "create",
+            "--bundle",
+            bundle.path().to_str().expect("utf-8"),
+            id,
+        ])
     }
 
     /// The container's `state` as JSON.
@@ -207,7 +217,10 @@ impl Runtime {
 
     /// The container's status string.
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().expect("status").to_string()
+        self.state(id)["status"]
+            .as_str()
+            .expect("status")
+            .to_string()
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use common::{proc_state, read, resources, v1};
+use common::{proc_state, read, resources, v1, wait_state};
 use mini_cgroups::{default_allowed_devices, Error};
 use serde_json::json;
 
@@ -293,8 +293,7 @@ fn freeze_and_thaw_a_real_process_on_v1() {
     g.mgr.thaw().unwrap();
     assert!(!g.mgr.is_frozen().unwrap());
     assert_eq!(read(&g, "freezer", "freezer.state"), "THAWED");
-    thread::sleep(Duration::from_millis(50));
-    assert_eq!(proc_state(pid), 'S');
+    assert_eq!(wait_state(pid, 'S'), 'S', "running again after thaw");
 }
 
 #[test]
@@ -427,4 +426,20 @@ fn mount_sources_and_config_roundtrip_on_v1() {
     let back: mini_cgroups::CgroupConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, g.mgr.config());
     assert_eq!(mini_cgroups::open(&back).unwrap().path(), g.mgr.path());
+}
+
+#[test]
+fn default_path_is_under_mini_run() {
+    if mini_cgroups::detect().is_err() {
+        eprintln!("note: skipping default_path_is_under_mini_run: no cgroups mounted");
+        return;
+    }
+    let m = mini_cgroups::new_manager(None, "abc").unwrap();
+    assert_eq!(m.path(), Path::new("/mini-run/abc"));
+    let h = &m.config().hierarchies[0];
+    assert!(h.dir.ends_with("mini-run/abc"), "{}", h.dir.display());
+    assert!(h.created.is_empty(), "nothing created before create()");
+    for bad in ["", "a/b", ".."] {
+        assert!(mini_cgroups::new_manager(None, bad).is_err(), "{bad:?}");
+    }
 }

@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::thread;
 use std::time::Duration;
 
-use common::{proc_state, read, resources, v2};
+use common::{proc_state, read, resources, v2, wait_state};
 use mini_cgroups::{attached_device_programs, default_allowed_devices, Error, Version};
 use serde_json::json;
 
@@ -66,8 +66,7 @@ fn freeze_and_thaw_a_real_process_on_v2() {
     assert_ne!(proc_state(pid), 'R');
     g.mgr.thaw().unwrap();
     assert!(!g.mgr.is_frozen().unwrap());
-    thread::sleep(Duration::from_millis(50));
-    assert_eq!(proc_state(pid), 'S');
+    assert_eq!(wait_state(pid, 'S'), 'S', "running again after thaw");
 }
 
 #[test]

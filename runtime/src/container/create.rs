@@ -87,10 +87,8 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
     };
     let bundle = bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref().expect("validated");
-    let mut cgroup = mini_cgroups::new_manager(linux.cgroups_path().as_deref(), &opts.id)?;
-    cgroup.create()?;
+    let cgroup = mini_cgroups::new_manager(linux.cgroups_path().as_deref(), &opts.id)?;
     let cgroup = undo.cgroup.insert(cgroup);
-    cgroup.apply(&cgroup_resources(&bundle.spec))?;
     let dir = undo.dir.as_ref().expect("set above");
     let fifo = match mode {
         StartMode::WaitForStart => {
@@ -101,13 +99,16 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         }
         StartMode::Immediately => None,
     };
-    let pid = spawn::spawn(&SpawnRequest {
-        bundle: &bundle,
-        fifo: fifo.as_ref(),
-        cgroup: Some(cgroup.as_ref()),
-        no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
-    })?;
+    let pid = spawn::spawn(
+        &SpawnRequest {
+            bundle: &bundle,
+            fifo: fifo.as_ref(),
+            resources: &cgroup_resources(&bundle.spec),
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+        },
+        cgroup.as_mut(),
+    )?;
     let record = Record {
         id: opts.id.clone(),
         pid: pid.as_raw(),

@@ -51,6 +51,10 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             )))
         }
     };
+    for dir in &cfg.cgroup_join {
+        let tasks = dir.join("tasks");
+        std::fs::write(&tasks, "0").context(|| format!("joining cgroup {}", dir.display()))?;
+    }
     if cfg.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context(|| "creating the cgroup namespace")?;

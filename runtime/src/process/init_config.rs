@@ -23,6 +23,9 @@ pub struct InitConfig {
     pub preserve_fds: i32,
     /// Host directories for `cgroup` mounts.
     pub cgroup_mounts: Vec<MountSource>,
+    /// cgroup v1 directories the init moves itself into (writing 0 to `tasks`), when the
+    /// runtime did not place it.
+    pub cgroup_join: Vec<PathBuf>,
     /// Whether the container has a new cgroup namespace (then `cgroup` mounts are real cgroupfs).
     pub new_cgroup_ns: bool,
     /// Whether the container has its own user namespace.

@@ -13,7 +13,7 @@ use mini_cgroups::Manager;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources};
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -23,8 +23,8 @@ pub struct SpawnRequest<'a> {
     pub bundle: &'a Bundle,
     /// O_PATH descriptor of the exec FIFO (`create`), or none (`run`).
     pub fifo: Option<&'a OwnedFd>,
-    /// The container's cgroup, created and configured.
-    pub cgroup: Option<&'a dyn Manager>,
+    /// The limits for the container's cgroup.
+    pub resources: &'a LinuxResources,
     /// runc's --no-pivot.
     pub no_pivot: bool,
     /// runc's --preserve-fds.
@@ -102,8 +102,8 @@ fn clone(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<(Pid, bool)> {
 }
 
 /// The namespaces created by the clone itself. The cgroup namespace is left to the init, which
-/// unshares it once it sits in its own cgroup (on v1 the runtime moves it there after the
-/// clone), so that the namespace is rooted at the container's cgroup.
+/// unshares it once it sits in its own cgroup (on v1 it gets there after the clone), so that
+/// the namespace is rooted at the container's cgroup.
 fn clone_flags(ns: &crate::namespaces::Namespaces) -> CloneFlags {
     ns.create - CloneFlags::CLONE_NEWCGROUP
 }
@@ -202,15 +202,25 @@ pub fn abort(pid: Pid) {
     let _ = waitpid(pid, None);
 }
 
-/// Starts the container's init and waits until it is ready (created); returns its pid.
-pub fn spawn(req: &SpawnRequest) -> Result<Pid> {
+fn make_cgroup(cgroup: &mut dyn Manager, resources: &LinuxResources) -> Result<()> {
+    cgroup.create()?;
+    Ok(cgroup.apply(resources)?)
+}
+
+/// Starts the container's init in the (not yet created) `cgroup` and waits until it is ready;
+/// returns its pid. On v2 the cgroup is made first and the init cloned straight into it; on v1
+/// it is made while the init re-executes, which the init then joins by itself.
+pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
     let bundle = req.bundle;
     let ns = &bundle.namespaces;
     let (mut ours, theirs) = channel::pair()?;
     let joins = ns.open_joins()?;
-    let cgroup_fd = match req.cgroup {
-        Some(m) => m.dir_fd()?,
-        None => None,
+    let v2 = cgroup.version() == mini_cgroups::Version::V2;
+    let cgroup_fd = if v2 {
+        make_cgroup(cgroup, req.resources)?;
+        cgroup.dir_fd()?
+    } else {
+        None
     };
     let user_ns = ns.creates(LinuxNamespaceType::User);
     let (pid, in_cgroup) = if ns.needs_join_stage() {
@@ -241,7 +251,11 @@ pub fn spawn(req: &SpawnRequest) -> Result<Pid> {
         (pid, in_cgroup)
     };
     drop(theirs);
-    let r = finish(req, &mut ours, pid, user_ns, in_cgroup);
+    let mut r = Ok(());
+    if !v2 {
+        r = make_cgroup(cgroup, req.resources);
+    }
+    let r = r.and_then(|()| finish(req, cgroup, &mut ours, pid, user_ns, in_cgroup));
     if r.is_err() {
         abort(pid);
     }
@@ -250,6 +264,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Pid> {
 
 fn finish(
     req: &SpawnRequest,
+    cgroup: &dyn Manager,
     ch: &mut Channel,
     pid: Pid,
     user_ns: bool,
@@ -270,10 +285,20 @@ fn finish(
         )?;
         ch.send(&Message::Go)?;
     }
-    if let (Some(m), false) = (req.cgroup, in_cgroup) {
-        m.add_process(pid.as_raw())?;
-    }
     let ns = &bundle.namespaces;
+    let mount_sources = cgroup.mount_sources()?;
+    // On v1 the init moves itself: a thread writing 0 to `tasks` skips the global
+    // threadgroup lock, whose RCU grace period makes the runtime writing `cgroup.procs` cost
+    // ~7 ms per container on these hosts. In a user namespace the init cannot write the host's
+    // cgroup files, so the runtime does it.
+    let mut cgroup_join = Vec::new();
+    if !in_cgroup {
+        if cgroup.version() == mini_cgroups::Version::V1 && !user_ns {
+            cgroup_join = mount_sources.iter().map(|s| s.host_dir.clone()).collect();
+        } else {
+            cgroup.add_process(pid.as_raw())?;
+        }
+    }
     let cfg = InitConfig {
         spec: bundle.spec.clone(),
         bundle: bundle.path.clone(),
@@ -281,10 +306,8 @@ fn finish(
         fifo_fd: req.fifo.map(|f| f.as_raw_fd()),
         no_pivot: req.no_pivot,
         preserve_fds: req.preserve_fds,
-        cgroup_mounts: match req.cgroup {
-            Some(m) => m.mount_sources()?,
-            None => Vec::new(),
-        },
+        cgroup_mounts: mount_sources,
+        cgroup_join,
         new_cgroup_ns: ns.creates(LinuxNamespaceType::Cgroup),
         user_ns,
         uts_ns: ns.has(LinuxNamespaceType::Uts),

@@ -17,9 +17,11 @@ pub fn is_bind(m: &Mount, o: &MountOptions) -> bool {
 }
 
 fn known_filesystem(typ: &str) -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some(typ)))
-        .unwrap_or(true)
+    static FILESYSTEMS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FILESYSTEMS
+        .get_or_init(|| std::fs::read_to_string("/proc/filesystems").ok())
+        .as_deref()
+        .is_none_or(|s| s.lines().any(|l| l.split_whitespace().last() == Some(typ)))
 }
 
 /// Checks a mount before anything is created: a known filesystem type, or a bind source that exists.

@@ -160,6 +160,19 @@ pub fn proc_state(pid: i32) -> char {
     after.chars().next().expect("state")
 }
 
+/// Waits (up to 5 s, for slow emulated guests) until the process is in `state`; returns the
+/// state last seen.
+pub fn wait_state(pid: i32, state: char) -> char {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let s = proc_state(pid);
+        if s == state || std::time::Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Reads a control file of the container's cgroup in the hierarchy holding `controller`
 /// (v2: the only one), trimmed.
 pub fn read(g: &Guard, controller: &str, file: &str) -> String {
