@@ -11,7 +11,7 @@
 #   BENCH_RSS_N     runs per runtime for peak RSS (default 20)
 #   BENCH_RUNTIMES  which runtimes, in order (default "mini-run crun runc"); a runtime that is
 #                   not installed (or mini-run not built) is skipped with a note
-#   MINI_RUN        the mini-run binary (default target/release/mini-run of this repo)
+#   MINI_RUN        the mini-run binary (default target/x86_64-unknown-linux-gnu/release/mini-run of this repo)
 #   BENCH_LAYOUT    "hybrid" (default): run inside a private mount namespace with our own
 #                   hybrid cgroup layout (see below); "native": use the host's /sys/fs/cgroup
 #                   as it is (used by bench/startup-vm.sh, where it is pure cgroup v2)
@@ -123,7 +123,7 @@ resolve_runtimes() {
     local r path
     for r in ${BENCH_RUNTIMES:-mini-run crun runc}; do
         if [ "$r" = mini-run ]; then
-            path=${MINI_RUN:-$ROOT/target/release/mini-run}
+            path=${MINI_RUN:-$ROOT/target/x86_64-unknown-linux-gnu/release/mini-run}
             if [ ! -x "$path" ]; then
                 say "note: skipping mini-run: $path not built (cargo build --release)"
                 continue
@@ -177,6 +177,18 @@ check_host_layout() {
     local _
     [ -f /sys/fs/cgroup/unified/cgroup.controllers ] || return 0
     [ -n "${HUGETLB_WAS_V2:-}" ] || return 0
+    for _ in $(seq 1 50); do
+        grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers && return 0
+        sleep 0.1
+    done
+    # A v1 hierarchy outlives its last unmount when a just-removed child cgroup was still
+    # dying at that moment. Mounting it again (it has no children now) and unmounting it
+    # releases it, and the kernel gives hugetlb back to the v2 tree.
+    # shellcheck disable=SC2016  # expanded by the inner shell
+    unshare -m --propagation private sh -c '
+        d=$(mktemp -d /tmp/mini-bench-hugetlb.XXXXXX)
+        mount -t cgroup -o hugetlb cgroup "$d" && umount "$d"
+        rmdir "$d"' || true
     for _ in $(seq 1 50); do
         grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers && return 0
         sleep 0.1

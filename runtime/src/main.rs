@@ -2,7 +2,9 @@
 //! is done by the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mini_run::container::{create, delete, kill, list, run, start, state};
+use mini_run::container::{
+    create, delete, events, kill, list, pause, ps, resume, run, start, state, update,
+};
 use mini_run::error::{Error, Result};
 use mini_run::logging;
 use mini_run::process::{exe_guard, init, signals};
@@ -81,6 +83,75 @@ impl CreateArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// Container id.
+    id: String,
+    /// A LinuxResources JSON file with the new limits, or "-" for stdin (no other flags then).
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes, or a size like 512k, 64m, 1g; -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit (bytes or a size; -1 for unlimited).
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (bytes or a size; -1 for unlimited swap).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Accepted for runc compatibility and ignored: kernel memory limits are obsolete.
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares")]
+    cpu_share: Option<u64>,
+    /// CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CFS quota in microseconds per period (-1 for unlimited).
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// Realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// Realtime runtime in microseconds per period.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may use, e.g. 0-1.
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use, e.g. 0.
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000.
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+}
+
+impl UpdateArgs {
+    fn options(self) -> update::UpdateOptions {
+        update::UpdateOptions {
+            resources: self.resources,
+            memory: self.memory,
+            memory_reservation: self.memory_reservation,
+            memory_swap: self.memory_swap,
+            kernel_memory: self.kernel_memory,
+            cpu_shares: self.cpu_share,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpu_rt_period: self.cpu_rt_period,
+            cpu_rt_runtime: self.cpu_rt_runtime,
+            cpuset_cpus: self.cpuset_cpus,
+            cpuset_mems: self.cpuset_mems,
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container from a bundle; its process waits for `start`.
@@ -131,6 +202,40 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Freeze every process of a running container.
+    Pause {
+        /// Container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// Container id.
+        id: String,
+    },
+    /// List the processes of a container (host pids).
+    Ps {
+        /// Output format: the host's ps table, or a JSON array of pids.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Container id.
+        id: String,
+        /// Options for ps(1) (default -ef); put them after the id or after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change the resource limits of a container.
+    Update(UpdateArgs),
+    /// Print resource usage and OOM events of a container until it stops.
+    Events {
+        /// Container id.
+        id: String,
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events, e.g. 5s or 500ms.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// Write a default config.json.
     Spec {
         /// Directory to write config.json into.
@@ -162,6 +267,40 @@ fn execute(cli: Cli) -> Result<i32> {
                     ListFormat::Table => print!("{}", list::table(&items)),
                     ListFormat::Json => println!("{}", list::json(&items)),
                 }
+            }
+        }
+        Command::Pause { id } => pause::pause(root, &id)?,
+        Command::Resume { id } => resume::resume(root, &id)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = ps::pids(root, &id)?;
+            match format {
+                ListFormat::Table => print!("{}", ps::table(&pids, &ps_args)?),
+                ListFormat::Json if ps_args.is_empty() => println!("{}", ps::json(&pids)),
+                ListFormat::Json => {
+                    return Err(Error::invalid(
+                        "ps options only apply to --format table: drop them or the json format",
+                    ))
+                }
+            }
+        }
+        Command::Update(a) => {
+            let id = a.id.clone();
+            update::update(root, &id, &a.options())?;
+        }
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            let interval = events::parse_interval(&interval)?;
+            if stats {
+                println!("{}", events::stats(root, &id)?);
+            } else {
+                events::stream(root, &id, interval, &mut std::io::stdout().lock())?;
             }
         }
         Command::Spec { bundle, rootless } => {

@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -123,6 +124,33 @@ impl Bundle {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The bundle directory as a string (for command lines).
+    pub fn path_str(&self) -> &str {
+        self.path().to_str().expect("utf-8 bundle path")
+    }
+
+    /// Gives the bundle its own copy of the fixture rootfs (`<bundle>/rootfs`, `cp -a`), for
+    /// tests that write into the rootfs or plant files in it; it goes away with the bundle.
+    pub fn with_private_rootfs(mut self) -> Bundle {
+        let dest = self.path().join("rootfs");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(fixture_rootfs())
+            .arg(&dest)
+            .status()
+            .expect("spawn cp");
+        assert!(st.success(), "copying the fixture rootfs failed");
+        self.config["root"]["path"] = Value::from("rootfs");
+        self.write();
+        self
+    }
+
+    /// The absolute rootfs directory this bundle's config names.
+    pub fn rootfs(&self) -> PathBuf {
+        self.path()
+            .join(self.config["root"]["path"].as_str().expect("root.path"))
+    }
 }
 
 /// A private state root (`--root`); on drop every container in it is force-deleted.
@@ -185,19 +213,62 @@ impl Runtime {
 
     /// Foreground `run` of a probe `report`; returns the parsed JSON.
     pub fn report(&self, bundle: &Bundle) -> Value {
-        let out = self.run(bundle, &unique("report"));
+        self.run_json(bundle)
+    }
+
+    /// Foreground `run` of a bundle whose process is a probe command (`report`, `try-open`,
+    /// ...); asserts success and returns the last JSON line it printed.
+    pub fn run_json(&self, bundle: &Bundle) -> Value {
+        let out = self.run(bundle, &unique("probe"));
         assert!(
             out.status.success(),
             "run failed ({:?}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "probe output is not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        last_json(&out)
+    }
+
+    /// Runs mini-run with `args` but gives up after `timeout`: the command is killed (by its
+    /// pid) and `Err` says so. A watcher thread collects the output, so a hung runtime fails
+    /// the test instead of hanging it.
+    pub fn cmd_timeout(&self, args: &[&str], timeout: Duration) -> Result<Output, String> {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mini-run");
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(r) => {
+                let _ = waiter.join();
+                Ok(r.expect("waiting for mini-run"))
+            }
+            Err(_) => {
+                // SAFETY: the child has not been reaped (its waiter is still blocked on it), so
+                // the pid still names it.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = waiter.join();
+                Err(format!("mini-run {args:?} did not finish within {timeout:?}"))
+            }
+        }
+    }
+
+    /// A `mini-run` command started in the background (e.g. a foreground `run` to signal),
+    /// stdout and stderr piped; killed and reaped on drop unless waited for.
+    pub fn spawn(&self, args: &[&str]) -> ChildGuard {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mini-run");
+        ChildGuard(Some(child))
     }
 
     /// `create` a container from the bundle.
@@ -222,6 +293,103 @@ impl Runtime {
             .expect("status")
             .to_string()
     }
+
+    /// Waits up to `timeout` for the container to reach `status`; panics with the last status
+    /// seen otherwise.
+    pub fn wait_status(&self, id: &str, status: &str, timeout: Duration) {
+        let mut last = String::new();
+        let reached = wait_until(timeout, || {
+            last = self.status(id);
+            last == status
+        });
+        assert!(
+            reached,
+            "container {id} did not become {status} in {timeout:?} (still {last})"
+        );
+    }
+
+    /// Whether the root holds a state directory for `id`.
+    pub fn has_state_dir(&self, id: &str) -> bool {
+        self.root().join(id).exists()
+    }
+
+    /// Number of entries (container directories) in the root.
+    pub fn state_dir_count(&self) -> usize {
+        std::fs::read_dir(self.root()).map_or(0, |d| d.count())
+    }
+}
+
+/// A background child process, killed (by its pid) and reaped on drop.
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    /// Starts `cmd` (a host command, e.g. `sleep 60` to hold a namespace).
+    pub fn start(cmd: &mut Command) -> ChildGuard {
+        ChildGuard(Some(cmd.spawn().expect("spawn child")))
+    }
+
+    /// Its host pid.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("child").id()
+    }
+
+    /// Waits up to `timeout` for it to exit and returns its output; `None` (and the child is
+    /// killed) if it did not.
+    pub fn wait_timeout(mut self, timeout: Duration) -> Option<Output> {
+        let mut child = self.0.take().expect("child");
+        let exited = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+        if !exited {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("collect child output");
+        exited.then_some(out)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `f` (every 10 ms, backing off to 50 ms) until it returns true or `timeout` passes;
+/// returns whether it did.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The last line of a command's stdout, parsed as JSON (the probe prints one object a line).
+pub fn last_json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {text}"))
+}
+
+/// The inode of the host's (this process's) namespace of `kind` (`net`, `ipc`, ...).
+pub fn host_ns_inode(kind: &str) -> u64 {
+    ns_inode(&format!("/proc/self/ns/{kind}"))
+}
+
+/// The inode of the namespace file at `path`.
+pub fn ns_inode(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .ino()
 }
 
 impl Drop for Runtime {
@@ -240,6 +408,53 @@ pub fn stderr_line(out: &Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(s.lines().count(), 1, "expected one line of error, got: {s}");
     s
+}
+
+/// Asserts that a command failed with one line on stderr that contains every word of
+/// `words` (case-insensitive); returns the line.
+pub fn assert_fails_with(out: &Output, words: &[&str]) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure, got {:?}; stdout: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line = stderr_line(out);
+    let lower = line.to_lowercase();
+    for w in words {
+        assert!(
+            lower.contains(&w.to_lowercase()),
+            "error line should mention {w:?}: {line}"
+        );
+    }
+    line
+}
+
+/// Asserts that nothing of container `id` (whose bundle is `bundle`) is left on the host: no
+/// state directory in the runtime's root, no cgroup directory and no mount mentioning the id,
+/// no mount mentioning the bundle, and no process mentioning either. (A cgroup directory that
+/// could not be removed is also how a leftover container process shows: a cgroup holding
+/// processes cannot be removed.)
+pub fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &Path) {
+    let bundle = bundle.to_string_lossy();
+    assert!(
+        !rt.has_state_dir(id),
+        "state directory of {id} left in {}",
+        rt.root().display()
+    );
+    assert_eq!(
+        cgroups_mentioning(id),
+        Vec::<PathBuf>::new(),
+        "cgroups of {id} left"
+    );
+    assert_eq!(mounts_mentioning(id), 0, "mounts mentioning {id} left");
+    assert_eq!(mounts_mentioning(&bundle), 0, "mounts of {bundle} left");
+    assert_eq!(processes_mentioning(id), Vec::<i32>::new(), "processes of {id} left");
+    assert_eq!(
+        processes_mentioning(&bundle),
+        Vec::<i32>::new(),
+        "processes mentioning {bundle} left"
+    );
 }
 
 /// Mount points of the host (this process's namespace) that mention `needle`.
@@ -292,4 +507,55 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
 /// Open descriptors of this process.
 pub fn own_fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("fds").count()
+}
+
+/// Children of this process that have exited but were not reaped (zombies).
+pub fn own_zombies() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // Fields after the command name: state, ppid, ...
+            let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+            let mut f = rest.split(' ');
+            let state = f.next();
+            let ppid = f.next();
+            state == Some("Z") && ppid == Some(me.as_str())
+        })
+        .count()
+}
+
+/// Cgroup directories of mini-run's default parent (`/sys/fs/cgroup/**/mini-run/*`) whose name
+/// starts with `prefix`.
+pub fn runtime_cgroups_with_prefix(prefix: &str) -> Vec<PathBuf> {
+    cgroups_mentioning("mini-run")
+        .into_iter()
+        .filter(|p| {
+            p.parent().and_then(Path::file_name) == Some("mini-run".as_ref())
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Number of lines in this process's /proc/self/mountinfo.
+pub fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .count()
+}
+
+/// A fingerprint of a file's contents (length and 64-bit FNV-1a hash), enough to
+/// tell whether a binary was modified.
+pub fn file_fingerprint(path: &Path) -> (usize, u64) {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in &data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (data.len(), h)
 }

@@ -213,10 +213,15 @@ fn cpu_shares_and_quota_convert_on_v2() {
     g.mgr.apply(&resources(r)).unwrap();
     assert_eq!(read(&g, "", "cpu.weight"), "39");
     assert_eq!(read(&g, "", "cpu.max"), "50000 100000");
+    // A period alone keeps the quota (as on v1, and as runc's update does).
+    g.mgr
+        .apply(&resources(json!({"cpu": {"period": 200000}})))
+        .unwrap();
+    assert_eq!(read(&g, "", "cpu.max"), "50000 200000");
     g.mgr
         .apply(&resources(json!({"cpu": {"quota": -1}})))
         .unwrap();
-    assert_eq!(read(&g, "", "cpu.max"), "max 100000");
+    assert_eq!(read(&g, "", "cpu.max"), "max 200000");
 }
 
 #[test]

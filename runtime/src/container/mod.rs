@@ -2,8 +2,28 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 pub mod run;
 pub mod start;
 pub mod state;
+pub mod update;
+
+use crate::error::{Error, Result};
+use crate::state::Record;
+use mini_cgroups::Manager;
+
+/// Reopens the cgroup recorded for a container; an error if it has none.
+fn cgroup(rec: &Record) -> Result<Box<dyn Manager>> {
+    let config = rec.cgroup.as_ref().ok_or_else(|| {
+        Error::invalid(format!(
+            "container {:?} has no cgroup recorded in its state: recreate it with this runtime",
+            rec.id
+        ))
+    })?;
+    Ok(mini_cgroups::open(config)?)
+}

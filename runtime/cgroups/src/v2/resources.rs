@@ -74,11 +74,16 @@ fn cpu(dir: &std::path::Path, c: &LinuxCpu) -> Result<()> {
     let quota = c.quota().unwrap_or(0);
     let period = c.period().unwrap_or(0);
     if quota != 0 || period != 0 {
-        // "$QUOTA $PERIOD"; a non-positive quota is "max", an absent period keeps the current.
-        let mut value = if quota > 0 {
-            quota.to_string()
-        } else {
-            "max".to_string()
+        // "$QUOTA $PERIOD"; a negative quota is "max"; an absent quota or period keeps the
+        // current one (a live update of the period alone must not lift the quota).
+        let mut value = match quota {
+            0 => fs::read(dir, "cpu.max")?
+                .split_whitespace()
+                .next()
+                .unwrap_or("max")
+                .to_string(),
+            q if q > 0 => q.to_string(),
+            _ => "max".to_string(),
         };
         if period != 0 {
             value.push_str(&format!(" {period}"));
