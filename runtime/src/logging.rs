@@ -63,6 +63,11 @@ pub fn error(msg: &str) {
     write("error", msg);
 }
 
+/// Logs a warning to the log file.
+pub fn warn(msg: &str) {
+    write("warning", msg);
+}
+
 /// Logs a debug message when `--debug` is on (to the log file, or stderr without one).
 pub fn debug(msg: &str) {
     let Some(cfg) = CONFIG.get() else { return };

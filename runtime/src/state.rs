@@ -69,6 +69,9 @@ pub struct Record {
     pub cgroup: Option<CgroupConfig>,
     /// Whether the container has its own pid namespace (if not, `delete` must kill the cgroup).
     pub own_pid_ns: bool,
+    /// The spec's hooks (poststart and poststop run after create returned).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// runc's `state` output.
@@ -237,6 +240,11 @@ impl Record {
             .and_then(|c| mini_cgroups::open(c).ok())
             .and_then(|m| m.is_frozen().ok())
             .unwrap_or(false)
+    }
+
+    /// The state JSON hooks receive on stdin.
+    pub fn hook_state(&self, status: Status) -> serde_json::Value {
+        serde_json::to_value(self.oci_state(status)).expect("state serializes")
     }
 
     /// runc's state JSON for this record with the given status.

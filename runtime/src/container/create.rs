@@ -99,9 +99,22 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         }
         StartMode::Immediately => None,
     };
+    let mut record = Record {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(cgroup.config().clone()),
+        own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
+        hooks: bundle.spec.hooks().clone(),
+    };
     let pid = spawn::spawn(
         &SpawnRequest {
             bundle: &bundle,
+            record: &record,
             fifo: fifo.as_ref(),
             resources: &cgroup_resources(&bundle.spec),
             no_pivot: opts.no_pivot,
@@ -109,17 +122,8 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         },
         cgroup.as_mut(),
     )?;
-    let record = Record {
-        id: opts.id.clone(),
-        pid: pid.as_raw(),
-        pid_start_time: liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0),
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(cgroup.config().clone()),
-        own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
-    };
+    record.pid = pid.as_raw();
+    record.pid_start_time = liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0);
     let saved = dir.save(&record).and_then(|()| match &opts.pid_file {
         Some(p) => write_pid_file(p, pid),
         None => Ok(()),

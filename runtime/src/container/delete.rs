@@ -48,6 +48,9 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
         }
         cg.destroy()?;
     }
+    if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        crate::hooks::run_warn("poststop", h, &rec.hook_state(Status::Stopped));
+    }
     dir.remove()
 }
 

@@ -18,6 +18,7 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         signals::block(&forwarded)?;
     }
     let created = create::create(root, opts, StartMode::Immediately)?;
+    super::run_poststart(&created.record);
     if detach {
         return Ok(0);
     }

@@ -46,5 +46,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             )));
         }
     }
-    std::fs::remove_file(&fifo_path).context(|| format!("removing {}", fifo_path.display()))
+    std::fs::remove_file(&fifo_path).context(|| format!("removing {}", fifo_path.display()))?;
+    super::run_poststart(&rec);
+    Ok(())
 }

@@ -6,6 +6,7 @@
 
 use crate::capabilities;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::identity;
 use crate::process::channel::Channel;
 use crate::process::message::Message;
@@ -73,7 +74,27 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             nix::errno::Errno::result(r).context(|| format!("setting domainname {d}"))?;
         }
     }
-    rootfs::prepare(&cfg)?;
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let mut state = cfg.hook_state.clone();
+    rootfs::prepare(&cfg, || {
+        let runtime_hooks = hooks
+            .prestart()
+            .iter()
+            .chain(hooks.create_runtime())
+            .flatten();
+        if runtime_hooks.count() > 0 {
+            ch.send(&Message::RuntimeHooks)?;
+            match ch.recv("the runtime")? {
+                Message::HooksDone => {}
+                other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
+            }
+        }
+        hooks::run(
+            "createContainer",
+            hooks.create_container().as_deref().unwrap_or_default(),
+            &state,
+        )
+    })?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context(|| format!("setting oomScoreAdj {adj}"))?;
@@ -103,6 +124,12 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     if let Some(fd) = cfg.fifo_fd {
         wait_for_start(fd)?;
     }
+    state["status"] = "created".into();
+    hooks::run(
+        "startContainer",
+        hooks.start_container().as_deref().unwrap_or_default(),
+        &state,
+    )?;
     signals::reset_for_exec()?;
     close_runtime_fds(3 + cfg.preserve_fds)?;
     let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect();

@@ -32,4 +32,6 @@ pub struct InitConfig {
     pub user_ns: bool,
     /// Whether the container has its own UTS namespace.
     pub uts_ns: bool,
+    /// The state JSON given to hooks (the init sets `status`).
+    pub hook_state: serde_json::Value,
 }

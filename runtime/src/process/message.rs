@@ -12,6 +12,10 @@ pub enum Message {
     Setup(Box<InitConfig>),
     /// Namespace-joining stage → runtime: the init's host pid.
     InitPid(i32),
+    /// Init → runtime: namespaces and mounts are made; run prestart and createRuntime hooks.
+    RuntimeHooks,
+    /// Runtime → init: those hooks succeeded.
+    HooksDone,
     /// Init → runtime: the container is prepared; the init now waits for `start`.
     Ready,
     /// Either way: a failure, as the one-line message the user will see.

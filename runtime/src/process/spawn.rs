@@ -8,7 +8,9 @@ use super::init_config::InitConfig;
 use super::message::Message;
 use crate::bundle::Bundle;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::namespaces;
+use crate::state::Status;
 use mini_cgroups::Manager;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
@@ -21,6 +23,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub struct SpawnRequest<'a> {
     /// The validated bundle.
     pub bundle: &'a Bundle,
+    /// What will be recorded about the container (its pid still 0); hooks get its state.
+    pub record: &'a crate::state::Record,
     /// O_PATH descriptor of the exec FIFO (`create`), or none (`run`).
     pub fifo: Option<&'a OwnedFd>,
     /// The limits for the container's cgroup.
@@ -299,6 +303,8 @@ fn finish(
             cgroup.add_process(pid.as_raw())?;
         }
     }
+    let mut hook_state = req.record.hook_state(Status::Creating);
+    hook_state["pid"] = pid.as_raw().into();
     let cfg = InitConfig {
         spec: bundle.spec.clone(),
         bundle: bundle.path.clone(),
@@ -311,11 +317,31 @@ fn finish(
         new_cgroup_ns: ns.creates(LinuxNamespaceType::Cgroup),
         user_ns,
         uts_ns: ns.has(LinuxNamespaceType::Uts),
+        hook_state: hook_state.clone(),
     };
     ch.send(&Message::Setup(Box::new(cfg)))?;
-    match ch.recv("the container init")? {
-        Message::Ready => Ok(()),
-        Message::Failed(e) => Err(Error::invalid(e)),
-        other => Err(Error::invalid(format!("unexpected message {other:?}"))),
+    loop {
+        match ch.recv("the container init")? {
+            Message::Ready => return Ok(()),
+            Message::RuntimeHooks => {
+                let hooks = bundle.spec.hooks().as_ref();
+                let none = Vec::new();
+                hooks::run(
+                    "prestart",
+                    hooks.and_then(|h| h.prestart().as_ref()).unwrap_or(&none),
+                    &hook_state,
+                )?;
+                hooks::run(
+                    "createRuntime",
+                    hooks
+                        .and_then(|h| h.create_runtime().as_ref())
+                        .unwrap_or(&none),
+                    &hook_state,
+                )?;
+                ch.send(&Message::HooksDone)?;
+            }
+            Message::Failed(e) => return Err(Error::invalid(e)),
+            other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
+        }
     }
 }

@@ -25,8 +25,9 @@ pub fn root_propagation(spec_value: Option<&str>) -> MsFlags {
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
 }
 
-/// Prepares the rootfs and moves the process into it.
-pub fn prepare(cfg: &InitConfig) -> Result<()> {
+/// Prepares the rootfs and moves the process into it; `before_pivot` runs once the mounts
+/// and devices are in place (the moment of the prestart/createRuntime/createContainer hooks).
+pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
     let linux = cfg.spec.linux().as_ref().expect("validated");
     let rootfs = &cfg.rootfs;
     let propagation = root_propagation(linux.rootfs_propagation().as_deref());
@@ -75,6 +76,7 @@ pub fn prepare(cfg: &InitConfig) -> Result<()> {
         cfg.user_ns,
     )?;
     drop(root);
+    before_pivot()?;
     pivot::pivot(rootfs, cfg.no_pivot)?;
     if let Some(s) = linux.sysctl() {
         crate::sysctl::apply(s)?;
