@@ -172,28 +172,36 @@ versions() {
     done
 }
 
-# After the namespace is gone the kernel should rebind hugetlb to the host's v2 tree.
+# Controllers bound to no v1 hierarchy before the benchmark (hierarchy 0 in /proc/cgroups).
+unbound_controllers() {
+    awk '!/^#/ && $2 == 0 && $4 == 1 { print $1 }' /proc/cgroups | sort
+}
+
+# After the namespace is gone every controller the benchmark mounted as v1 should be free again
+# (hugetlb back in the host's v2 tree). A v1 hierarchy outlives its last unmount when a
+# just-removed child cgroup was still dying at that moment; mounting it again (it has no
+# children now) and unmounting it releases it.
 check_host_layout() {
-    local _
-    [ -f /sys/fs/cgroup/unified/cgroup.controllers ] || return 0
-    [ -n "${HUGETLB_WAS_V2:-}" ] || return 0
-    for _ in $(seq 1 50); do
-        grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers && return 0
+    local before=$1 _ c hier opts
+    for _ in $(seq 1 20); do
+        [ "$(unbound_controllers)" = "$before" ] && return 0
         sleep 0.1
     done
-    # A v1 hierarchy outlives its last unmount when a just-removed child cgroup was still
-    # dying at that moment. Mounting it again (it has no children now) and unmounting it
-    # releases it, and the kernel gives hugetlb back to the v2 tree.
-    # shellcheck disable=SC2016  # expanded by the inner shell
-    unshare -m --propagation private sh -c '
-        d=$(mktemp -d /tmp/mini-bench-hugetlb.XXXXXX)
-        mount -t cgroup -o hugetlb cgroup "$d" && umount "$d"
-        rmdir "$d"' || true
+    for c in $before; do
+        hier=$(awk -v c="$c" '$1 == c { print $2 }' /proc/cgroups)
+        [ "$hier" != 0 ] || continue
+        opts=$(awk -v h="$hier" '!/^#/ && $2 == h { print $1 }' /proc/cgroups | paste -sd, -)
+        # shellcheck disable=SC2016  # expanded by the inner shell
+        unshare -m --propagation private sh -c '
+            d=$(mktemp -d /tmp/mini-bench-release.XXXXXX)
+            mount -t cgroup -o "$1" cgroup "$d" && umount "$d"
+            rmdir "$d"' sh "$opts" || true
+    done
     for _ in $(seq 1 50); do
-        grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers && return 0
+        [ "$(unbound_controllers)" = "$before" ] && return 0
         sleep 0.1
     done
-    say "WARNING: hugetlb has not returned to /sys/fs/cgroup/unified (a hierarchy still pinned?)"
+    say "WARNING: controllers still bound to a v1 hierarchy: $(comm -23 <(echo "$before") <(unbound_controllers) | paste -sd' ' -)"
 }
 
 main() {
@@ -216,16 +224,15 @@ main() {
     make_bundle "$work/bundle"
     mkdir -p "$work/state"
     export BENCH_TAG="mbench$$"
-    if grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
-        export HUGETLB_WAS_V2=1
-    fi
+    local unbound
+    unbound=$(unbound_controllers)
 
     echo "startup benchmark: $(uname -r), $(nproc) cpus, layout ${BENCH_LAYOUT:-hybrid}, N=${BENCH_N:-200}, RSS runs=${BENCH_RSS_N:-20}"
     versions "${specs[@]}"
     t0=$(date +%s)
     if [ "${BENCH_LAYOUT:-hybrid}" = hybrid ]; then
         unshare -m --propagation private "$HERE/startup.sh" --inner "$work" "${specs[@]}" || rc=$?
-        check_host_layout
+        check_host_layout "$unbound"
     else
         "$HERE/startup.sh" --inner "$work" "${specs[@]}" || rc=$?
     fi

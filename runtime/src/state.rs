@@ -72,6 +72,9 @@ pub struct Record {
     /// The spec's hooks (poststart and poststop run after create returned).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The spec's process: what `exec` starts from.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
 }
 
 /// runc's `state` output.

@@ -110,6 +110,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         cgroup: Some(cgroup.config().clone()),
         own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
         hooks: bundle.spec.hooks().clone(),
+        process: bundle.spec.process().clone(),
     };
     let pid = spawn::spawn(
         &SpawnRequest {
@@ -138,7 +139,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
 }
 
 /// Writes the pid file atomically, as runc does (containerd and conmon read it at once).
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     let tmp = path.with_extension("mini-run-tmp");
     std::fs::write(&tmp, pid.to_string()).context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).context(|| format!("writing pid file {}", path.display()))

@@ -4,10 +4,8 @@
 
 use super::create::{self, CreateOptions, StartMode};
 use super::delete;
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::process::signals;
-use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use std::path::Path;
 
 /// Runs the container; returns the exit status `run` should exit with.
@@ -22,28 +20,7 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
     if detach {
         return Ok(0);
     }
-    let pid = created.pid;
-    let status = loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context(|| "waiting for the container"),
-        }
-        // A timeout bounds the wait even if a signal were somehow lost.
-        let timeout = libc::timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        };
-        // SAFETY: the set and timeout are valid for the call; no siginfo is requested.
-        let sig = unsafe { libc::sigtimedwait(forwarded.as_ref(), std::ptr::null_mut(), &timeout) };
-        if sig > 0 && sig != libc::SIGCHLD {
-            if let Ok(s) = Signal::try_from(sig) {
-                let _ = nix::sys::signal::kill(pid, s);
-            }
-        }
-    };
+    let status = signals::wait_forwarding(created.pid, &forwarded)?;
     delete::destroy(created.dir, &created.record)?;
     Ok(status)
 }

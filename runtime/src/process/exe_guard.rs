@@ -14,20 +14,43 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// The environment variable that tells a starting `mini-run` it is a container's init, and
 /// which descriptor is its channel to the runtime.
 pub const INIT_ENV: &str = "_MINI_RUN_INIT";
 
-/// Re-executes the runtime as the container's init, through a read-only view of its binary.
-pub fn reexec_as_init(channel_fd: RawFd) -> Result<Infallible> {
-    let exe = std::fs::read_link("/proc/self/exe").context(|| "reading /proc/self/exe")?;
-    if exe.as_os_str().as_bytes().ends_with(b" (deleted)") {
+/// The runtime binary's path from this process's root. `/proc/self/exe` is spelled from the root
+/// of the mount namespace the binary was opened in, so a runtime started inside a chroot (the
+/// test VM chroots into the shared host root) sees, once in the init's new mount namespace, the
+/// chroot's directory in front of the path. The longest suffix naming the same file is the path.
+fn own_exe() -> Result<PathBuf> {
+    let link = std::fs::read_link("/proc/self/exe").context(|| "reading /proc/self/exe")?;
+    if link.as_os_str().as_bytes().ends_with(b" (deleted)") {
         return Err(Error::invalid(format!(
             "the runtime binary {} was replaced while running: run the command again",
-            exe.display()
+            link.display()
         )));
     }
+    let target = std::fs::metadata("/proc/self/exe").context(|| "inspecting /proc/self/exe")?;
+    let parts: Vec<_> = link.components().skip(1).collect();
+    (0..parts.len())
+        .map(|i| Path::new("/").join(parts[i..].iter().collect::<PathBuf>()))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        })
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "the runtime binary {} is not reachable from the container init's root: run mini-run from a path inside it",
+                link.display()
+            ))
+        })
+}
+
+/// Re-executes the runtime as the container's init, through a read-only view of its binary.
+pub fn reexec_as_init(channel_fd: RawFd) -> Result<Infallible> {
+    let exe = own_exe()?;
     mount(
         None::<&str>,
         "/",

@@ -4,21 +4,16 @@
 //! crosses back to the runtime; nothing of the runtime (descriptors, signal state, dumpability)
 //! reaches the user's process.
 
-use crate::capabilities;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::identity;
 use crate::process::channel::Channel;
 use crate::process::message::Message;
-use crate::process::signals;
-use crate::rlimits;
+use crate::process::user_process;
 use crate::rootfs;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::os::fd::RawFd;
-use std::path::{Path, PathBuf};
 
 /// Entry point of `mini-run` started as an init (see [`super::exe_guard::INIT_ENV`]).
 pub fn main(channel_fd: RawFd) -> ! {
@@ -46,6 +41,11 @@ pub fn main(channel_fd: RawFd) -> ! {
 fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     let cfg = match ch.recv("the runtime")? {
         Message::Setup(cfg) => cfg,
+        Message::Exec(cfg) => {
+            super::exec::join(ch, &cfg)?;
+            // The process runs on as the runtime's child; this joining stage is done.
+            std::process::exit(0)
+        }
         other => {
             return Err(Error::invalid(format!(
                 "init: unexpected message {other:?}"
@@ -99,26 +99,7 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context(|| format!("setting oomScoreAdj {adj}"))?;
     }
-    if let Some(rl) = process.rlimits() {
-        rlimits::apply(rl)?;
-    }
-    if let Some(c) = process.capabilities() {
-        capabilities::limit_bounding(c)?;
-    }
-    identity::switch(process.user())?;
-    if let Some(c) = process.capabilities() {
-        capabilities::apply(c)?;
-    }
-    enter_cwd(process.cwd())?;
-    let env = process.env().clone().unwrap_or_default();
-    let args = process.args().as_ref().expect("validated");
-    let exe = find_executable(&args[0], &env)?;
-    if process.no_new_privileges() == Some(true) {
-        nix::sys::prctl::set_no_new_privs().context(|| "setting no_new_privs")?;
-    }
-    nix::sys::stat::umask(Mode::from_bits_truncate(
-        process.user().umask().unwrap_or(0o022),
-    ));
+    let prepared = user_process::prepare(process)?;
     ch.send(&Message::Ready)?;
     *ready_sent = true;
     if let Some(fd) = cfg.fifo_fd {
@@ -130,60 +111,7 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
         hooks.start_container().as_deref().unwrap_or_default(),
         &state,
     )?;
-    signals::reset_for_exec()?;
-    close_runtime_fds(3 + cfg.preserve_fds)?;
-    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect();
-    let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect();
-    nix::unistd::execve(&cstring(&exe.to_string_lossy()), &argv, &envp)
-        .context(|| format!("executing {}", exe.display()))
-}
-
-fn cstring(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).expect("NULs removed")
-}
-
-/// Enters the working directory and checks that it lies inside the container's root: a path
-/// through a leaked descriptor (`/proc/self/fd/N`, the CVE-2024-21626 shape) leaves getcwd
-/// unable to name it.
-fn enter_cwd(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).context(|| format!("entering process.cwd {}", cwd.display()))?;
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "process.cwd {} is outside the container's root",
-            cwd.display()
-        ))),
-    }
-}
-
-/// Resolves the command as execvp would, with the container's PATH.
-fn find_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
-    let executable = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
-            && std::fs::metadata(p).is_ok_and(|m| m.is_file())
-    };
-    if cmd.contains('/') {
-        let p = PathBuf::from(cmd);
-        return if executable(&p) {
-            Ok(p)
-        } else {
-            Err(Error::invalid(format!(
-                "exec {cmd:?}: no such executable file in the container"
-            )))
-        };
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path.split(':')
-        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
-        .find(|p| executable(p))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "exec {cmd:?}: executable file not found in $PATH ({path})"
-            ))
-        })
+    user_process::exec(prepared, cfg.preserve_fds)
 }
 
 /// Blocks until `start` opens the FIFO for reading, then tells it we are going.
@@ -198,33 +126,5 @@ fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
     nix::unistd::write(&fd, b"0").context(|| "writing the exec fifo")?;
     // SAFETY: the O_PATH descriptor is ours and not used after this.
     unsafe { libc::close(fifo_fd) };
-    Ok(())
-}
-
-/// Marks every descriptor from `first` up close-on-exec.
-fn close_runtime_fds(first: i32) -> Result<()> {
-    // SAFETY: close_range only changes descriptor flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    // Kernels before 5.11: walk /proc/self/fd.
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .context(|| "listing descriptors")?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= first)
-        .collect();
-    for fd in fds {
-        // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale one just fails.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
     Ok(())
 }

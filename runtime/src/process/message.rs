@@ -1,5 +1,6 @@
 //! The messages that cross the runtime ↔ init channel.
 
+use crate::process::exec_config::ExecConfig;
 use crate::process::init_config::InitConfig;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,8 @@ pub enum Message {
     Go,
     /// Runtime → init: everything the init needs to prepare the container.
     Setup(Box<InitConfig>),
+    /// Runtime → re-executed runtime: join a container and run a process in it.
+    Exec(Box<ExecConfig>),
     /// Namespace-joining stage → runtime: the init's host pid.
     InitPid(i32),
     /// Init → runtime: namespaces and mounts are made; run prestart and createRuntime hooks.

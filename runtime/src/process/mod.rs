@@ -3,9 +3,12 @@
 
 pub mod channel;
 pub mod exe_guard;
+pub mod exec;
+pub mod exec_config;
 pub mod init;
 pub mod init_config;
 pub mod liveness;
 pub mod message;
 pub mod signals;
 pub mod spawn;
+pub mod user_process;

@@ -3,6 +3,8 @@
 
 use crate::error::{Context, Error, Result};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 /// Parses `KILL`, `SIGKILL`, `kill` or `9`.
 pub fn parse(text: &str) -> Result<Signal> {
@@ -53,6 +55,33 @@ pub fn reset_for_exec() -> Result<()> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .context(|| "unblocking signals")
+}
+
+/// Waits for the child `pid`, forwarding every signal in `set` (which the caller blocked before
+/// creating it) to it; returns its exit status, 128 + signal when killed. A blocked SIGCHLD
+/// stays pending, so an exit is never missed however fast it comes; a 1 s timeout bounds each
+/// wait besides.
+pub fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context(|| format!("waiting for process {pid}")),
+        }
+        let timeout = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        // SAFETY: the set and timeout are valid for the call; no siginfo is requested.
+        let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            if let Ok(s) = Signal::try_from(sig) {
+                let _ = nix::sys::signal::kill(pid, s);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

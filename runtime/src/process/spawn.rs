@@ -55,7 +55,7 @@ struct CloneArgs {
 /// Forks with `flags` (fork semantics: the child continues on a copy of this stack). With a
 /// cgroup descriptor, clone3 puts the child into that cgroup atomically; `Ok((pid, true))` says
 /// it did, `Ok((pid, false))` that the caller must move it.
-fn clone(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<(Pid, bool)> {
+pub fn clone(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<(Pid, bool)> {
     if let Some(fd) = cgroup {
         let mut args = CloneArgs {
             flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
@@ -113,7 +113,7 @@ fn clone_flags(ns: &crate::namespaces::Namespaces) -> CloneFlags {
 }
 
 /// What the child does right after the clone, before becoming the real init.
-fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
+pub fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
     nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
     if user_ns {
         match ch.recv("the runtime")? {

@@ -1,0 +1,270 @@
+//! `exec`: run another process in a created or running container. The runtime forks a stage
+//! that re-executes through the read-only view of its binary, moves into the container's
+//! cgroup, enters its namespaces and forks the process as the runtime's own child; in the
+//! foreground the runtime forwards signals and returns the process's exit status.
+
+use super::create::write_pid_file;
+use crate::error::{Context, Error, Result};
+use crate::process::channel;
+use crate::process::exec_config::ExecConfig;
+use crate::process::message::Message;
+use crate::process::signals;
+use crate::process::spawn::{abort, pre_exec};
+use crate::state::{ContainerDir, Record, Status};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Capabilities, LinuxNamespaceType, Process};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// runc's `exec` options.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    /// Container id.
+    pub id: String,
+    /// An OCI Process JSON file (replaces args and the flags below).
+    pub process: Option<PathBuf>,
+    /// Command and arguments.
+    pub args: Vec<String>,
+    /// Extra environment (`KEY=value`), added to the container's.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// `uid[:gid]`.
+    pub user: Option<String>,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Capabilities to add.
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// Return once the process started.
+    pub detach: bool,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Descriptors after stdio to pass on.
+    pub preserve_fds: i32,
+    /// A sub-cgroup of the container's to run in.
+    pub cgroup: Option<String>,
+    /// Allow exec into a paused container.
+    pub ignore_paused: bool,
+}
+
+fn bad(msg: impl std::fmt::Display) -> Error {
+    Error::invalid(msg)
+}
+
+/// Builds the process: the `--process` file, or the container's process with the flags applied.
+fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
+    if let Some(file) = &o.process {
+        let data =
+            std::fs::read(file).context(|| format!("reading --process {}", file.display()))?;
+        return serde_json::from_slice(&data)
+            .map_err(|e| bad(format!("--process {}: {e}", file.display())));
+    }
+    if o.args.is_empty() {
+        return Err(bad(
+            "exec needs a command after the container id, or --process FILE",
+        ));
+    }
+    let mut p = rec.process.clone().unwrap_or_default();
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(o.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &o.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| bad(format!("--user {u:?}: use uid[:gid] numbers")))?,
+        );
+        if !gid.is_empty() {
+            user.set_gid(
+                gid.parse()
+                    .map_err(|_| bad(format!("--user {u:?}: use uid[:gid] numbers")))?,
+            );
+        }
+    }
+    if !o.additional_gids.is_empty() {
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add = |set: &Option<Capabilities>, c: oci_spec::runtime::Capability| {
+            let mut s = set.clone().unwrap_or_default();
+            s.insert(c);
+            Some(s)
+        };
+        for name in &o.caps {
+            let upper = name.to_ascii_uppercase();
+            let c = oci_spec::runtime::Capability::from_str(upper.trim_start_matches("CAP_"))
+                .map_err(|_| bad(format!("--cap {name}: unknown capability")))?;
+            caps.set_bounding(add(caps.bounding(), c));
+            caps.set_effective(add(caps.effective(), c));
+            caps.set_permitted(add(caps.permitted(), c));
+            // Ambient needs inheritable; add it only where inheritable bits exist, as runc does.
+            if caps.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+                caps.set_ambient(add(caps.ambient(), c));
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// The init's namespaces that differ from ours, in joining order (user first, mount last).
+fn namespaces(pid: i32) -> Vec<(LinuxNamespaceType, PathBuf)> {
+    use LinuxNamespaceType::*;
+    let mut out = Vec::new();
+    for (typ, name) in [
+        (User, "user"),
+        (Ipc, "ipc"),
+        (Uts, "uts"),
+        (Network, "net"),
+        (Pid, "pid"),
+        (Cgroup, "cgroup"),
+        (Time, "time"),
+        (Mount, "mnt"),
+    ] {
+        let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+        let ours = Path::new("/proc/self/ns").join(name);
+        match (std::fs::read_link(&theirs), std::fs::read_link(&ours)) {
+            (Ok(a), Ok(b)) if a != b => out.push((typ, theirs)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn cgroup_files(rec: &Record, sub: Option<&str>) -> Result<Vec<PathBuf>> {
+    let Some(cfg) = &rec.cgroup else {
+        return Ok(Vec::new());
+    };
+    let m = mini_cgroups::open(cfg)?;
+    let file = match m.version() {
+        mini_cgroups::Version::V1 => "tasks",
+        mini_cgroups::Version::V2 => "cgroup.procs",
+    };
+    let mut out = Vec::new();
+    for s in m.mount_sources()? {
+        let dir = match sub {
+            Some(sub) => s.host_dir.join(sub.trim_start_matches('/')),
+            None => s.host_dir,
+        };
+        if !dir.is_dir() {
+            return Err(bad(format!(
+                "--cgroup {}: no such cgroup {}",
+                sub.unwrap_or(""),
+                dir.display()
+            )));
+        }
+        out.push(dir.join(file));
+    }
+    Ok(out)
+}
+
+/// Runs the process; returns the exit status `exec` should exit with.
+pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
+    let (rec, status) = {
+        let dir = ContainerDir::open(root, &o.id)?;
+        let rec = dir.load()?;
+        let status = rec.status(&dir);
+        (rec, status)
+    };
+    match status {
+        Status::Created | Status::Running => {}
+        Status::Paused if o.ignore_paused => {}
+        Status::Paused => {
+            return Err(bad(format!(
+                "container {:?} is paused: resume it first, or pass --ignore-paused",
+                o.id
+            )))
+        }
+        s => {
+            return Err(bad(format!(
+                "cannot exec in container {:?}: it is {s}",
+                o.id
+            )))
+        }
+    }
+    let process = process(&rec, o)?;
+    if process.terminal() == Some(true) {
+        return Err(bad(
+            "exec --tty needs a terminal, which this mini-run cannot allocate yet",
+        ));
+    }
+    let cfg = ExecConfig {
+        process,
+        namespaces: namespaces(rec.pid),
+        cgroup_join: cgroup_files(&rec, o.cgroup.as_deref())?,
+        preserve_fds: o.preserve_fds,
+    };
+    let forwarded = signals::forwarded();
+    if !o.detach {
+        signals::block(&forwarded)?;
+    }
+    let (mut ours, theirs) = channel::pair()?;
+    // SAFETY: the runtime is single-threaded; the child only makes syscalls, then execs.
+    let stage = match unsafe { nix::unistd::fork() }.context(|| "forking the exec stage")? {
+        nix::unistd::ForkResult::Child => {
+            drop(ours);
+            let mut theirs = theirs;
+            // A private mount namespace for the read-only view of the runtime binary.
+            let r = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .context(|| "creating the exec stage's mount namespace")
+                .and_then(|()| pre_exec(&mut theirs, false));
+            let Err(e) = r;
+            let _ = theirs.send(&Message::Failed(e.to_string()));
+            // SAFETY: _exit skips the parent image's atexit handlers and buffers.
+            unsafe { libc::_exit(1) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    let started = start(&mut ours, cfg);
+    let _ = waitpid(stage, None);
+    let pid = match started {
+        Ok(pid) => pid,
+        Err((pid, e)) => {
+            if let Some(p) = pid {
+                abort(p);
+            }
+            return Err(e);
+        }
+    };
+    if let Some(f) = &o.pid_file {
+        write_pid_file(f, pid)?;
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    signals::wait_forwarding(pid, &forwarded)
+}
+
+/// Sends the instructions and waits for the process's pid and readiness.
+fn start(ch: &mut channel::Channel, cfg: ExecConfig) -> Result<Pid, (Option<Pid>, Error)> {
+    let mut pid = None;
+    let mut ready = false;
+    ch.send(&Message::Exec(Box::new(cfg)))
+        .map_err(|e| (None, e))?;
+    while pid.is_none() || !ready {
+        match ch.recv("the exec stage").map_err(|e| (pid, e))? {
+            Message::InitPid(p) => pid = Some(Pid::from_raw(p)),
+            Message::Ready => ready = true,
+            Message::Failed(e) => return Err((pid, Error::invalid(e))),
+            other => return Err((pid, Error::invalid(format!("unexpected message {other:?}")))),
+        }
+    }
+    Ok(pid.expect("loop ends with a pid"))
+}

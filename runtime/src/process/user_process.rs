@@ -1,0 +1,139 @@
+//! The user's process, as the init or an `exec` becomes it: limits, credentials, capabilities,
+//! working directory, executable lookup, no_new_privs and umask (prepared while errors can still
+//! reach the runtime), then signal reset, close-on-exec of every runtime descriptor, and execve.
+
+use crate::capabilities;
+use crate::error::{Context, Error, Result};
+use crate::identity;
+use crate::process::signals;
+use crate::rlimits;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Process;
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+/// A process ready to execute.
+pub struct Prepared {
+    exe: PathBuf,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Applies the spec's process settings to the calling process.
+pub fn prepare(process: &Process) -> Result<Prepared> {
+    if let Some(rl) = process.rlimits() {
+        rlimits::apply(rl)?;
+    }
+    if let Some(c) = process.capabilities() {
+        capabilities::limit_bounding(c)?;
+    }
+    identity::switch(process.user())?;
+    if let Some(c) = process.capabilities() {
+        capabilities::apply(c)?;
+    }
+    enter_cwd(process.cwd())?;
+    let env = process.env().clone().unwrap_or_default();
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::invalid("process.args is empty: give the command to run"))?;
+    let exe = find_executable(&args[0], &env)?;
+    if process.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().context(|| "setting no_new_privs")?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022),
+    ));
+    Ok(Prepared {
+        exe,
+        argv: args.iter().map(|a| cstring(a)).collect(),
+        envp: env.iter().map(|e| cstring(e)).collect(),
+    })
+}
+
+/// Executes the prepared process, passing on stdio and `preserve_fds` descriptors after it.
+pub fn exec(p: Prepared, preserve_fds: i32) -> Result<Infallible> {
+    signals::reset_for_exec()?;
+    close_runtime_fds(3 + preserve_fds)?;
+    nix::unistd::execve(&cstring(&p.exe.to_string_lossy()), &p.argv, &p.envp)
+        .context(|| format!("executing {}", p.exe.display()))
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("NULs removed")
+}
+
+/// Enters the working directory and checks that it lies inside the container's root: a path
+/// through a leaked descriptor (`/proc/self/fd/N`, the CVE-2024-21626 shape) leaves getcwd
+/// unable to name it.
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    nix::unistd::chdir(cwd).context(|| format!("entering process.cwd {}", cwd.display()))?;
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "process.cwd {} is outside the container's root",
+            cwd.display()
+        ))),
+    }
+}
+
+/// Resolves the command as execvp would, with the container's PATH.
+fn find_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+            && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    };
+    if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        return if executable(&p) {
+            Ok(p)
+        } else {
+            Err(Error::invalid(format!(
+                "exec {cmd:?}: no such executable file in the container"
+            )))
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "exec {cmd:?}: executable file not found in $PATH ({path})"
+            ))
+        })
+}
+
+/// Marks every descriptor from `first` up close-on-exec.
+fn close_runtime_fds(first: i32) -> Result<()> {
+    // SAFETY: close_range only changes descriptor flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .context(|| "listing descriptors")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale one just fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
