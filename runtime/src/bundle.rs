@@ -85,11 +85,6 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
             "process.args is empty: give the command to run in the container",
         ));
     }
-    if process.terminal() == Some(true) {
-        return Err(bad(
-            "process.terminal is true, but this mini-run cannot allocate a terminal yet: set it to false",
-        ));
-    }
     if !process.cwd().is_absolute() {
         return Err(bad(format!(
             "process.cwd {:?} must be an absolute path",

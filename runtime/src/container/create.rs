@@ -6,6 +6,7 @@ use crate::error::{Context, Result};
 use crate::process::liveness;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::state::{self, ContainerDir, Record};
+use crate::terminal::Console;
 use mini_cgroups::Manager;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -25,6 +26,10 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Descriptors after stdio to pass to the process.
     pub preserve_fds: i32,
+    /// Where to send the terminal's master (process.terminal).
+    pub console_socket: Option<PathBuf>,
+    /// The runtime stays in the foreground (`run` without --detach), so it can hold the terminal.
+    pub foreground: bool,
 }
 
 /// Whether the init waits for `start` on the exec FIFO.
@@ -44,6 +49,8 @@ pub struct Created {
     pub record: Record,
     /// The init's pid.
     pub pid: Pid,
+    /// The runtime's end of a foreground terminal.
+    pub console: Option<std::os::fd::OwnedFd>,
 }
 
 /// Undoes a partial create unless disarmed.
@@ -112,11 +119,18 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         hooks: bundle.spec.hooks().clone(),
         process: bundle.spec.process().clone(),
     };
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    let console = Console::choose(
+        terminal,
+        opts.console_socket.as_deref(),
+        opts.foreground && mode == StartMode::Immediately,
+    )?;
     let pid = spawn::spawn(
         &SpawnRequest {
             bundle: &bundle,
             record: &record,
             fifo: fifo.as_ref(),
+            console_fd: console.container_fd(),
             resources: &cgroup_resources(&bundle.spec),
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
@@ -135,7 +149,12 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
     }
     undo.cgroup = None;
     let dir = undo.dir.take().expect("set above");
-    Ok(Created { dir, record, pid })
+    Ok(Created {
+        dir,
+        record,
+        pid,
+        console: console.into_proxy_end(),
+    })
 }
 
 /// Writes the pid file atomically, as runc does (containerd and conmon read it at once).

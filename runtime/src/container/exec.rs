@@ -11,6 +11,7 @@ use crate::process::message::Message;
 use crate::process::signals;
 use crate::process::spawn::{abort, pre_exec};
 use crate::state::{ContainerDir, Record, Status};
+use crate::terminal::{self, Console};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capabilities, LinuxNamespaceType, Process};
@@ -40,6 +41,8 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     /// Allocate a terminal.
     pub tty: bool,
+    /// Where to send the terminal's master.
+    pub console_socket: Option<PathBuf>,
     /// Return once the process started.
     pub detach: bool,
     /// Where to write the process's pid.
@@ -199,15 +202,16 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
     }
     let process = process(&rec, o)?;
-    if process.terminal() == Some(true) {
-        return Err(bad(
-            "exec --tty needs a terminal, which this mini-run cannot allocate yet",
-        ));
-    }
+    let console = Console::choose(
+        process.terminal() == Some(true),
+        o.console_socket.as_deref(),
+        !o.detach,
+    )?;
     let cfg = ExecConfig {
         process,
         namespaces: namespaces(rec.pid),
         cgroup_join: cgroup_files(&rec, o.cgroup.as_deref())?,
+        console_fd: console.container_fd(),
         preserve_fds: o.preserve_fds,
     };
     let forwarded = signals::forwarded();
@@ -233,6 +237,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     };
     drop(theirs);
     let started = start(&mut ours, cfg);
+    let console = console.into_proxy_end();
     let _ = waitpid(stage, None);
     let pid = match started {
         Ok(pid) => pid,
@@ -249,7 +254,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    signals::wait_forwarding(pid, &forwarded)
+    match console {
+        Some(ours) => terminal::foreground(ours, pid, &forwarded),
+        None => signals::wait_forwarding(pid, &forwarded, None),
+    }
 }
 
 /// Sends the instructions and waits for the process's pid and readiness.

@@ -6,6 +6,7 @@ use super::create::{self, CreateOptions, StartMode};
 use super::delete;
 use crate::error::Result;
 use crate::process::signals;
+use crate::terminal;
 use std::path::Path;
 
 /// Runs the container; returns the exit status `run` should exit with.
@@ -15,12 +16,19 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         // Blocked before the clone: nothing sent from now on is lost or handled by default.
         signals::block(&forwarded)?;
     }
-    let created = create::create(root, opts, StartMode::Immediately)?;
+    let opts = CreateOptions {
+        foreground: !detach,
+        ..opts.clone()
+    };
+    let created = create::create(root, &opts, StartMode::Immediately)?;
     super::run_poststart(&created.record);
     if detach {
         return Ok(0);
     }
-    let status = signals::wait_forwarding(created.pid, &forwarded)?;
+    let status = match created.console {
+        Some(ours) => terminal::foreground(ours, created.pid, &forwarded)?,
+        None => signals::wait_forwarding(created.pid, &forwarded, None)?,
+    };
     delete::destroy(created.dir, &created.record)?;
     Ok(status)
 }

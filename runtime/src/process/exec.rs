@@ -10,6 +10,7 @@ use super::spawn::clone;
 use super::user_process;
 use crate::error::{Context, Result};
 use crate::namespaces;
+use crate::terminal;
 use nix::sched::CloneFlags;
 use std::convert::Infallible;
 
@@ -46,6 +47,31 @@ pub fn join(ch: &mut Channel, cfg: &ExecConfig) -> Result<()> {
 }
 
 fn become_process(ch: &mut Channel, cfg: &ExecConfig) -> Result<Infallible> {
+    if cfg.process.terminal() == Some(true) {
+        let socket = cfg
+            .console_fd
+            .ok_or_else(|| crate::error::Error::invalid("exec --tty needs a console socket"))?;
+        let root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context(|| "opening the container root")?;
+        let pty = terminal::open_pty(&root)?;
+        if let Some(size) = cfg.process.console_size() {
+            terminal::set_size(
+                std::os::fd::AsFd::as_fd(&pty.master),
+                size.height() as u16,
+                size.width() as u16,
+            )?;
+        }
+        terminal::send_master(socket, &pty)?;
+        // SAFETY: the inherited socket is ours; the receiver now holds the master.
+        unsafe { libc::close(socket) };
+        terminal::make_controlling(pty.slave)?;
+    }
     let prepared = user_process::prepare(&cfg.process)?;
     ch.send(&Message::Ready)?;
     user_process::exec(prepared, cfg.preserve_fds)

@@ -14,6 +14,8 @@ pub struct ExecConfig {
     /// Files to write `0` into to move the joining process into the container's cgroup
     /// (v1 `tasks` of every hierarchy, v2 `cgroup.procs`).
     pub cgroup_join: Vec<PathBuf>,
+    /// Inherited socket to send the terminal's master over (process.terminal).
+    pub console_fd: Option<i32>,
     /// Descriptors after stdio to pass on.
     pub preserve_fds: i32,
 }

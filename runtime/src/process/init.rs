@@ -7,12 +7,15 @@
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::process::channel::Channel;
+use crate::process::init_config::InitConfig;
 use crate::process::message::Message;
 use crate::process::user_process;
 use crate::rootfs;
+use crate::terminal;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::convert::Infallible;
+use std::os::fd::AsFd;
 use std::os::fd::RawFd;
 
 /// Entry point of `mini-run` started as an init (see [`super::exe_guard::INIT_ENV`]).
@@ -76,7 +79,11 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     }
     let hooks = spec.hooks().clone().unwrap_or_default();
     let mut state = cfg.hook_state.clone();
+    let mut console = None;
     rootfs::prepare(&cfg, || {
+        if process.terminal() == Some(true) {
+            console = Some(console_for_init(&cfg)?);
+        }
         let runtime_hooks = hooks
             .prestart()
             .iter()
@@ -95,6 +102,9 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             &state,
         )
     })?;
+    if let Some(slave) = console {
+        terminal::make_controlling(slave)?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context(|| format!("setting oomScoreAdj {adj}"))?;
@@ -112,6 +122,32 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
         &state,
     )?;
     user_process::exec(prepared, cfg.preserve_fds)
+}
+
+/// Makes the container's terminal: a pty of its devpts, on /dev/console, master sent out.
+fn console_for_init(cfg: &InitConfig) -> Result<std::os::fd::OwnedFd> {
+    let socket = cfg.console_fd.ok_or_else(|| {
+        Error::invalid("process.terminal is true but no console socket was given")
+    })?;
+    let root = nix::fcntl::open(
+        &cfg.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| "opening the rootfs")?;
+    let pty = terminal::open_pty(&root)?;
+    if let Some(size) = cfg.spec.process().as_ref().and_then(|p| p.console_size()) {
+        terminal::set_size(
+            pty.master.as_fd(),
+            size.height() as u16,
+            size.width() as u16,
+        )?;
+    }
+    terminal::mount_console(&root, &pty.slave)?;
+    terminal::send_master(socket, &pty)?;
+    // SAFETY: the inherited socket is ours; the receiver now holds the master.
+    unsafe { libc::close(socket) };
+    Ok(pty.slave)
 }
 
 /// Blocks until `start` opens the FIFO for reading, then tells it we are going.

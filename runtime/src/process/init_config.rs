@@ -30,6 +30,8 @@ pub struct InitConfig {
     pub new_cgroup_ns: bool,
     /// Whether the container has its own user namespace.
     pub user_ns: bool,
+    /// Inherited socket to send the terminal's master over (process.terminal).
+    pub console_fd: Option<i32>,
     /// Whether the container has its own UTS namespace.
     pub uts_ns: bool,
     /// The state JSON given to hooks (the init sets `status`).

@@ -58,10 +58,10 @@ pub fn reset_for_exec() -> Result<()> {
 }
 
 /// Waits for the child `pid`, forwarding every signal in `set` (which the caller blocked before
-/// creating it) to it; returns its exit status, 128 + signal when killed. A blocked SIGCHLD
+/// creating it) to it, except SIGWINCH when `on_winch` takes it; returns its exit status, 128 + signal when killed. A blocked SIGCHLD
 /// stays pending, so an exit is never missed however fast it comes; a 1 s timeout bounds each
 /// wait besides.
-pub fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
+pub fn wait_forwarding(pid: Pid, set: &SigSet, on_winch: Option<&dyn Fn()>) -> Result<i32> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -76,6 +76,12 @@ pub fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
         };
         // SAFETY: the set and timeout are valid for the call; no siginfo is requested.
         let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) };
+        if sig == libc::SIGWINCH {
+            if let Some(f) = on_winch {
+                f();
+                continue;
+            }
+        }
         if sig > 0 && sig != libc::SIGCHLD {
             if let Ok(s) = Signal::try_from(sig) {
                 let _ = nix::sys::signal::kill(pid, s);

@@ -29,6 +29,8 @@ pub struct SpawnRequest<'a> {
     pub fifo: Option<&'a OwnedFd>,
     /// The limits for the container's cgroup.
     pub resources: &'a LinuxResources,
+    /// The inherited socket the init sends a terminal over.
+    pub console_fd: Option<i32>,
     /// runc's --no-pivot.
     pub no_pivot: bool,
     /// runc's --preserve-fds.
@@ -318,6 +320,7 @@ fn finish(
         user_ns,
         uts_ns: ns.has(LinuxNamespaceType::Uts),
         hook_state: hook_state.clone(),
+        console_fd: req.console_fd,
     };
     ch.send(&Message::Setup(Box::new(cfg)))?;
     loop {
