@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod capabilities;
 pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod identity;
 pub mod logging;
