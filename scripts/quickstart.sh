@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (containers need namespaces and cgroups)" >&2; exit 1; }
 
+# Debian packages the build needs (libseccomp.a is linked into mini-run); build.sh installs
+# busybox-static itself.
+if ! dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null | grep -q 'ok installed'; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libseccomp-dev >&2 ||
+        { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libseccomp-dev >&2; }
+fi
 rootfs=$(rootfs-fixtures/build.sh)
 cargo build --release -p mini-run >&2
 bin="$PWD/target/x86_64-unknown-linux-gnu/release/mini-run"

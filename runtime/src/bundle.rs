@@ -128,6 +128,19 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
     if let Some(rl) = process.rlimits() {
         rlimits::validate(rl).map_err(bad)?;
     }
+    if let Some(profile) = linux.seccomp() {
+        crate::seccomp::compile(profile)?;
+        let notifies = profile
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|s| s.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify);
+        if notifies && profile.listener_path().is_none() {
+            return Err(bad(
+                "linux.seccomp uses SCMP_ACT_NOTIFY but sets no listenerPath for the agent",
+            ));
+        }
+    }
     if let Some(s) = linux.sysctl() {
         sysctl::validate(s, &namespaces).map_err(bad)?;
     }

@@ -75,6 +75,9 @@ pub struct Record {
     /// The spec's process: what `exec` starts from.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// The spec's seccomp profile, applied to exec'd processes too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// runc's `state` output.

@@ -118,6 +118,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
         hooks: bundle.spec.hooks().clone(),
         process: bundle.spec.process().clone(),
+        seccomp: linux.seccomp().clone(),
     };
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     let console = Console::choose(

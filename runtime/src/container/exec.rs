@@ -9,7 +9,7 @@ use crate::process::channel;
 use crate::process::exec_config::ExecConfig;
 use crate::process::message::Message;
 use crate::process::signals;
-use crate::process::spawn::{abort, pre_exec};
+use crate::process::spawn::{abort, hand_listener_to_agent, pre_exec};
 use crate::state::{ContainerDir, Record, Status};
 use crate::terminal::{self, Console};
 use nix::sys::wait::waitpid;
@@ -212,6 +212,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         namespaces: namespaces(rec.pid),
         cgroup_join: cgroup_files(&rec, o.cgroup.as_deref())?,
         console_fd: console.container_fd(),
+        seccomp: rec.seccomp.clone(),
         preserve_fds: o.preserve_fds,
     };
     let forwarded = signals::forwarded();
@@ -236,7 +237,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         nix::unistd::ForkResult::Parent { child } => child,
     };
     drop(theirs);
-    let started = start(&mut ours, cfg);
+    let started = start(&mut ours, cfg, &rec);
     let console = console.into_proxy_end();
     let _ = waitpid(stage, None);
     let pid = match started {
@@ -261,7 +262,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
 }
 
 /// Sends the instructions and waits for the process's pid and readiness.
-fn start(ch: &mut channel::Channel, cfg: ExecConfig) -> Result<Pid, (Option<Pid>, Error)> {
+fn start(
+    ch: &mut channel::Channel,
+    cfg: ExecConfig,
+    rec: &Record,
+) -> Result<Pid, (Option<Pid>, Error)> {
     let mut pid = None;
     let mut ready = false;
     ch.send(&Message::Exec(Box::new(cfg)))
@@ -270,6 +275,12 @@ fn start(ch: &mut channel::Channel, cfg: ExecConfig) -> Result<Pid, (Option<Pid>
         match ch.recv("the exec stage").map_err(|e| (pid, e))? {
             Message::InitPid(p) => pid = Some(Pid::from_raw(p)),
             Message::Ready => ready = true,
+            Message::SeccompListener => {
+                let state =
+                    serde_json::to_value(rec.oci_state(Status::Running)).expect("state serializes");
+                let p = pid.map_or(0, |p| p.as_raw());
+                hand_listener_to_agent(ch, rec.seccomp.as_ref(), p, &state).map_err(|e| (pid, e))?
+            }
             Message::Failed(e) => return Err((pid, Error::invalid(e))),
             other => return Err((pid, Error::invalid(format!("unexpected message {other:?}")))),
         }

@@ -4,14 +4,17 @@
 
 use crate::error::{Context, Error, Result};
 use crate::process::message::Message;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::io::{Read, Write};
+use std::io::{IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// One end of the channel.
 pub struct Channel {
     stream: UnixStream,
+    /// A descriptor that came with the last message.
+    received: Option<OwnedFd>,
 }
 
 /// Creates a connected pair; both ends are close-on-exec.
@@ -30,6 +33,7 @@ impl From<OwnedFd> for Channel {
     fn from(fd: OwnedFd) -> Self {
         Channel {
             stream: UnixStream::from(fd),
+            received: None,
         }
     }
 }
@@ -62,13 +66,50 @@ impl Channel {
             .context(|| "sending to the container init")
     }
 
+    /// Sends one message with a descriptor attached.
+    pub fn send_with_fd(&mut self, msg: &Message, fd: BorrowedFd) -> Result<()> {
+        let data = serde_json::to_vec(msg).expect("messages serialize");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.stream.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .context(|| "sending a descriptor over the init channel")?;
+        Ok(())
+    }
+
+    /// The descriptor that came with the last message received, if any.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.received.take()
+    }
+
     /// Receives one message; a closed peer is an error naming `peer`.
     pub fn recv(&mut self, peer: &str) -> Result<Message> {
         let mut buf = vec![0u8; 1 << 20];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
         let n = loop {
-            match self.stream.read(&mut buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => break r.context(|| format!("reading from {peer}"))?,
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context(|| format!("reading from {peer}")),
+                Ok(msg) => {
+                    for c in msg.cmsgs().context(|| format!("reading from {peer}"))? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: the kernel just gave us these descriptors.
+                            self.received =
+                                fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+                        }
+                    }
+                    break msg.bytes;
+                }
             }
         };
         if n == 0 {

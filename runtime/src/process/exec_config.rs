@@ -16,6 +16,8 @@ pub struct ExecConfig {
     pub cgroup_join: Vec<PathBuf>,
     /// Inherited socket to send the terminal's master over (process.terminal).
     pub console_fd: Option<i32>,
+    /// The container's seccomp profile, which exec'd processes get too.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// Descriptors after stdio to pass on.
     pub preserve_fds: i32,
 }

@@ -109,7 +109,9 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context(|| format!("setting oomScoreAdj {adj}"))?;
     }
-    let prepared = user_process::prepare(process)?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let mut prepared = user_process::prepare(process, profile)?;
+    prepared.install_notifying_filter(ch)?;
     ch.send(&Message::Ready)?;
     *ready_sent = true;
     if let Some(fd) = cfg.fifo_fd {

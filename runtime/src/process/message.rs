@@ -19,6 +19,8 @@ pub enum Message {
     RuntimeHooks,
     /// Runtime → init: those hooks succeeded.
     HooksDone,
+    /// Init → runtime, with the seccomp notify listener attached: pass it to the agent.
+    SeccompListener,
     /// Init → runtime: the container is prepared; the init now waits for `start`.
     Ready,
     /// Either way: a failure, as the one-line message the user will see.

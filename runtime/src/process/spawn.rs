@@ -202,6 +202,28 @@ fn write_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
         .context(|| format!("writing {file} of the init"))
 }
 
+/// Hands a seccomp notify listener, received from the init or an exec stage, to the agent at
+/// the profile's listenerPath, with the container process state runc sends.
+pub fn hand_listener_to_agent(
+    ch: &mut Channel,
+    profile: Option<&oci_spec::runtime::LinuxSeccomp>,
+    pid: i32,
+    state: &serde_json::Value,
+) -> Result<()> {
+    let fd = ch
+        .take_fd()
+        .ok_or_else(|| Error::invalid("the container sent no seccomp listener"))?;
+    let profile = profile.ok_or_else(|| Error::invalid("a seccomp listener without a profile"))?;
+    let path = profile.listener_path().as_ref().ok_or_else(|| {
+        Error::invalid("config.json: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
+    })?;
+    let state: oci_spec::runtime::State = serde_json::from_value(state.clone())
+        .map_err(|e| Error::invalid(format!("container state for the seccomp agent: {e}")))?;
+    let message =
+        crate::seccomp::process_state(pid, profile.listener_metadata().as_deref(), &state)?;
+    crate::seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &message)
+}
+
 /// Kills and reaps a half-started init.
 pub fn abort(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -342,6 +364,9 @@ fn finish(
                     &hook_state,
                 )?;
                 ch.send(&Message::HooksDone)?;
+            }
+            Message::SeccompListener => {
+                hand_listener_to_agent(ch, linux.seccomp().as_ref(), pid.as_raw(), &hook_state)?
             }
             Message::Failed(e) => return Err(Error::invalid(e)),
             other => return Err(Error::invalid(format!("unexpected message {other:?}"))),

@@ -5,12 +5,17 @@
 use crate::capabilities;
 use crate::error::{Context, Error, Result};
 use crate::identity;
+use crate::process::channel::Channel;
+use crate::process::message::Message;
 use crate::process::signals;
 use crate::rlimits;
+use crate::seccomp;
 use nix::sys::stat::Mode;
+use oci_spec::runtime::LinuxSeccomp;
 use oci_spec::runtime::Process;
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::AsFd;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
@@ -19,10 +24,13 @@ pub struct Prepared {
     exe: PathBuf,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    seccomp: Option<seccomp::Filter>,
 }
 
-/// Applies the spec's process settings to the calling process.
-pub fn prepare(process: &Process) -> Result<Prepared> {
+/// Applies the spec's process settings to the calling process and compiles its seccomp
+/// profile (installed by [`exec`], or by [`Prepared::install_notifying_filter`]).
+pub fn prepare(process: &Process, profile: Option<&LinuxSeccomp>) -> Result<Prepared> {
+    let seccomp = profile.map(seccomp::compile).transpose()?;
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
     }
@@ -51,13 +59,34 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
         exe,
         argv: args.iter().map(|a| cstring(a)).collect(),
         envp: env.iter().map(|e| cstring(e)).collect(),
+        seccomp,
     })
+}
+
+impl Prepared {
+    /// A filter with SCMP_ACT_NOTIFY rules is installed now, while the runtime still listens,
+    /// and its listener goes to the runtime, which hands it to the agent at listenerPath (as
+    /// runc does: the filtered process itself never has to reach the agent).
+    pub fn install_notifying_filter(&mut self, ch: &mut Channel) -> Result<()> {
+        if !self.seccomp.as_ref().is_some_and(|f| f.notifies()) {
+            return Ok(());
+        }
+        let filter = self.seccomp.take().expect("checked above");
+        if let Some(listener) = filter.install()? {
+            ch.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
+        }
+        Ok(())
+    }
 }
 
 /// Executes the prepared process, passing on stdio and `preserve_fds` descriptors after it.
 pub fn exec(p: Prepared, preserve_fds: i32) -> Result<Infallible> {
     signals::reset_for_exec()?;
     close_runtime_fds(3 + preserve_fds)?;
+    // Last, so the filter constrains the user's process and nothing of the runtime's setup.
+    if let Some(filter) = p.seccomp {
+        filter.install()?;
+    }
     nix::unistd::execve(&cstring(&p.exe.to_string_lossy()), &p.argv, &p.envp)
         .context(|| format!("executing {}", p.exe.display()))
 }
