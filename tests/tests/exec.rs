@@ -1,0 +1,187 @@
+//! `exec` into created and running containers (runc's exec contract).
+
+use mini_tests::{last_json, unique, Bundle, Runtime};
+use std::time::Duration;
+
+fn running(rt: &Runtime) -> (Bundle, String) {
+    let b = Bundle::new(&["/bin/probe", "sleep", "60"]);
+    let id = unique("exec");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    rt.wait_status(&id, "running", Duration::from_secs(10));
+    (b, id)
+}
+
+#[test]
+fn exec_joins_every_namespace_and_the_cgroup_of_the_container() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let init = rt.state(&id)["pid"].as_i64().unwrap();
+    let out = rt.cmd(&["exec", &id, "/bin/probe", "report"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = last_json(&out);
+    for ns in ["mnt", "net", "ipc", "uts", "pid", "cgroup"] {
+        let theirs = mini_tests::ns_inode(&format!("/proc/{init}/ns/{ns}"));
+        assert_eq!(
+            r["namespaces"][ns].as_u64().unwrap(),
+            theirs,
+            "{ns} namespace"
+        );
+    }
+    assert_ne!(r["pid"], 1, "the exec'd process is not the init");
+    assert_eq!(r["hostname"], "mini-run");
+}
+
+#[test]
+fn exec_exit_status_propagates() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let out = rt.cmd(&["exec", &id, "sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42));
+}
+
+#[test]
+fn exec_applies_user_env_cwd_and_capability_flags() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let out = rt.cmd(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "2000",
+        "--env",
+        "EXTRA=1",
+        "--cwd",
+        "/tmp",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        "--no-new-privs",
+        &id,
+        "/bin/probe",
+        "report",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = last_json(&out);
+    assert_eq!(r["uid"]["effective"], 1000);
+    assert_eq!(r["gid"]["effective"], 1000);
+    assert_eq!(r["groups"], serde_json::json!([2000]));
+    assert_eq!(r["cwd"], "/tmp");
+    assert_eq!(r["no_new_privs"], true);
+    let env: Vec<&str> = r["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"EXTRA=1"), "{env:?}");
+    assert!(
+        env.iter().any(|e| e.starts_with("PATH=")),
+        "the container's env is kept: {env:?}"
+    );
+    let bounding = r["caps"]["bounding"].as_array().unwrap();
+    assert!(bounding.contains(&"cap_sys_ptrace".into()), "{bounding:?}");
+}
+
+#[test]
+fn exec_leaks_no_runtime_descriptor() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let out = rt.cmd(&["exec", &id, "/bin/probe", "report"]);
+    let r = last_json(&out);
+    let fds: Vec<i64> = r["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect();
+    assert_eq!(fds, vec![0, 1, 2], "{}", r["fds"]);
+}
+
+#[test]
+fn exec_with_a_process_file_and_detach_writes_the_pid_file() {
+    let rt = Runtime::new();
+    let (b, id) = running(&rt);
+    let process = serde_json::json!({
+        "args": ["/bin/probe", "sleep", "30"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"]
+    });
+    let pfile = b.path().join("process.json");
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let pid_file = b.path().join("exec.pid");
+    rt.ok(&[
+        "exec",
+        "--detach",
+        "--process",
+        pfile.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("probe"),
+        "pid file names the process"
+    );
+    let init = rt.state(&id)["pid"].as_i64().unwrap();
+    let cgroups = |pid: i64| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(
+        cgroups(pid as i64),
+        cgroups(init),
+        "the exec'd process shares the init's cgroups"
+    );
+}
+
+#[test]
+fn exec_into_a_created_container_works_and_into_a_stopped_one_fails() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["/bin/true"]);
+    let id = unique("exec-created");
+    let out = rt.create(&b, &id);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rt.cmd(&["exec", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped", Duration::from_secs(10));
+    let out = rt.cmd(&["exec", &id, "true"]);
+    assert!(!out.status.success());
+    let msg = mini_tests::stderr_line(&out);
+    assert!(msg.contains("stopped"), "{msg}");
+}
+
+#[test]
+fn exec_of_a_missing_command_fails_with_one_line() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let out = rt.cmd(&["exec", &id, "no-such-command"]);
+    assert!(!out.status.success());
+    let msg = mini_tests::stderr_line(&out);
+    assert!(msg.contains("no-such-command"), "{msg}");
+}
