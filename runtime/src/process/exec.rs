@@ -72,8 +72,7 @@ fn become_process(ch: &mut Channel, cfg: &ExecConfig) -> Result<Infallible> {
         unsafe { libc::close(socket) };
         terminal::make_controlling(pty.slave)?;
     }
-    let mut prepared = user_process::prepare(&cfg.process, cfg.seccomp.as_ref())?;
-    prepared.install_notifying_filter(ch)?;
+    let prepared = user_process::prepare(&cfg.process, cfg.seccomp.as_ref(), ch)?;
     ch.send(&Message::Ready)?;
     user_process::exec(prepared, cfg.preserve_fds)
 }

@@ -110,8 +110,7 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             .context(|| format!("setting oomScoreAdj {adj}"))?;
     }
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let mut prepared = user_process::prepare(process, profile)?;
-    prepared.install_notifying_filter(ch)?;
+    let prepared = user_process::prepare(process, profile, ch)?;
     ch.send(&Message::Ready)?;
     *ready_sent = true;
     if let Some(fd) = cfg.fifo_fd {

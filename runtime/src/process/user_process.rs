@@ -27,10 +27,25 @@ pub struct Prepared {
     seccomp: Option<seccomp::Filter>,
 }
 
-/// Applies the spec's process settings to the calling process and compiles its seccomp
-/// profile (installed by [`exec`], or by [`Prepared::install_notifying_filter`]).
-pub fn prepare(process: &Process, profile: Option<&LinuxSeccomp>) -> Result<Prepared> {
-    let seccomp = profile.map(seccomp::compile).transpose()?;
+/// Applies the spec's process settings to the calling process and its seccomp profile.
+///
+/// Where the profile is installed follows runc: without no_new_privs installing a filter
+/// needs CAP_SYS_ADMIN, so it goes first, before capabilities are dropped; with no_new_privs
+/// it goes as late as possible, in [`exec`] right before execve. A filter with
+/// SCMP_ACT_NOTIFY rules is installed by now either way, and its listener sent over `ch` to
+/// the runtime, which hands it to the agent (the filtered process never has to reach it).
+pub fn prepare(
+    process: &Process,
+    profile: Option<&LinuxSeccomp>,
+    ch: &mut Channel,
+) -> Result<Prepared> {
+    let mut seccomp = profile.map(seccomp::compile).transpose()?;
+    let nnp = process.no_new_privileges() == Some(true);
+    if !nnp {
+        if let Some(filter) = seccomp.take() {
+            install(filter, ch)?;
+        }
+    }
     if let Some(rl) = process.rlimits() {
         rlimits::apply(rl)?;
     }
@@ -49,8 +64,11 @@ pub fn prepare(process: &Process, profile: Option<&LinuxSeccomp>) -> Result<Prep
         .filter(|a| !a.is_empty())
         .ok_or_else(|| Error::invalid("process.args is empty: give the command to run"))?;
     let exe = find_executable(&args[0], &env)?;
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs().context(|| "setting no_new_privs")?;
+    }
+    if seccomp.as_ref().is_some_and(|f| f.notifies()) {
+        install(seccomp.take().expect("checked"), ch)?;
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022),
@@ -63,20 +81,12 @@ pub fn prepare(process: &Process, profile: Option<&LinuxSeccomp>) -> Result<Prep
     })
 }
 
-impl Prepared {
-    /// A filter with SCMP_ACT_NOTIFY rules is installed now, while the runtime still listens,
-    /// and its listener goes to the runtime, which hands it to the agent at listenerPath (as
-    /// runc does: the filtered process itself never has to reach the agent).
-    pub fn install_notifying_filter(&mut self, ch: &mut Channel) -> Result<()> {
-        if !self.seccomp.as_ref().is_some_and(|f| f.notifies()) {
-            return Ok(());
-        }
-        let filter = self.seccomp.take().expect("checked above");
-        if let Some(listener) = filter.install()? {
-            ch.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
-        }
-        Ok(())
+/// Installs a filter now; a notify listener goes to the runtime.
+fn install(filter: seccomp::Filter, ch: &mut Channel) -> Result<()> {
+    if let Some(listener) = filter.install()? {
+        ch.send_with_fd(&Message::SeccompListener, listener.as_fd())?;
     }
+    Ok(())
 }
 
 /// Executes the prepared process, passing on stdio and `preserve_fds` descriptors after it.
