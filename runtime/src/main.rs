@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mini_run::container::{
-    create, delete, events, kill, list, pause, ps, resume, run, start, state, update,
+    create, delete, events, exec, kill, list, pause, ps, resume, run, start, state, update,
 };
 use mini_run::error::{Error, Result};
 use mini_run::logging;
@@ -59,6 +59,9 @@ struct CreateArgs {
     /// Write the init's pid to this file.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
+    /// Unix socket to send the terminal's master to (process.terminal).
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
     /// Use MS_MOVE and chroot instead of pivot_root (for ramdisk roots).
     #[arg(long = "no-pivot")]
     no_pivot: bool,
@@ -77,6 +80,8 @@ impl CreateArgs {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            foreground: false,
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
         }
@@ -152,10 +157,102 @@ impl UpdateArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Container id.
+    id: String,
+    /// Command and arguments to run.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// An OCI Process JSON file describing the process (instead of the command and flags).
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Add an environment variable (KEY=value); repeatable.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// User as uid[:gid].
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Supplementary group id; repeatable.
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (e.g. CAP_NET_ADMIN); repeatable.
+    #[arg(short, long)]
+    cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Unix socket to send the terminal's master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Return once the process started.
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Pass this many descriptors after stdio to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// Run in this sub-cgroup of the container's cgroup.
+    #[arg(long)]
+    cgroup: Option<String>,
+    /// Allow exec into a paused container.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+}
+
+impl ExecArgs {
+    fn options(self) -> exec::ExecOptions {
+        exec::ExecOptions {
+            id: self.id,
+            process: self.process,
+            args: self.command,
+            env: self.env,
+            cwd: self.cwd,
+            user: self.user,
+            additional_gids: self.additional_gids,
+            caps: self.cap,
+            no_new_privs: self.no_new_privs,
+            tty: self.tty,
+            console_socket: self.console_socket,
+            detach: self.detach,
+            pid_file: self.pid_file,
+            preserve_fds: self.preserve_fds,
+            cgroup: self.cgroup,
+            ignore_paused: self.ignore_paused,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a container from a bundle; its process waits for `start`.
     Create(CreateArgs),
+    /// Run a process in a created or running container.
+    Exec(ExecArgs),
+    /// Print what this runtime supports (runtime-spec features.md).
+    Features,
+    /// Not supported: mini-run does not checkpoint containers.
+    #[command(disable_help_flag = true)]
+    Checkpoint {
+        /// Ignored: every form of the command fails.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Not supported: mini-run does not restore containers.
+    #[command(disable_help_flag = true)]
+    Restore {
+        /// Ignored: every form of the command fails.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Start a created container.
     Start {
         /// Container id.
@@ -253,6 +350,15 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Create(a) => {
             create::create(root, &a.options(), create::StartMode::WaitForStart)?;
         }
+        Command::Exec(a) => return exec::exec(root, &a.options()),
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&mini_run::features::features()).expect("serializes")
+        ),
+        // Clients (podman) take `checkpoint --help` succeeding as support: every form fails.
+        Command::Checkpoint { .. } | Command::Restore { .. } => return Err(Error::invalid(
+            "checkpoint/restore is not supported by mini-run on this host: it does not drive CRIU",
+        )),
         Command::Start { id } => start::start(root, &id)?,
         Command::Run { create, detach } => return run::run(root, &create.options(), detach),
         Command::State { id } => println!("{}", state::state(root, &id)?),

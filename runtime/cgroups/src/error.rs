@@ -46,7 +46,11 @@ pub enum Error {
     #[error("invalid resources: {0}")]
     InvalidResources(String),
     /// `create` found processes already inside the cgroup.
-    #[error("cgroup {} already contains processes {pids:?}", path.display())]
+    #[error(
+        "cgroup {} already contains processes {pids:?}: another container may use it; \
+         stop those processes or choose another cgroupsPath",
+        path.display()
+    )]
     NotEmpty {
         /// The cgroup directory.
         path: PathBuf,

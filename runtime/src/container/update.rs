@@ -63,11 +63,9 @@ impl UpdateOptions {
 /// Applies the changes in `opts` to the created, running or paused container `id`.
 pub fn update(root: &Path, id: &str, opts: &UpdateOptions) -> Result<()> {
     let resources = match &opts.resources {
-        Some(_) if opts.has_flags() => {
-            return Err(Error::invalid(
-                "--resources cannot be combined with other update flags: put every change in the JSON",
-            ))
-        }
+        Some(_) if opts.has_flags() => return Err(Error::invalid(
+            "--resources cannot be combined with other update flags: put every change in the JSON",
+        )),
         Some(path) => read_resources(path)?,
         None => from_flags(opts)?,
     };
@@ -113,7 +111,8 @@ fn read_resources(path: &Path) -> Result<LinuxResources> {
 /// Builds the resources the flags ask for.
 fn from_flags(o: &UpdateOptions) -> Result<LinuxResources> {
     let mut r = LinuxResources::default();
-    let bytes = |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_bytes(flag, v)).transpose();
+    let bytes =
+        |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_bytes(flag, v)).transpose();
     let limit = bytes("--memory", &o.memory)?;
     let reservation = bytes("--memory-reservation", &o.memory_reservation)?;
     let swap = bytes("--memory-swap", &o.memory_swap)?;
