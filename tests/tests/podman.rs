@@ -1,0 +1,191 @@
+//! podman (Debian's 4.3) drives mini-run as its OCI runtime through conmon: run attached and
+//! detached, exec, logs, ps, pause/unpause, limits, stop, kill, rm, and an interactive -it
+//! session through a pseudo-terminal. Storage and state live in a private temp dir.
+
+use mini_tests::{mini_run_bin, unique, TempDir};
+use std::process::{Command, Output, Stdio};
+
+struct Podman {
+    dir: TempDir,
+    image: String,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let dir = TempDir::new("podman");
+        let p = Podman {
+            dir,
+            image: format!("localhost/{}", unique("mini-busybox")),
+        };
+        // The busybox fixture as an image, imported offline.
+        let tar = Command::new("tar")
+            .args([
+                "-C",
+                mini_tests::fixture_rootfs().to_str().unwrap(),
+                "-c",
+                ".",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tar");
+        let out = p
+            .cmd()
+            .args(["import", "-", &p.image])
+            .stdin(tar.stdout.unwrap())
+            .output()
+            .expect("podman is installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        p
+    }
+
+    fn cmd(&self) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file", "--tmpdir"])
+            .arg(d.join("tmp"))
+            .arg("--runtime")
+            .arg(mini_run_bin());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        let _ = self.run(&["rmi", "--all", "--force"]);
+        // vfs layers are plain directories; containers' mounts are gone with them.
+    }
+}
+
+/// These hosts lack CAP_SYS_RESOURCE: limits must stay within the hard limits.
+const LIMITS: &[&str] = &[
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(LIMITS).chain(tail).copied().collect()
+}
+
+#[test]
+fn podman_drives_mini_run_through_a_container_lifecycle() {
+    let p = Podman::new();
+    let img = p.image.clone();
+    let out = p.ok(&args(
+        &["run", "--rm"],
+        &[&img, "sh", "-c", "echo attached-$((40+2)); hostname"],
+    ));
+    assert!(out.contains("attached-42"), "{out}");
+
+    let name = unique("pm");
+    p.ok(&args(
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+        ],
+        &[
+            &img,
+            "sh",
+            "-c",
+            "echo started; while true; do sleep 0.2; done",
+        ],
+    ));
+    let ps = p.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains(&name) && ps.contains("Up"), "{ps}");
+    let logs = p.ok(&["logs", &name]);
+    assert!(logs.contains("started"), "{logs}");
+    let limits = p.ok(&[
+        "exec", &name, "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+         cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    assert_eq!(
+        limits.split_whitespace().collect::<Vec<_>>(),
+        ["67108864", "50"],
+        "{limits}"
+    );
+    let out = p.run(&["exec", &name, "sh", "-c", "exit 9"]);
+    assert_eq!(out.status.code(), Some(9), "exec exit status");
+    p.ok(&["pause", &name]);
+    let status = p.ok(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(status.trim(), "paused");
+    p.ok(&["unpause", &name]);
+    p.ok(&["kill", &name]);
+    p.ok(&["rm", &name]);
+    let ps = p.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!ps.contains(&name), "{ps}");
+}
+
+#[test]
+fn podman_memory_limit_kills_an_allocating_container() {
+    let p = Podman::new();
+    let img = p.image.clone();
+    let out = p.run(&args(
+        &["run", "--rm", "--memory", "16m", "--memory-swap", "16m"],
+        &[&img, "/bin/probe", "alloc", "256"],
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn podman_interactive_session_through_a_terminal() {
+    let p = Podman::new();
+    let img = p.image.clone();
+    let mut cmd = p.cmd();
+    cmd.args(args(&["run", "--rm", "-it"], &[&img, "sh"]));
+    let line = format!("{cmd:?}").replace('"', "");
+    // `script` gives podman a terminal; the shell's input arrives after it starts.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 3; echo 'echo interactive-$((6*7)); tty; exit 3'; sleep 2) | script -qec '{line}' /dev/null"
+        ))
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interactive-42"), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+}
