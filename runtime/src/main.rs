@@ -54,8 +54,8 @@ struct CreateArgs {
     /// Container id.
     id: String,
     /// Bundle directory (default: the current directory).
-    #[arg(short, long, default_value = "")]
-    bundle: PathBuf,
+    #[arg(short, long)]
+    bundle: Option<PathBuf>,
     /// Write the init's pid to this file.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
@@ -78,7 +78,7 @@ impl CreateArgs {
         let _ = self.no_new_keyring;
         create::CreateOptions {
             id: self.id.clone(),
-            bundle: self.bundle.clone(),
+            bundle: self.bundle.clone().unwrap_or_default(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
             foreground: false,
@@ -431,7 +431,25 @@ fn main() {
         let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
         init::main(fd);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, like every other error: clap's message up to its usage lines.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let message = message.join(" ");
+            eprintln!(
+                "mini-run: {}; see `mini-run --help`",
+                message.trim_start_matches("error: ").trim_end_matches(':')
+            );
+            std::process::exit(2);
+        }
+    };
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,

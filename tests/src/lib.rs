@@ -186,8 +186,17 @@ impl Runtime {
     }
 
     /// Runs mini-run with `args` and captures its output.
+    ///
+    /// Output goes through files, not pipes: a container's process inherits the runtime's
+    /// stdout and stderr, so after `create` or `run --detach` the pipes would stay open (and
+    /// the caller blocked) for as long as the container lives.
     pub fn cmd(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("spawn mini-run")
+        let cap = Capture::new();
+        let status = cap
+            .attach(&mut self.command(args))
+            .status()
+            .expect("spawn mini-run");
+        cap.finish(status)
     }
 
     /// Runs mini-run and asserts success; returns stdout.
@@ -230,45 +239,48 @@ impl Runtime {
     }
 
     /// Runs mini-run with `args` but gives up after `timeout`: the command is killed (by its
-    /// pid) and `Err` says so. A watcher thread collects the output, so a hung runtime fails
+    /// pid) and `Err` says so. A watcher thread waits for the command, so a hung runtime fails
     /// the test instead of hanging it.
     pub fn cmd_timeout(&self, args: &[&str], timeout: Duration) -> Result<Output, String> {
-        let child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let cap = Capture::new();
+        let mut child = cap
+            .attach(&mut self.command(args))
             .spawn()
             .expect("spawn mini-run");
         let pid = child.id() as i32;
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
+            let _ = tx.send(child.wait());
         });
         match rx.recv_timeout(timeout) {
-            Ok(r) => {
+            Ok(status) => {
                 let _ = waiter.join();
-                Ok(r.expect("waiting for mini-run"))
+                Ok(cap.finish(status.expect("waiting for mini-run")))
             }
             Err(_) => {
-                // SAFETY: the child has not been reaped (its waiter is still blocked on it), so
-                // the pid still names it.
+                // SAFETY: kill(2) on the pid of our unreaped child (its waiter is still blocked
+                // in wait), so the pid cannot have been reused.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 let _ = waiter.join();
-                Err(format!("mini-run {args:?} did not finish within {timeout:?}"))
+                Err(format!(
+                    "mini-run {args:?} did not finish within {timeout:?}"
+                ))
             }
         }
     }
 
     /// A `mini-run` command started in the background (e.g. a foreground `run` to signal),
-    /// stdout and stderr piped; killed and reaped on drop unless waited for.
+    /// its output captured; killed and reaped on drop unless waited for.
     pub fn spawn(&self, args: &[&str]) -> ChildGuard {
-        let child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let cap = Capture::new();
+        let child = cap
+            .attach(&mut self.command(args))
             .spawn()
             .expect("spawn mini-run");
-        ChildGuard(Some(child))
+        ChildGuard {
+            child: Some(child),
+            capture: Some(cap),
+        }
     }
 
     /// `create` a container from the bundle.
@@ -319,36 +331,101 @@ impl Runtime {
     }
 }
 
+/// Stdout and stderr of a command captured in (unlinked) temporary files.
+struct Capture {
+    out: std::fs::File,
+    err: std::fs::File,
+}
+
+impl Capture {
+    fn new() -> Capture {
+        let tmp = || {
+            let p = std::env::temp_dir().join(unique("mini-tests-out"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .expect("capture file");
+            let _ = std::fs::remove_file(&p);
+            f
+        };
+        Capture {
+            out: tmp(),
+            err: tmp(),
+        }
+    }
+
+    fn attach<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.stdout(self.out.try_clone().expect("dup"))
+            .stderr(self.err.try_clone().expect("dup"))
+    }
+
+    fn finish(mut self, status: std::process::ExitStatus) -> Output {
+        use std::io::{Read, Seek};
+        let read = |f: &mut std::fs::File| {
+            let mut v = Vec::new();
+            f.rewind().expect("rewind");
+            f.read_to_end(&mut v).expect("read capture");
+            v
+        };
+        Output {
+            stdout: read(&mut self.out),
+            stderr: read(&mut self.err),
+            status,
+        }
+    }
+}
+
 /// A background child process, killed (by its pid) and reaped on drop.
-pub struct ChildGuard(Option<Child>);
+pub struct ChildGuard {
+    child: Option<Child>,
+    capture: Option<Capture>,
+}
 
 impl ChildGuard {
-    /// Starts `cmd` (a host command, e.g. `sleep 60` to hold a namespace).
+    /// Starts `cmd` (a host command, e.g. `sleep 60` to hold a namespace); its output is not
+    /// captured.
     pub fn start(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(Some(cmd.spawn().expect("spawn child")))
+        ChildGuard {
+            child: Some(cmd.spawn().expect("spawn child")),
+            capture: None,
+        }
     }
 
     /// Its host pid.
     pub fn pid(&self) -> u32 {
-        self.0.as_ref().expect("child").id()
+        self.child.as_ref().expect("child").id()
     }
 
-    /// Waits up to `timeout` for it to exit and returns its output; `None` (and the child is
-    /// killed) if it did not.
+    /// Waits up to `timeout` for it to exit and returns its output (empty unless started by
+    /// [`Runtime::spawn`]); `None` (and the child is killed) if it did not exit in time.
     pub fn wait_timeout(mut self, timeout: Duration) -> Option<Output> {
-        let mut child = self.0.take().expect("child");
-        let exited = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
-        if !exited {
+        let mut child = self.child.take().expect("child");
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        let Some(status) = status else {
             let _ = child.kill();
-        }
-        let out = child.wait_with_output().expect("collect child output");
-        exited.then_some(out)
+            let _ = child.wait();
+            return None;
+        };
+        Some(match self.capture.take() {
+            Some(c) => c.finish(status),
+            None => Output {
+                status,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            },
+        })
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -375,7 +452,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// The last line of a command's stdout, parsed as JSON (the probe prints one object a line).
 pub fn last_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {text}"))
 }
 
@@ -449,7 +530,11 @@ pub fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &Path) {
     );
     assert_eq!(mounts_mentioning(id), 0, "mounts mentioning {id} left");
     assert_eq!(mounts_mentioning(&bundle), 0, "mounts of {bundle} left");
-    assert_eq!(processes_mentioning(id), Vec::<i32>::new(), "processes of {id} left");
+    assert_eq!(
+        processes_mentioning(id),
+        Vec::<i32>::new(),
+        "processes of {id} left"
+    );
     assert_eq!(
         processes_mentioning(&bundle),
         Vec::<i32>::new(),
@@ -558,4 +643,25 @@ pub fn file_fingerprint(path: &Path) -> (usize, u64) {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (data.len(), h)
+}
+
+/// Imports the fixture rootfs as image `image` with `podman` (a podman command with its
+/// storage options, without a subcommand), offline.
+pub fn podman_import_fixture(mut podman: Command, image: &str) {
+    let mut tar = Command::new("tar")
+        .args(["-C", fixture_rootfs().to_str().expect("utf-8"), "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let out = podman
+        .args(["import", "-", image])
+        .stdin(tar.stdout.take().expect("piped"))
+        .output()
+        .expect("podman is installed (.ci/run installs it)");
+    let _ = tar.wait();
+    assert!(
+        out.status.success(),
+        "podman import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

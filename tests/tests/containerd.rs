@@ -76,25 +76,7 @@ fn oci_archive(dir: &TempDir, image: &str) -> std::path::PathBuf {
             .args(args);
         c
     };
-    let tar = Command::new("tar")
-        .args([
-            "-C",
-            mini_tests::fixture_rootfs().to_str().unwrap(),
-            "-c",
-            ".",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = podman(&["import", "-", image])
-        .stdin(tar.stdout.unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mini_tests::podman_import_fixture(podman(&[]), image);
     let archive = d.join("image.tar");
     let out = podman(&[
         "save",

@@ -18,27 +18,7 @@ impl Podman {
             image: format!("localhost/{}", unique("mini-busybox")),
         };
         // The busybox fixture as an image, imported offline.
-        let tar = Command::new("tar")
-            .args([
-                "-C",
-                mini_tests::fixture_rootfs().to_str().unwrap(),
-                "-c",
-                ".",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let out = p
-            .cmd()
-            .args(["import", "-", &p.image])
-            .stdin(tar.stdout.unwrap())
-            .output()
-            .expect("podman is installed (.ci/run installs it)");
-        assert!(
-            out.status.success(),
-            "import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        mini_tests::podman_import_fixture(p.cmd(), &p.image);
         p
     }
 

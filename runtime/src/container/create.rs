@@ -102,6 +102,10 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
             let path = dir.fifo();
             nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
                 .context(|| format!("creating {}", path.display()))?;
+            // The umask narrowed the mode; the init opens the FIFO for writing after it became
+            // the container's user, which may be anyone (or unmapped, in a user namespace).
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+                .context(|| format!("setting the mode of {}", path.display()))?;
             Some(state::open_fifo_path(&path)?)
         }
         StartMode::Immediately => None,

@@ -6,6 +6,7 @@ use super::create::{self, CreateOptions, StartMode};
 use super::delete;
 use crate::error::Result;
 use crate::process::signals;
+use crate::state::ContainerDir;
 use crate::terminal;
 use std::path::Path;
 
@@ -21,6 +22,8 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         ..opts.clone()
     };
     let created = create::create(root, &opts, StartMode::Immediately)?;
+    // Other commands (state, kill, exec) must reach the container while it runs.
+    drop(created.dir);
     super::run_poststart(&created.record);
     if detach {
         return Ok(0);
@@ -29,6 +32,9 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         Some(ours) => terminal::foreground(ours, created.pid, &forwarded)?,
         None => signals::wait_forwarding(created.pid, &forwarded, None)?,
     };
-    delete::destroy(created.dir, &created.record)?;
+    // Unless someone deleted it meanwhile, the container goes with its process.
+    if let Ok(dir) = ContainerDir::open(root, &opts.id) {
+        delete::destroy(dir, &created.record)?;
+    }
     Ok(status)
 }
