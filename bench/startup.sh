@@ -11,6 +11,7 @@
 #   BENCH_RSS_N     runs per runtime for peak RSS (default 20)
 #   BENCH_RUNTIMES  which runtimes, in order (default "mini-run crun runc"); a runtime that is
 #                   not installed (or mini-run not built) is skipped with a note
+#   BENCH_MEMORY    a memory limit in bytes for the benchmark container (e.g. 524288)
 #   MINI_RUN        the mini-run binary (default target/x86_64-unknown-linux-gnu/release/mini-run of this repo)
 #   BENCH_LAYOUT    "hybrid" (default): run inside a private mount namespace with our own
 #                   hybrid cgroup layout (see below); "native": use the host's /sys/fs/cgroup
@@ -152,12 +153,15 @@ make_bundle() {
     [ -n "$specgen" ] || die "need runc or crun to generate the default spec"
     (cd "$bundle" && "$specgen" spec)
     python3 - "$bundle/config.json" <<'EOF'
-import json, sys
+import json, os, sys
 path = sys.argv[1]
 with open(path) as f:
     cfg = json.load(f)
 cfg["process"]["terminal"] = False
 cfg["process"]["args"] = ["/bin/true"]
+limit = os.environ.get("BENCH_MEMORY")
+if limit:
+    cfg["linux"].setdefault("resources", {})["memory"] = {"limit": int(limit)}
 with open(path, "w") as f:
     json.dump(cfg, f, indent=2)
 EOF
@@ -227,7 +231,7 @@ main() {
     local unbound
     unbound=$(unbound_controllers)
 
-    echo "startup benchmark: $(uname -r), $(nproc) cpus, layout ${BENCH_LAYOUT:-hybrid}, N=${BENCH_N:-200}, RSS runs=${BENCH_RSS_N:-20}"
+    echo "startup benchmark: $(uname -r), $(nproc) cpus, layout ${BENCH_LAYOUT:-hybrid}, N=${BENCH_N:-200}, RSS runs=${BENCH_RSS_N:-20}${BENCH_MEMORY:+, memory limit ${BENCH_MEMORY} bytes}"
     versions "${specs[@]}"
     t0=$(date +%s)
     if [ "${BENCH_LAYOUT:-hybrid}" = hybrid ]; then
