@@ -1,0 +1,1 @@
+//! The shim protocol's types, shared by the agent and its clients (the scheduler, the CLI).
