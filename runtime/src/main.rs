@@ -84,6 +84,7 @@ impl CreateArgs {
             foreground: false,
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            parent_death_signal: None,
         }
     }
 }

@@ -30,6 +30,11 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// The runtime stays in the foreground (`run` without --detach), so it can hold the terminal.
     pub foreground: bool,
+    /// A signal the kernel sends the container's init when the process that called `create`
+    /// dies (PR_SET_PDEATHSIG), armed again after the init changed its credentials. A monitor
+    /// that owns its container's stdio and exit status uses SIGKILL, so the container cannot
+    /// outlive it unsupervised. Not a runc flag.
+    pub parent_death_signal: Option<nix::sys::signal::Signal>,
 }
 
 /// Whether the init waits for `start` on the exec FIFO.
@@ -139,6 +144,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
             resources: &cgroup_resources(&bundle.spec),
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
+            parent_death_signal: opts.parent_death_signal,
         },
         cgroup.as_mut(),
     )?;

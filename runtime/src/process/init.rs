@@ -111,6 +111,12 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     }
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let prepared = user_process::prepare(process, profile, ch)?;
+    // Switching credentials cleared it; a parent dead by now makes the send below fail.
+    if let Some(sig) = cfg.parent_death_signal {
+        let sig = nix::sys::signal::Signal::try_from(sig)
+            .map_err(|e| Error::invalid(format!("parent-death signal {sig}: {e}")))?;
+        super::spawn::arm_parent_death(Some(sig))?;
+    }
     ch.send(&Message::Ready)?;
     *ready_sent = true;
     if let Some(fd) = cfg.fifo_fd {

@@ -36,4 +36,7 @@ pub struct InitConfig {
     pub uts_ns: bool,
     /// The state JSON given to hooks (the init sets `status`).
     pub hook_state: serde_json::Value,
+    /// The parent-death signal to arm again once the init has its final credentials (a
+    /// credential change clears it).
+    pub parent_death_signal: Option<i32>,
 }

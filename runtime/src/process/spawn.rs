@@ -35,6 +35,8 @@ pub struct SpawnRequest<'a> {
     pub no_pivot: bool,
     /// runc's --preserve-fds.
     pub preserve_fds: i32,
+    /// Signal for the init when the calling process dies (see `CreateOptions`).
+    pub parent_death_signal: Option<nix::sys::signal::Signal>,
 }
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -161,7 +163,8 @@ fn join_stage(
         let (pid, _) = clone(clone_flags(ns) | CloneFlags::CLONE_PARENT, cgroup)?;
         if pid.as_raw() == 0 {
             let user_ns = ns.creates(LinuxNamespaceType::User);
-            let r = pre_exec(&mut ch, user_ns);
+            let r =
+                arm_parent_death(req.parent_death_signal).and_then(|()| pre_exec(&mut ch, user_ns));
             child_exit(&mut ch, r)
         }
         Ok(pid)
@@ -224,6 +227,16 @@ pub fn hand_listener_to_agent(
     crate::seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &message)
 }
 
+/// Arms the parent-death signal in a freshly cloned init. Should the parent die before this,
+/// the init's next message on its channel fails and it exits; so no check of the parent is
+/// needed (getppid cannot tell inside a new pid namespace anyway).
+pub fn arm_parent_death(signal: Option<nix::sys::signal::Signal>) -> Result<()> {
+    match signal {
+        Some(s) => nix::sys::prctl::set_pdeathsig(s).context(|| "arming the parent-death signal"),
+        None => Ok(()),
+    }
+}
+
 /// Kills and reaps a half-started init.
 pub fn abort(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -273,7 +286,8 @@ pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
         if pid.as_raw() == 0 {
             let mut theirs = theirs;
             drop(ours);
-            let r = pre_exec(&mut theirs, user_ns);
+            let r = arm_parent_death(req.parent_death_signal)
+                .and_then(|()| pre_exec(&mut theirs, user_ns));
             child_exit(&mut theirs, r)
         }
         (pid, in_cgroup)
@@ -343,6 +357,7 @@ fn finish(
         uts_ns: ns.has(LinuxNamespaceType::Uts),
         hook_state: hook_state.clone(),
         console_fd: req.console_fd,
+        parent_death_signal: req.parent_death_signal.map(|s| s as i32),
     };
     ch.send(&Message::Setup(Box::new(cfg)))?;
     loop {
