@@ -47,6 +47,25 @@ pub fn mini_run_bin() -> PathBuf {
     bin
 }
 
+/// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the one built beside the test binary.
+pub fn mini_shim_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MINI_SHIM_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("mini-shim");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p mini-shim)",
+        bin.display()
+    );
+    bin
+}
+
 /// The busybox rootfs with the probe at /bin/probe.
 pub fn fixture_rootfs() -> PathBuf {
     let p = workspace().join("rootfs-fixtures/out/busybox");
