@@ -5,12 +5,12 @@ use crate::bundle;
 use crate::error::{Context, Result};
 use crate::process::liveness;
 use crate::process::spawn::{self, SpawnRequest};
-use crate::state::{self, ContainerDir, Record};
+use crate::state::{self, ContainerDir, Record, Status};
 use crate::terminal::Console;
 use mini_cgroups::Manager;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
+use oci_spec::runtime::{Hook, LinuxNamespaceType, LinuxResources};
 use std::path::{Path, PathBuf};
 
 /// Options of `create` (and of `run`, which creates first).
@@ -62,6 +62,9 @@ pub struct Created {
 struct Undo {
     dir: Option<ContainerDir>,
     cgroup: Option<Box<dyn Manager>>,
+    /// Once the container's process was started, a failed create still ends the lifecycle as
+    /// `delete` does: with the poststop hooks (and the state they get).
+    poststop: Option<(Vec<Hook>, serde_json::Value)>,
 }
 
 impl Drop for Undo {
@@ -71,6 +74,9 @@ impl Drop for Undo {
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
+        }
+        if let Some((hooks, state)) = self.poststop.take() {
+            crate::hooks::run_warn("poststop", &hooks, &state);
         }
     }
 }
@@ -96,6 +102,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
     let mut undo = Undo {
         dir: Some(dir),
         cgroup: None,
+        poststop: None,
     };
     let bundle = bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref().expect("validated");
@@ -135,6 +142,11 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         opts.console_socket.as_deref(),
         opts.foreground && mode == StartMode::Immediately,
     )?;
+    undo.poststop = record
+        .hooks
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+        .map(|h| (h, record.hook_state(Status::Stopped)));
     let pid = spawn::spawn(
         &SpawnRequest {
             bundle: &bundle,
@@ -159,6 +171,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         return Err(e);
     }
     undo.cgroup = None;
+    undo.poststop = None;
     let dir = undo.dir.take().expect("set above");
     Ok(Created {
         dir,

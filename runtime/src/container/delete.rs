@@ -48,10 +48,12 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
         }
         cg.destroy()?;
     }
+    // The container is gone (its state too, so `state` says so) before the poststop hooks run.
+    dir.remove()?;
     if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         crate::hooks::run_warn("poststop", h, &rec.hook_state(Status::Stopped));
     }
-    dir.remove()
+    Ok(())
 }
 
 fn wait_gone(pid: i32, start: u64) {

@@ -16,7 +16,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::convert::Infallible;
 use std::os::fd::AsFd;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 /// Entry point of `mini-run` started as an init (see [`super::exe_guard::INIT_ENV`]).
 pub fn main(channel_fd: RawFd) -> ! {
@@ -79,6 +79,8 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     }
     let hooks = spec.hooks().clone().unwrap_or_default();
     let mut state = cfg.hook_state.clone();
+    // createContainer and startContainer hooks run in the container: they get its view of the pid.
+    state["pid"] = nix::unistd::getpid().as_raw().into();
     let mut console = None;
     rootfs::prepare(&cfg, || {
         if process.terminal() == Some(true) {
@@ -119,15 +121,23 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     }
     ch.send(&Message::Ready)?;
     *ready_sent = true;
-    if let Some(fd) = cfg.fifo_fd {
-        wait_for_start(fd)?;
-    }
+    // Held until execve closes it, so `start` returns once the process runs.
+    let fifo = cfg.fifo_fd.map(wait_for_start).transpose()?;
     state["status"] = "created".into();
-    hooks::run(
+    let hooks_ran = hooks::run(
         "startContainer",
         hooks.start_container().as_deref().unwrap_or_default(),
         &state,
-    )?;
+    );
+    if let Some(fifo) = &fifo {
+        // `start` reads "0", or why the process will not run.
+        let word = match &hooks_ran {
+            Ok(()) => "0".to_string(),
+            Err(e) => e.to_string(),
+        };
+        nix::unistd::write(fifo, word.as_bytes()).context(|| "writing the exec fifo")?;
+    }
+    hooks_ran?;
     user_process::exec(prepared, cfg.preserve_fds)
 }
 
@@ -157,8 +167,8 @@ fn console_for_init(cfg: &InitConfig) -> Result<std::os::fd::OwnedFd> {
     Ok(pty.slave)
 }
 
-/// Blocks until `start` opens the FIFO for reading, then tells it we are going.
-fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
+/// Blocks until `start` opens the FIFO for reading; returns our (close-on-exec) writing end.
+fn wait_for_start(fifo_fd: RawFd) -> Result<OwnedFd> {
     let path = format!("/proc/self/fd/{fifo_fd}");
     let fd = nix::fcntl::open(
         path.as_str(),
@@ -166,8 +176,7 @@ fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
         Mode::empty(),
     )
     .context(|| "opening the exec fifo")?;
-    nix::unistd::write(&fd, b"0").context(|| "writing the exec fifo")?;
     // SAFETY: the O_PATH descriptor is ours and not used after this.
     unsafe { libc::close(fifo_fd) };
-    Ok(())
+    Ok(fd)
 }
