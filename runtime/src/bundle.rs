@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::namespaces::Namespaces;
 use crate::rlimits;
+use crate::spec_values;
 use crate::sysctl;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
@@ -42,8 +43,18 @@ pub fn load(dir: &Path) -> Result<Bundle> {
             config.display()
         ))
     })?;
-    let spec: Spec = serde_json::from_slice(&data)
+    let mut spec: Spec = serde_json::from_slice(&data)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;
+    if let Some(mounts) = spec.mounts_mut() {
+        for dest in spec_values::absolute_mount_destinations(mounts) {
+            let msg = format!(
+                "mount destination {} is relative (deprecated): mounting it under /",
+                dest.display()
+            );
+            crate::logging::warn(&msg);
+            eprintln!("mini-run: warning: {msg}");
+        }
+    }
     let (rootfs, namespaces) = validate(&spec, &path)?;
     Ok(Bundle {
         path,
@@ -59,6 +70,7 @@ fn bad(msg: impl std::fmt::Display) -> Error {
 
 /// Checks the spec against what this runtime and this host can do.
 fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
+    spec_values::validate(spec).map_err(bad)?;
     let root = spec
         .root()
         .as_ref()
@@ -109,20 +121,18 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
             "a new user namespace needs linux.uidMappings and linux.gidMappings",
         ));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        && !namespaces.has(LinuxNamespaceType::Uts)
-    {
-        return Err(bad(
-            "hostname is set but there is no uts namespace: add {\"type\": \"uts\"}",
-        ));
-    }
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        if !m.destination().is_absolute() {
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if value.as_ref().is_some_and(|v| !v.is_empty()) && !namespaces.has(LinuxNamespaceType::Uts)
+        {
             return Err(bad(format!(
-                "mount destination {:?} must be an absolute path",
-                m.destination()
+                "{field} is set but there is no uts namespace: add {{\"type\": \"uts\"}}"
             )));
         }
+    }
+    for m in spec.mounts().as_deref().unwrap_or_default() {
         crate::rootfs::mounts::validate(m).map_err(bad)?;
     }
     if let Some(rl) = process.rlimits() {

@@ -15,6 +15,7 @@ pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
+pub mod spec_values;
 pub mod state;
 pub mod sysctl;
 pub mod terminal;
