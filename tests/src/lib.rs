@@ -684,3 +684,31 @@ pub fn podman_import_fixture(mut podman: Command, image: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Accepts the runtime's connection on a `--console-socket` listener and receives what it
+/// sends: the pty slave's name and the pty master.
+pub fn recv_console(listener: &std::os::unix::net::UnixListener) -> (String, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let (conn, _) = listener.accept().expect("the runtime connects");
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let n = msg.bytes;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("control messages") {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+            fds.extend(f);
+        }
+    }
+    assert_eq!(fds.len(), 1, "exactly one descriptor");
+    let name = String::from_utf8_lossy(&name[..n]).into_owned();
+    // SAFETY: SCM_RIGHTS just gave us this descriptor; nothing else owns it.
+    (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
+}

@@ -1,35 +1,9 @@
 //! process.terminal: the console-socket protocol and a foreground terminal.
 
-use mini_tests::{unique, Bundle, Runtime, TempDir};
-use std::io::{IoSliceMut, Read};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use mini_tests::{recv_console, unique, Bundle, Runtime, TempDir};
+use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
-
-/// Receives the (name, master) the runtime sends over a console socket.
-fn recv_console(listener: &UnixListener) -> (String, OwnedFd) {
-    let (conn, _) = listener.accept().expect("the runtime connects");
-    let mut name = [0u8; 256];
-    let mut iov = [IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        std::os::fd::AsRawFd::as_raw_fd(&conn),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let n = msg.bytes;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
-            fds.extend(f);
-        }
-    }
-    assert_eq!(fds.len(), 1, "exactly one descriptor");
-    let name = String::from_utf8_lossy(&name[..n]).into_owned();
-    (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
-}
 
 #[test]
 fn console_socket_receives_the_pty_master_and_the_process_has_a_terminal() {
