@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! # fn main() -> mini_image::Result<()> {
-//! use mini_image::{resolve_user, Store};
+//! use mini_image::{ensure_working_dir, resolve_user, Store};
 //! use std::path::Path;
 //!
 //! let store = Store::open("/var/lib/mini-shim/images")?;            // creates it if needed
@@ -27,6 +27,7 @@
 //! let args = image.config.args(None, None);                          // entrypoint + cmd
 //! let env = image.config.env(&["EXTRA=1".to_string()]);
 //! let cwd = image.config.cwd();
+//! ensure_working_dir(&root_path, cwd)?;                              // images may lack it
 //! let user = resolve_user(&root_path, &image.config.user)?;          // uid, gid, groups
 //! let used = rootfs.disk_usage()?.bytes;                             // writable layer size
 //!
@@ -84,4 +85,4 @@ pub use error::{Error, Result};
 pub use image::{Image, ImageConfig, Layer};
 pub use rootfs::Rootfs;
 pub use store::{Imported, Store};
-pub use user::{resolve_user, User};
+pub use user::{ensure_working_dir, resolve_user, User};

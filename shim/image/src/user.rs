@@ -85,14 +85,54 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<User> {
     })
 }
 
-/// Reads `rel` inside `rootfs`; a missing file reads as empty.
-fn read_in_root(rootfs: &Path, rel: &str) -> Result<String> {
-    let root = nix::fcntl::open(
+/// Creates the working directory `cwd` (absolute, as the image's `WorkingDir`) inside
+/// `rootfs` if it is missing, with mode 0755 and owned by root as Docker does: images may name
+/// a working directory no layer contains. Symlinks are resolved inside the rootfs.
+pub fn ensure_working_dir(rootfs: &Path, cwd: &str) -> Result<()> {
+    let root = open_root(rootfs)?;
+    let mut path = std::path::PathBuf::new();
+    for comp in cwd.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if comp == ".." {
+            return Err(Error::Invalid(format!(
+                "working directory {cwd:?} contains \"..\": give an absolute path without it"
+            )));
+        }
+        path.push(comp);
+        match nix::sys::stat::mkdirat(&root, &path, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            // A symlink component: resolve it inside the rootfs and go on from its target.
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
+                let how = OpenHow::new()
+                    .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                    .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+                openat2(&root, &path, how).map_err(|e| {
+                    Error::path("creating the working directory", &rootfs.join(&path), e)
+                })?;
+            }
+            Err(e) => {
+                return Err(Error::path(
+                    "creating the working directory",
+                    &rootfs.join(&path),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_root(rootfs: &Path) -> Result<std::os::fd::OwnedFd> {
+    nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::path("opening", rootfs, e))?;
+    .map_err(|e| Error::path("opening", rootfs, e))
+}
+
+/// Reads `rel` inside `rootfs`; a missing file reads as empty.
+fn read_in_root(rootfs: &Path, rel: &str) -> Result<String> {
+    let root = open_root(rootfs)?;
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
