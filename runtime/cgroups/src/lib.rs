@@ -29,6 +29,7 @@ pub use ebpf::attached_device_programs;
 pub use error::{Error, Result};
 pub use hierarchy::Hierarchy;
 pub use resources::{blkio_weight_to_io_weight, shares_to_weight};
+pub use stats::read_psi;
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuSet, CpuUsage, Hugetlb, IntelRdt, Memory, MemoryEntry,
     NetworkInterface, Pids, Psi, PsiData, Stats, Throttling,

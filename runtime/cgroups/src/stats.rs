@@ -323,8 +323,9 @@ pub(crate) fn parse_cpu_list(text: &str) -> Vec<u16> {
     out
 }
 
-/// Parses a pressure file (cpu.pressure, memory.pressure, io.pressure); `None` if absent.
-pub(crate) fn read_psi(dir: &Path, file: &str) -> Option<Psi> {
+/// Parses a pressure file (cpu.pressure, memory.pressure, io.pressure of a cgroup, or
+/// /proc/pressure/cpu, memory, io of the host); `None` if absent.
+pub fn read_psi(dir: &Path, file: &str) -> Option<Psi> {
     let text = fs::read_to_string(dir.join(file)).ok()?;
     let mut psi = Psi::default();
     for line in text.lines() {
