@@ -75,6 +75,15 @@ fn oci_version_of_another_major_version_is_rejected() {
 // ---------------------------------------------------------------------------------------------
 // Root (config.md#configRoot)
 
+/// config.md#configRoot: root is REQUIRED on every platform but Windows.
+#[test]
+fn missing_root_is_rejected() {
+    let b = Bundle::new(&["probe", "report"]).edit(|c| {
+        c.as_object_mut().unwrap().remove("root");
+    });
+    rejected(&b, &["root"]);
+}
+
 /// config.md#configRoot: on POSIX, root.path is an absolute path or one relative to the bundle.
 #[test]
 fn root_path_may_be_absolute_or_relative_to_the_bundle() {
@@ -553,6 +562,41 @@ fn runtime_namespace_hooks_and_create_container_run_where_the_spec_says() {
             ("poststop", host.as_str()),
         ]
     );
+}
+
+/// config.md#configHooksPrestart, #configHooksCreateRuntime, #configHooksCreateContainer:
+/// these hooks MUST be called during create after the runtime environment was made (the
+/// config's mounts are in place) but before pivot_root.
+#[test]
+fn create_hooks_run_after_the_mounts_and_before_pivot_root() {
+    let rt = Runtime::new();
+    let dir = TempDir::new("hook-pivot");
+    let record = |kind: &str, proc_dir: &str| {
+        let out = dir.path().join(kind);
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+            "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); p={proc_dir}; \
+             readlink $p/root > {0}; grep 'tmpfs before-pivot' $p/mountinfo | cut -d' ' -f5 >> {0}",
+            out.display()
+        )]})
+    };
+    let b = Bundle::new(&["true"]).edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "before-pivot"
+        }));
+        c["hooks"] = json!({
+            "prestart": [record("prestart", "/proc/$pid")],
+            "createRuntime": [record("createRuntime", "/proc/$pid")],
+            "createContainer": [record("createContainer", "/proc/self")],
+        });
+    });
+    let id = unique("cfg-prepivot");
+    rt.ok(&["create", "--bundle", b.path_str(), &id]);
+    let rootfs = std::fs::canonicalize(fixture_rootfs()).unwrap();
+    let want = format!("/\n{}/tmp\n", rootfs.display());
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let seen = std::fs::read_to_string(dir.path().join(kind)).unwrap();
+        assert_eq!(seen, want, "{kind}: root, then where the config's tmpfs is");
+    }
 }
 
 /// config.md#configHooks: startContainer hooks' path MUST resolve in, and the hooks MUST be

@@ -145,6 +145,34 @@ fn state_annotations_are_the_configs() {
     assert_eq!(rt.state(&id)["annotations"], annotations);
 }
 
+/// runtime.md#state: for hooks executed in the container namespace (createContainer,
+/// startContainer), pid is the container process as the container sees it; for those in the
+/// runtime namespace, as the runtime sees it.
+#[test]
+fn hooks_get_the_pid_of_their_namespace() {
+    let rt = Runtime::new();
+    let dir = TempDir::new("hook-pid");
+    let host = |name: &str| sh_hook(&format!("cat > {}", dir.path().join(name).display()));
+    let b = with_tmp(Bundle::new(&["true"]), &dir).edit(|c| {
+        c["hooks"] = json!({
+            "createRuntime": [host("createRuntime")],
+            "createContainer": [host("createContainer")],
+            "startContainer": [sh_hook("cat > /tmp/startContainer")],
+        });
+    });
+    let id = unique("st-hookpid");
+    create_ok(&rt, &b, &id);
+    let pid = pid_of(&rt, &id);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped", WAIT);
+    let seen = |name: &str| -> Value {
+        serde_json::from_str(&read(&dir, name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert_eq!(seen("createRuntime")["pid"], pid);
+    assert_eq!(seen("createContainer")["pid"], 1);
+    assert_eq!(seen("startContainer")["pid"], 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lifecycle (runtime.md#lifecycle)
 
