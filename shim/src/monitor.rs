@@ -204,7 +204,9 @@ impl SpawnOptions {
 
 /// Starts a monitor for a new container and returns once the container runs, or with the
 /// reason it could not be started (which is also left in the directory's `exit.json`). Blocks
-/// for the container's creation: call it from `spawn_blocking` in async code.
+/// for the container's creation: call it from `spawn_blocking` in async code. The monitor is
+/// not the caller's child; a caller that is a child subreaper inherits it, though, and must then
+/// reap it when it exits.
 pub fn spawn(opts: &SpawnOptions) -> Result<Started> {
     let mut cmd = std::process::Command::new(&opts.binary);
     cmd.arg("monitor")

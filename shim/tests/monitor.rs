@@ -462,6 +462,17 @@ fn the_monitor_survives_a_kill_9_of_its_agents_whole_process_group() {
         "the container stopped logging after the agent died"
     );
     assert!(matches!(inspect(&dir), Ok(MonitorStatus::Live { .. })));
+    // A one-shot `logs` while it runs: the history so far, then the end.
+    let so_far = block_on(async {
+        let mut s = Client::new(&dir).logs(false).await.unwrap();
+        let mut n = 0;
+        while let Some(r) = s.next().await {
+            assert!(r.unwrap().text.starts_with("tick "));
+            n += 1;
+        }
+        n
+    });
+    assert!(so_far > ticks, "{so_far} records");
     std::fs::write(shared.path().join("go"), b"").unwrap();
     let exit = wait_exit(&dir);
     assert_eq!(exit.exit_code, Some(5));
@@ -773,4 +784,77 @@ fn the_monitor_is_one_small_thread() {
     assert_eq!(field("Threads:"), 1);
     // Reported, not asserted: the figure depends on the build profile.
     eprintln!("monitor VmRSS: {} kB", field("VmRSS:"));
+}
+
+#[test]
+fn a_follower_that_stops_reading_is_dropped_and_never_stalls_the_container() {
+    use std::io::{Read, Write};
+    let host = Host::new();
+    let id = unique("mon-slow");
+    let shared = TempDir::new("slow-shared");
+    // About 27 MB of log records, far more than a follower may fall behind.
+    let b = with_shared(
+        sh("while [ ! -e /shared/go ]; do sleep 0.05; done; \
+            yes \"$(head -c 1000 /dev/zero | tr '\\0' x)\" | head -n 25000; exit 0"),
+        shared.path(),
+    );
+    let (dir, _) = host.start(&id, &b);
+    let mut slow = std::os::unix::net::UnixStream::connect(dir.join("monitor.sock")).unwrap();
+    slow.write_all(b"{\"op\":\"logs\",\"follow\":true}\n")
+        .unwrap();
+    std::fs::write(shared.path().join("go"), b"").unwrap();
+    let exit = wait_exit(&dir);
+    assert_eq!(exit.exit_code, Some(0));
+    let lines = texts(&read_log(&dir), Stream::Stdout);
+    assert_eq!(lines.len(), 25000, "every line logged");
+    // The follower got a prefix of the log, then the monitor hung up on it (no end marker).
+    let mut got = Vec::new();
+    slow.set_read_timeout(Some(SETTLE)).unwrap();
+    slow.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        !text.contains("\"eof\""),
+        "a dropped follower gets no end marker"
+    );
+    assert!(got.len() < 20 << 20, "the follower got {} bytes", got.len());
+}
+
+#[test]
+fn termination_signals_do_not_stop_the_monitor() {
+    let host = Host::new();
+    let id = unique("mon-term");
+    let (dir, started) = host.start(&id, &Bundle::new(&["sleep", "1000"]));
+    let monitor = nix::unistd::Pid::from_raw(started.monitor_pid);
+    use nix::sys::signal::Signal::*;
+    for sig in [SIGTERM, SIGINT, SIGHUP, SIGQUIT] {
+        nix::sys::signal::kill(monitor, sig).unwrap();
+    }
+    assert!(wait_until(SETTLE, || {
+        std::fs::read_to_string(dir.join("monitor.log")).is_ok_and(|l| l.contains("SIGQUIT"))
+    }));
+    let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap();
+    assert!(log.contains("ignoring SIGTERM"), "{log}");
+    let state = block_on(Client::new(&dir).state()).unwrap();
+    assert_eq!(state.status, mini_run::state::Status::Running);
+    assert!(pid_alive(started.pid));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("monitor.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only root may talk to the monitor");
+}
+
+#[test]
+fn a_terminal_is_refused_with_a_reason() {
+    let host = Host::new();
+    let id = unique("mon-tty");
+    let b = Bundle::new(&["true"]).edit(|c| c["process"]["terminal"] = json!(true));
+    let err = monitor::spawn(&host.options(&id, &b))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("process.terminal"), "{err}");
+    assert!(mini_run::state::list_ids(&host.runtime())
+        .unwrap()
+        .is_empty());
 }

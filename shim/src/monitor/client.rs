@@ -126,14 +126,18 @@ impl Client {
             Err(Unanswered::Failed(e)) => Err(e),
             Err(Unanswered::Gone) => {
                 let exit = self.left_record()?;
-                let info = MonitorInfo::read(&self.dir)?;
+                // A monitor that failed early may not have written monitor.json.
+                let info = MonitorInfo::read(&self.dir).ok();
+                let name = self.dir.file_name().unwrap_or_default().to_string_lossy();
                 Ok(State {
                     protocol: PROTOCOL,
-                    id: info.id,
+                    id: info
+                        .as_ref()
+                        .map_or_else(|| name.into_owned(), |i| i.id.clone()),
                     status: mini_run::state::Status::Stopped,
                     pid: 0,
-                    monitor_pid: info.monitor_pid,
-                    started_at: info.started_at,
+                    monitor_pid: info.as_ref().map_or(0, |i| i.monitor_pid),
+                    started_at: info.map(|i| i.started_at).unwrap_or_default(),
                     cgroup: None,
                     dropped_log_lines: exit.dropped_log_lines,
                     exit: Some(exit),

@@ -161,9 +161,11 @@ pub fn adopt(dir: &Path) -> Result<Adopted> {
     }
 }
 
-/// Kills and removes whatever the runtime still holds of the container of a dead monitor.
+/// Kills and removes whatever the runtime still holds of the container of a dead monitor, and
+/// the files only a live monitor uses.
 fn remove_from_runtime(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(layout::SOCKET));
+    let _ = std::fs::remove_file(dir.join(layout::EXIT_RESERVE));
     if let Ok(info) = MonitorInfo::read(dir) {
         let _ = mini_run::container::delete::delete(&info.runtime_root, &info.id, true);
     }

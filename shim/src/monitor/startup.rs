@@ -74,6 +74,7 @@ pub fn start(args: &MonitorArgs) -> Result<(Monitor, Started)> {
         // Best effort: the reason must reach a later reader even if the start report does not.
         let _ = exit::write(&args.dir, &ExitRecord::start_failed(&e.to_string()));
         let _ = std::fs::remove_file(args.dir.join(layout::SOCKET));
+        let _ = std::fs::remove_file(args.dir.join(layout::EXIT_RESERVE));
     }
     r
 }
@@ -116,10 +117,25 @@ pub fn bind(dir: &std::path::Path) -> Result<UnixListener> {
     let short = SocketPath::new(dir, layout::SOCKET)?;
     let listener = UnixListener::bind(short.path())
         .map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
-    listener
-        .set_nonblocking(true)
+    // Whoever may connect may run processes in the container: root only.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .and_then(|()| listener.set_nonblocking(true))
         .map_err(|e| Error::io(format!("configuring {}", path.display()), e))?;
     Ok(listener)
+}
+
+/// The monitor logs the container's stdout and stderr from pipes: a terminal has no place.
+fn refuse_terminal(bundle: &std::path::Path) -> Result<()> {
+    let config = std::fs::read(bundle.join("config.json")).ok();
+    let terminal = config
+        .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
+        .is_some_and(|c| c["process"]["terminal"] == true);
+    if terminal {
+        return Err(Error::Invalid(
+            "process.terminal is true: a monitored container's output is logged from pipes, so set process.terminal to false".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn prepare(
@@ -127,6 +143,7 @@ fn prepare(
     info: MonitorInfo,
     pid_lock: Flock<File>,
 ) -> Result<(Monitor, Started)> {
+    refuse_terminal(&args.bundle)?;
     let reservation = Reservation::new(&args.dir)?;
     let limits = LogLimits {
         max_bytes: args.log_max_bytes,
