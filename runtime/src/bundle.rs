@@ -154,5 +154,34 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
     if let Some(s) = linux.sysctl() {
         sysctl::validate(s, &namespaces).map_err(bad)?;
     }
+    for (field, paths) in [
+        ("maskedPaths", linux.masked_paths()),
+        ("readonlyPaths", linux.readonly_paths()),
+    ] {
+        if let Some(p) = paths.iter().flatten().find(|p| !p.starts_with('/')) {
+            return Err(bad(format!(
+                "linux.{field} entry {p:?} must be an absolute path in the container"
+            )));
+        }
+    }
+    if let Some(p) = linux.personality() {
+        crate::personality::validate(p).map_err(bad)?;
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(bad(if resctrl_mounted() {
+            "linux.intelRdt is not supported by mini-run: remove it"
+        } else {
+            "linux.intelRdt is set but no resctrl filesystem is mounted on this host: remove it"
+        }));
+    }
     Ok((rootfs, namespaces))
+}
+
+/// Whether a resctrl filesystem (Intel RDT) is mounted in the runtime's mount namespace.
+fn resctrl_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines()
+            .filter_map(|l| l.split_once(" - ").map(|(_, fs)| fs))
+            .any(|fs| fs.split_whitespace().next() == Some("resctrl"))
+    })
 }

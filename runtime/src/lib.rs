@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod identity;
 pub mod logging;
 pub mod namespaces;
+pub mod personality;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;

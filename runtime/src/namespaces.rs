@@ -4,8 +4,8 @@
 use crate::error::{Context, Error, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 /// The namespaces of one container, split by how they are obtained.
 #[derive(Debug, Clone)]
@@ -65,13 +65,7 @@ impl Namespaces {
             seen.push(n.typ());
             match n.path() {
                 Some(p) if !p.as_os_str().is_empty() => {
-                    std::fs::metadata(p).map_err(|e| {
-                        Error::invalid(format!(
-                            "config.json: cannot join {} namespace at {}: {e}",
-                            n.typ(),
-                            p.display()
-                        ))
-                    })?;
+                    check_join_path(n.typ(), p)?;
                     ns.join.push((n.typ(), p.clone()));
                 }
                 _ if n.typ() == LinuxNamespaceType::Time => ns.create_time = true,
@@ -117,6 +111,48 @@ impl Namespaces {
             })
             .collect()
     }
+}
+
+/// `ioctl(NS_GET_NSTYPE)`: the CLONE_NEW* type of a namespace file.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Checks that `path` is absolute and names a namespace of type `typ`, so that a wrong path
+/// fails before anything is created.
+fn check_join_path(typ: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let bad = |why: String| {
+        Error::invalid(format!(
+            "config.json: cannot join {typ} namespace at {}: {why}",
+            path.display()
+        ))
+    };
+    if !path.is_absolute() {
+        return Err(bad("the path must be absolute".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the open descriptor.
+    let found = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+    if found < 0 {
+        return Err(bad(
+            "it is not a namespace file (like /proc/PID/ns/TYPE)".into()
+        ));
+    }
+    if found != flag(typ).bits() {
+        let actual = [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::User,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Time,
+        ]
+        .into_iter()
+        .find(|t| flag(*t).bits() == found)
+        .map_or_else(|| "another".to_string(), |t| t.to_string());
+        return Err(bad(format!("it is a {actual} namespace")));
+    }
+    Ok(())
 }
 
 /// Enters each opened namespace, in order.

@@ -57,6 +57,15 @@ pub enum Error {
         /// The processes found in it.
         pids: Vec<i32>,
     },
+    /// `create` found the cgroup frozen: a process put in it would stop at once.
+    #[error(
+        "cgroup {} is frozen: thaw it or choose another cgroupsPath",
+        path.display()
+    )]
+    Frozen {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
     /// An operation that waits for the kernel (freeze, removal) did not finish in time.
     #[error("timed out {0}")]
     Timeout(String),

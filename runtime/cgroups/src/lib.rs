@@ -109,7 +109,8 @@ pub trait Manager: Send + Sync {
     /// /proc/<pid>/cgroup shows it).
     fn path(&self) -> &Path;
     /// Creates the cgroup directories (in every v1 hierarchy), refusing with
-    /// [`Error::NotEmpty`] if the cgroup already contains processes.
+    /// [`Error::NotEmpty`] if the cgroup already contains processes and with
+    /// [`Error::Frozen`] if it is frozen (itself or through a parent).
     fn create(&mut self) -> Result<()>;
     /// Moves a process into the cgroup.
     fn add_process(&self, pid: i32) -> Result<()>;
@@ -154,6 +155,14 @@ pub trait Manager: Send + Sync {
 pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(Error::InvalidArgument(format!("container id {id:?}")));
+    }
+    // An empty cgroupsPath is no cgroupsPath, as in runc.
+    let cgroups_path = cgroups_path.filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = cgroups_path.filter(|p| hierarchy::clean(p) == Path::new("/")) {
+        return Err(Error::InvalidArgument(format!(
+            "cgroupsPath {p:?} names a hierarchy root or the runtime's own cgroup: give the \
+             container a cgroup of its own"
+        )));
     }
     let mounts = hierarchy::host_mounts()?;
     let own = hierarchy::own_cgroups()?;

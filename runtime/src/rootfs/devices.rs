@@ -1,12 +1,14 @@
 //! /dev inside the container: the default devices every container gets (null, zero, full,
 //! random, urandom, tty), the spec's linux.devices, and the standard symlinks. Without a user
 //! namespace nodes are made with mknod; inside one (where mknod is not allowed) the host's
-//! nodes are bind mounted.
+//! nodes are bind mounted. A listed device whose path already holds something else is an
+//! error; one that already holds the same device is left as it is (as runc does).
 
-use super::secure_path::{ensure, fd_path, mkdir_all};
-use crate::error::{Context, Result};
+use super::secure_path::{ensure, fd_path, mkdir_all, open_in_root};
+use crate::error::{Context, Error, Result};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, Mode, SFlag};
+use nix::sys::stat::{fstat, makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -101,6 +103,31 @@ fn make(root: &OwnedFd, n: &Node, user_ns: bool) -> Result<()> {
     .context(|| format!("chmod of device {}", n.path.display()))
 }
 
+/// Whether `n.path` already holds the device `n` describes; an error if it holds anything else.
+fn already_there(root: &OwnedFd, n: &Node) -> Result<bool> {
+    let fd = match open_in_root(root, &n.path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(e).context(|| format!("checking device {}", n.path.display())),
+    };
+    let st = fstat(&fd).context(|| format!("checking device {}", n.path.display()))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let numbers = makedev(n.major as u64, n.minor as u64);
+    if kind == n.kind && (kind == SFlag::S_IFIFO || st.st_rdev == numbers) {
+        return Ok(true);
+    }
+    let wanted = match n.kind {
+        SFlag::S_IFBLK => format!("block device {}:{}", n.major, n.minor),
+        SFlag::S_IFIFO => "fifo".to_string(),
+        _ => format!("character device {}:{}", n.major, n.minor),
+    };
+    Err(Error::invalid(format!(
+        "linux.devices: {} already exists in the container and is not the {wanted}: \
+         remove it from the image or change the device's path",
+        n.path.display()
+    )))
+}
+
 /// Creates the default devices (unless /dev comes from the host), the spec's devices, and the
 /// /dev symlinks.
 pub fn create(
@@ -117,7 +144,10 @@ pub fn create(
         }
     }
     for d in spec_devices {
-        make(root, &from_spec(d), user_ns)?;
+        let n = from_spec(d);
+        if !already_there(root, &n)? {
+            make(root, &n, user_ns)?;
+        }
     }
     if defaults_too {
         let dev = mkdir_all(root, Path::new("/dev"), 0o755)?;

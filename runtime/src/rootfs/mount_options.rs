@@ -1,5 +1,5 @@
 //! Mount options as the spec writes them (fstab words) turned into mount(2) flags, propagation
-//! changes and filesystem data.
+//! changes, recursive (`r*`) mount attributes and filesystem data.
 
 use nix::mount::MsFlags;
 
@@ -14,6 +14,64 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `bind` or `rbind` was given.
     pub bind: bool,
+    /// Attributes the `r*` words (`rro`, `rnosuid`, ...) set or clear on the mount and every
+    /// mount below it (mount_setattr(2) with `AT_RECURSIVE`).
+    pub recursive: RecursiveAttrs,
+}
+
+/// `MOUNT_ATTR_*` bits to set and to clear recursively.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RecursiveAttrs {
+    /// Bits to set.
+    pub set: u64,
+    /// Bits to clear.
+    pub clear: u64,
+}
+
+impl RecursiveAttrs {
+    /// Whether no recursive attribute was asked for.
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+
+    fn add(&mut self, bit: u64) {
+        self.set |= bit;
+        self.clear &= !bit;
+    }
+
+    fn remove(&mut self, bit: u64) {
+        self.clear |= bit;
+        self.set &= !bit;
+    }
+
+    /// The access-time mode is one field: choosing one clears the whole field first.
+    fn atime(&mut self, mode: u64) {
+        self.clear |= libc::MOUNT_ATTR__ATIME;
+        self.set = (self.set & !libc::MOUNT_ATTR__ATIME) | mode;
+    }
+}
+
+/// Applies a recursive `r*` option word; returns false if `word` is not one.
+fn recursive_word(r: &mut RecursiveAttrs, word: &str) -> bool {
+    match word {
+        "rro" => r.add(libc::MOUNT_ATTR_RDONLY),
+        "rrw" => r.remove(libc::MOUNT_ATTR_RDONLY),
+        "rnosuid" => r.add(libc::MOUNT_ATTR_NOSUID),
+        "rsuid" => r.remove(libc::MOUNT_ATTR_NOSUID),
+        "rnodev" => r.add(libc::MOUNT_ATTR_NODEV),
+        "rdev" => r.remove(libc::MOUNT_ATTR_NODEV),
+        "rnoexec" => r.add(libc::MOUNT_ATTR_NOEXEC),
+        "rexec" => r.remove(libc::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => r.add(libc::MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => r.remove(libc::MOUNT_ATTR_NODIRATIME),
+        "rnosymfollow" => r.add(libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => r.remove(libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "rnoatime" => r.atime(libc::MOUNT_ATTR_NOATIME),
+        "rstrictatime" | "rnorelatime" => r.atime(libc::MOUNT_ATTR_STRICTATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => r.atime(libc::MOUNT_ATTR_RELATIME),
+        _ => return false,
+    }
+    true
 }
 
 impl Default for MountOptions {
@@ -23,6 +81,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             data: Vec::new(),
             bind: false,
+            recursive: RecursiveAttrs::default(),
         }
     }
 }
@@ -70,11 +129,17 @@ pub fn parse(options: &[String]) -> MountOptions {
                 MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
                 MsFlags::empty(),
             ),
+            "symfollow" => (
+                MsFlags::empty(),
+                MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+            ),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
             "defaults" | "tmpcopyup" => (MsFlags::empty(), MsFlags::empty()),
             p => {
                 if let Some(flag) = propagation(p) {
                     o.propagation.push(flag);
-                } else {
+                } else if !recursive_word(&mut o.recursive, p) {
                     o.data.push(opt.clone());
                 }
                 continue;
@@ -122,5 +187,27 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+    }
+
+    #[test]
+    fn recursive_words_set_and_clear_mount_attributes() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rnoatime", "rexec"]);
+        assert!(o.data.is_empty());
+        assert_eq!(
+            o.recursive.set,
+            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(
+            o.recursive.clear,
+            libc::MOUNT_ATTR__ATIME | libc::MOUNT_ATTR_NOEXEC
+        );
+        // A later word wins, for flags and for the access-time mode.
+        let o = opts(&["rro", "rrw", "rnoatime", "rstrictatime"]);
+        assert_eq!(o.recursive.set, libc::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(
+            o.recursive.clear,
+            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR__ATIME
+        );
+        assert!(opts(&["ro"]).recursive.is_empty());
     }
 }

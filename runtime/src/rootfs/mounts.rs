@@ -1,14 +1,14 @@
 //! The spec's mounts, made inside the rootfs: bind/rbind with options, and filesystem mounts
 //! (tmpfs, proc, sysfs, mqueue, devpts, ...). `cgroup` mounts are in [`super::cgroup_mount`].
 
-use super::mount_options::{self, MountOptions};
+use super::mount_options::{self, MountOptions, RecursiveAttrs};
 use super::secure_path::{ensure, fd_path, open_in_root};
 use crate::error::{Context, Result};
 use crate::process::init_config::InitConfig;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Whether a mount is a bind mount (by type or by option).
@@ -174,6 +174,15 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
         }
         r.context(|| format!("mounting {typ} at {}", dest.display()))?;
     }
+    if !o.recursive.is_empty() {
+        let mounted = reopen(root, dest)?;
+        set_recursive(&mounted, o.recursive).context(|| {
+            format!(
+                "applying recursive options (rro, rnosuid, ...) at {}",
+                dest.display()
+            )
+        })?;
+    }
     if !o.propagation.is_empty() {
         let mounted = reopen(root, dest)?;
         for p in &o.propagation {
@@ -188,6 +197,29 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sets and clears `attrs` on the mount `mounted` names and on every mount below it.
+fn set_recursive(mounted: &OwnedFd, attrs: RecursiveAttrs) -> nix::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: attrs.set,
+        attr_clr: attrs.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr(2) only reads the empty path and `attr`, whose size is passed;
+    // `mounted` is an open descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mounted.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 /// Opens the mount now sitting at `dest` (a descriptor taken before mounting names what is under it).

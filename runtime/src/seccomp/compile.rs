@@ -169,6 +169,17 @@ fn add_rule(ctx: &mut ScmpFilterContext, rule: &LinuxSyscall, act: ScmpAction) -
 
 /// The libseccomp action for a spec action and its optional `errnoRet`.
 fn action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<ScmpAction, String> {
+    let takes_errno = matches!(
+        action,
+        LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace
+    );
+    if let (Some(ret), false) = (errno_ret, takes_errno) {
+        // The spec: an errno for an action that returns none is an error, not ignored.
+        return Err(format!(
+            "{action} returns no errno, so errnoRet {ret} cannot apply: remove it or use \
+             SCMP_ACT_ERRNO"
+        ));
+    }
     let ret = || {
         let ret = errno_ret.unwrap_or(DEFAULT_ERRNO_RET);
         u16::try_from(ret).map_err(|_| format!("errnoRet {ret} is out of range (0-65535)"))
@@ -315,6 +326,17 @@ mod tests {
 
     fn spec(json: &str) -> LinuxSeccomp {
         serde_json::from_str(json).expect("valid LinuxSeccomp JSON")
+    }
+
+    #[test]
+    fn errno_ret_on_an_action_without_errno_is_rejected() {
+        let err = action(LinuxSeccompAction::ScmpActAllow, Some(5)).unwrap_err();
+        assert!(err.contains("SCMP_ACT_ALLOW"), "{err}");
+        assert!(action(LinuxSeccompAction::ScmpActKillProcess, Some(1)).is_err());
+        assert_eq!(
+            action(LinuxSeccompAction::ScmpActTrace, Some(7)).unwrap(),
+            ScmpAction::Trace(7)
+        );
     }
 
     #[test]

@@ -148,6 +148,13 @@ impl Manager for V1Manager {
                 Self::init_cpuset(&h.mount_point, &h.dir)?;
             }
         }
+        if let Some(dir) = self.dir("freezer") {
+            if self.freezer_state()? != "THAWED" {
+                return Err(Error::Frozen {
+                    path: dir.to_path_buf(),
+                });
+            }
+        }
         Ok(())
     }
 

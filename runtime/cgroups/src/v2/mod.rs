@@ -123,6 +123,11 @@ impl Manager for V2Manager {
         let created = fs::mkdir_all(&h.mount_point, &h.dir)?;
         h.created.extend(created);
         self.enable_controllers();
+        if self.frozen_event()? {
+            return Err(Error::Frozen {
+                path: self.dir().to_path_buf(),
+            });
+        }
         Ok(())
     }
 
