@@ -1,1 +1,112 @@
-//! The host agent: serves the shim protocol, runs containers through monitors, reports usage.
+//! The host agent (`mini-shim agent`): the scheduler's only contact with a host. It serves the
+//! shim [`protocol`](crate::protocol) over HTTP+JSON with mutual TLS, prepares bundles, runs
+//! every container through its own [`monitor`](crate::monitor) process, and reports node and
+//! container usage.
+//!
+//! The agent keeps no state of its own that a restart could lose: the state directory
+//! (`containers/<id>/` per container, see [`crate::monitor`]) is the truth, and the monitors
+//! hold the containers. A restarted agent finds every container there, reconnects to live
+//! monitors and reads the exit records of containers that ended while it was down.
+
+pub mod api;
+pub mod bundle;
+pub mod containers;
+pub mod error;
+pub mod listen;
+pub mod pki;
+pub mod probe;
+pub mod tls;
+pub mod usage;
+
+pub use error::Error;
+pub use listen::Listen;
+
+use crate::protocol::VersionInfo;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it listens.
+    pub listen: Listen,
+    /// Its state directory (default /var/lib/mini-shim).
+    pub state_dir: PathBuf,
+    /// The node's name, reported to clients and used in cgroup paths.
+    pub node: String,
+}
+
+/// The agent's shared state, one per process.
+pub struct Agent {
+    config: Config,
+    /// Ids being created or deleted right now (see [`Agent::claim`]).
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The node's CPU busy fraction, sampled every [`usage::CPU_SAMPLE`].
+    cpu: usage::CpuSampler,
+}
+
+impl Agent {
+    /// An agent for `config`, its state directory created.
+    pub fn new(config: Config) -> Result<Agent, Error> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| Error::io("creating the state directory", &config.state_dir, e))?;
+        Ok(Agent {
+            config,
+            busy: Default::default(),
+            cpu: Default::default(),
+        })
+    }
+
+    /// Writes one line to the agent's log (stderr).
+    pub fn log(&self, msg: &str) {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        eprintln!("{now} mini-shim agent[{}]: {msg}", self.config.node);
+    }
+
+    /// `GET /v1/version`.
+    pub fn version(&self) -> VersionInfo {
+        VersionInfo {
+            protocol: crate::protocol::VERSION,
+            agent: env!("CARGO_PKG_VERSION").to_string(),
+            node: self.config.node.clone(),
+        }
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT. Containers and their monitors keep running after
+/// it stops.
+pub fn run(config: Config) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let listen = config.listen.clone();
+        let agent = Arc::new(Agent::new(config)?);
+        agent.adopt_all().await;
+        let sampler = agent.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(usage::CPU_SAMPLE);
+            loop {
+                tick.tick().await;
+                sampler.cpu.sample();
+            }
+        });
+        let shutdown = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        };
+        listen::serve(agent.clone(), &listen, shutdown).await?;
+        agent.log("stopping; containers keep running under their monitors");
+        Ok(())
+    })
+}

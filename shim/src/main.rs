@@ -1,8 +1,10 @@
-//! The `mini-shim` command line: `agent` and `monitor`; all work is done by the library.
+//! The `mini-shim` command line: `agent`, `monitor` and `cert`; all work is done by the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use mini_shim::agent::{self, pki, tls::TlsFiles, Listen};
+use std::path::PathBuf;
 
-/// Per-container monitors and the host agent of the platform.
+/// Per-container monitors and the host agent of the mini platform.
 #[derive(Parser)]
 #[command(name = "mini-shim", version)]
 struct Cli {
@@ -12,9 +14,112 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the shim protocol on this host (the scheduler's contact).
+    Agent(AgentArgs),
+    /// Make certificates for the protocol's mutual TLS.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Start one container under a detached monitor (the agent runs this; see
     /// mini_shim::monitor). Prints {"monitor_pid":..,"pid":..} once the container runs.
     Monitor(mini_shim::monitor::MonitorArgs),
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// IP:PORT to serve HTTPS on, or unix:PATH (with --dev).
+    #[arg(long, default_value = "0.0.0.0:7443")]
+    listen: String,
+    /// Development mode: plain HTTP without authentication, only on loopback or a unix socket.
+    #[arg(long)]
+    dev: bool,
+    /// The agent's server certificate (PEM).
+    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "client_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) whose client certificates may call this agent.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    client_ca: Option<PathBuf>,
+    /// Where containers, logs and exit records live.
+    #[arg(long, default_value = "/var/lib/mini-shim")]
+    state_dir: PathBuf,
+    /// The node's name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Create a CA: DIR/ca.pem and DIR/ca-key.pem.
+    Ca {
+        /// The directory to write to.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "mini-shim development CA")]
+        name: String,
+    },
+    /// Issue a certificate signed by the CA in DIR: DIR/NAME.pem and DIR/NAME-key.pem.
+    Issue {
+        /// The directory holding ca.pem and ca-key.pem, where the certificate is written.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate's name (its common name and file name).
+        #[arg(long)]
+        name: String,
+        /// An agent's server certificate (otherwise a client certificate).
+        #[arg(long)]
+        server: bool,
+        /// A DNS name or IP address the server certificate is valid for (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn agent(args: AgentArgs) -> Result<(), agent::Error> {
+    let tls = match (args.tls_cert, args.tls_key, args.client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+        _ => None,
+    };
+    let config = agent::Config {
+        listen: Listen::parse(&args.listen, args.dev, tls)?,
+        state_dir: args.state_dir,
+        node: args.node_name.unwrap_or_else(hostname),
+    };
+    agent::run(config)
+}
+
+fn cert(command: CertCommand) -> Result<(), agent::Error> {
+    match command {
+        CertCommand::Ca { dir, name } => {
+            pki::write(&dir, "ca", &pki::new_ca(&name)?)?;
+            println!("{}", pki::paths(&dir, "ca").0.display());
+        }
+        CertCommand::Issue {
+            dir,
+            name,
+            server,
+            sans,
+        } => {
+            let ca = pki::read(&dir, "ca")?;
+            let role = if server {
+                pki::Role::Server
+            } else {
+                pki::Role::Client
+            };
+            pki::write(&dir, &name, &pki::issue(&ca, &name, role, &sans)?)?;
+            println!("{}", pki::paths(&dir, &name).0.display());
+        }
+    }
+    Ok(())
 }
 
 fn main() {
@@ -24,8 +129,14 @@ fn main() {
         let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
         mini_run::process::init::main(fd);
     }
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         // Forks the monitor before any thread exists: nothing may start one before this.
         Command::Monitor(args) => mini_shim::monitor::main(args),
+        Command::Agent(args) => agent(args),
+        Command::Cert(command) => cert(command),
+    };
+    if let Err(e) = result {
+        eprintln!("mini-shim: {e}");
+        std::process::exit(1);
     }
 }

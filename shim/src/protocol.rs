@@ -222,6 +222,9 @@ pub struct ExecResult {
     pub stdout: String,
     /// What it wrote to stderr (lossy UTF-8, at most 64 KiB).
     pub stderr: String,
+    /// It ran past its timeout and was killed.
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 /// `POST /v1/containers/{id}/probe`: a health check.
@@ -416,10 +419,9 @@ mod tests {
 
     #[test]
     fn run_request_rejects_unknown_fields() {
-        let e = serde_json::from_str::<RunRequest>(
-            r#"{"id":"a","source":{"rootfs":"/x"},"memory":1}"#,
-        )
-        .unwrap_err();
+        let e =
+            serde_json::from_str::<RunRequest>(r#"{"id":"a","source":{"rootfs":"/x"},"memory":1}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("unknown field `memory`"), "{e}");
     }
 

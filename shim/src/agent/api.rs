@@ -1,0 +1,241 @@
+//! The HTTP side of the protocol: routes, request parsing and error answers. Every answer is
+//! JSON (errors too: [`crate::protocol::ErrorBody`]) except `/metrics` (Prometheus text) and
+//! log streams (JSON lines).
+
+use super::{Agent, Error};
+use crate::protocol::{self, ExecRequest, KillRequest, Probe, RunRequest, StopRequest};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// A response body: a whole buffer or a stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Answers one request.
+pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
+    match route(&agent, req).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn error_response(e: &Error) -> Response<Body> {
+    json(
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.body(),
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut text = serde_json::to_vec(value).expect("protocol types serialize");
+    text.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(text)).boxed())
+        .expect("static response parts")
+}
+
+fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, Error> {
+    Ok(json(StatusCode::OK, value))
+}
+
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest(
+            "the request needs a JSON body (see PROTOCOL.md)".into(),
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
+}
+
+/// A body that may be left out (`{}` is the same as none).
+async fn optional_body<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, Error> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
+}
+
+/// The query parameters of a request.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn of(req: &Request<Incoming>, allowed: &[&str]) -> Result<Query, Error> {
+        let mut pairs = Vec::new();
+        for part in req.uri().query().unwrap_or("").split('&') {
+            if part.is_empty() {
+                continue;
+            }
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            if !allowed.contains(&k) {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter {k:?} (this route takes: {})",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )));
+            }
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        Ok(Query(pairs))
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, Error> {
+        match self
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+        {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("") | Some("true") | Some("1") => Ok(true),
+            Some(v) => Err(Error::BadRequest(format!(
+                "query parameter {name}={v:?}: use true or false"
+            ))),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<Option<usize>, Error> {
+        match self.0.iter().find(|(k, _)| k == name) {
+            None => Ok(None),
+            Some((_, v)) => v.parse().map(Some).map_err(|_| {
+                Error::BadRequest(format!("query parameter {name}={v:?}: not a number"))
+            }),
+        }
+    }
+}
+
+fn method_not_allowed(method: &Method, path: &str, allowed: &str) -> Error {
+    Error::BadRequest(format!("{method} {path} is not served; use {allowed}"))
+}
+
+async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path == "/metrics" {
+        Query::of(&req, &[])?;
+        if method != Method::GET {
+            return Err(method_not_allowed(&method, &path, "GET"));
+        }
+        let text = agent.metrics().await;
+        return Ok(Response::builder()
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(text)).boxed())
+            .expect("static response parts"));
+    }
+    let Some(rest) = path.strip_prefix(protocol::PREFIX) else {
+        return Err(Error::NotFound(format!(
+            "no route {path}; this agent speaks protocol v{} under {}/ (see PROTOCOL.md)",
+            protocol::VERSION,
+            protocol::PREFIX
+        )));
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (segments.as_slice(), &method) {
+        (["version"], &Method::GET) => ok(&agent.version()),
+        (["node"], &Method::GET) => ok(&agent.node_status().await),
+        (["containers"], &Method::GET) => ok(&agent.list().await),
+        (["containers"], &Method::POST) => {
+            let request: RunRequest = body(req).await?;
+            let info = agent.run(request).await?;
+            Ok(json(StatusCode::CREATED, &info))
+        }
+        (["containers"], _) => Err(method_not_allowed(&method, &path, "GET or POST")),
+        (["containers", id], &Method::GET) => ok(&agent.info(id).await?),
+        (["containers", id], &Method::DELETE) => {
+            let force = Query::of(&req, &["force"])?.flag("force")?;
+            agent.delete(id, force).await?;
+            Ok(json(StatusCode::OK, &serde_json::json!({"deleted": id})))
+        }
+        (["containers", _], _) => Err(method_not_allowed(&method, &path, "GET or DELETE")),
+        (["containers", id, action], _) => {
+            let id = id.to_string();
+            container_action(agent, &id, action, req).await
+        }
+        _ => Err(Error::NotFound(format!(
+            "no route {method} {path} (see PROTOCOL.md)"
+        ))),
+    }
+}
+
+async fn container_action(
+    agent: &Arc<Agent>,
+    id: &str,
+    action: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match (action, &method) {
+        ("stop", &Method::POST) => {
+            let request: StopRequest = optional_body(req).await?;
+            ok(&agent.stop(id, request).await?)
+        }
+        ("kill", &Method::POST) => {
+            let request: KillRequest = body(req).await?;
+            agent.kill(id, &request.signal).await?;
+            ok(&agent.info(id).await?)
+        }
+        ("wait", &Method::POST) => ok(&agent.wait(id).await?),
+        ("exec", &Method::POST) => {
+            let request: ExecRequest = body(req).await?;
+            ok(&agent.exec(id, request).await?)
+        }
+        ("probe", &Method::POST) => {
+            let probe: Probe = body(req).await?;
+            ok(&agent.probe(id, probe).await?)
+        }
+        ("stats", &Method::GET) => ok(&agent.stats(id).await?),
+        ("logs", &Method::GET) => {
+            let query = Query::of(&req, &["follow", "tail"])?;
+            let follow = query.flag("follow")?;
+            let tail = query.number("tail")?;
+            let mut lines = agent.logs(id, follow, tail).await?;
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
+            tokio::spawn(async move {
+                while let Some(line) = lines.recv().await {
+                    let mut text = serde_json::to_vec(&line).expect("log lines serialize");
+                    text.push(b'\n');
+                    if tx.send(Frame::data(Bytes::from(text))).await.is_err() {
+                        break; // the client went away
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .header("content-type", "application/x-ndjson")
+                .body(body.boxed())
+                .expect("static response parts"))
+        }
+        ("stop" | "kill" | "wait" | "exec" | "probe", _) => {
+            Err(method_not_allowed(&method, &path, "POST"))
+        }
+        ("stats" | "logs", _) => Err(method_not_allowed(&method, &path, "GET")),
+        _ => Err(Error::NotFound(format!(
+            "no route {method} {path} (see PROTOCOL.md)"
+        ))),
+    }
+}

@@ -1,0 +1,194 @@
+//! Bundle preparation: the OCI `config.json` a workload runs with, built from the request,
+//! the image's configuration (when the source is an image) and mini-run's default spec.
+
+use super::Error;
+use crate::protocol::{Network, RunRequest};
+use serde_json::{json, Value};
+
+/// The CFS period the CPU limit is expressed in, microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// What an image says about the process to run (OCI image config's `config`).
+#[derive(Debug, Clone, Default)]
+pub struct ImageDefaults {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Env` (`NAME=value`).
+    pub env: Vec<String>,
+    /// `WorkingDir`.
+    pub working_dir: Option<String>,
+    /// `User`, numeric `uid[:gid]` only.
+    pub user: Option<(u32, u32)>,
+}
+
+/// The container's root filesystem.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// Its path (config.json's `root.path`).
+    pub path: std::path::PathBuf,
+    /// Mounted read-only: a shared rootfs directory, which no container may change.
+    pub readonly: bool,
+}
+
+/// Builds config.json for `req` with its root at `root`, the process completed from `image`,
+/// and the cgroup at `cgroups_path`.
+pub fn config(
+    req: &RunRequest,
+    root: &Root,
+    image: &ImageDefaults,
+    cgroups_path: &str,
+) -> Result<Value, Error> {
+    let mut spec = mini_run::spec::default_spec(false);
+    spec["root"] = json!({"path": root.path, "readonly": root.readonly});
+    spec["hostname"] = json!(req.id);
+    let process = &mut spec["process"];
+    process["terminal"] = json!(false);
+    process["args"] = json!(args(req, image)?);
+    process["env"] = json!(env(req, image)?);
+    if let Some(cwd) = req.process.cwd.as_ref().or(image.working_dir.as_ref()) {
+        if !cwd.starts_with('/') {
+            return Err(Error::BadRequest(format!(
+                "process.cwd {cwd:?} must be an absolute path"
+            )));
+        }
+        process["cwd"] = json!(cwd);
+    }
+    let (uid, gid) = image.user.unwrap_or((0, 0));
+    process["user"] = json!({
+        "uid": req.process.uid.unwrap_or(uid),
+        "gid": req.process.gid.unwrap_or(gid),
+    });
+    let linux = &mut spec["linux"];
+    linux["cgroupsPath"] = json!(cgroups_path);
+    let resources = &mut linux["resources"];
+    if let Some(bytes) = req.resources.memory_bytes {
+        if bytes < 4 << 20 {
+            return Err(Error::BadRequest(format!(
+                "resources.memory_bytes {bytes} is below the 4 MiB a container needs to start"
+            )));
+        }
+        resources["memory"] = json!({"limit": bytes});
+    }
+    if let Some(millis) = req.resources.cpu_millis {
+        if millis == 0 {
+            return Err(Error::BadRequest(
+                "resources.cpu_millis must be above 0 (leave it out for no limit)".into(),
+            ));
+        }
+        resources["cpu"] = json!({"quota": millis * CPU_PERIOD_US / 1000, "period": CPU_PERIOD_US});
+    }
+    if let Some(pids) = req.resources.pids {
+        if pids == 0 {
+            return Err(Error::BadRequest(
+                "resources.pids must be above 0 (leave it out for no limit)".into(),
+            ));
+        }
+        resources["pids"] = json!({"limit": pids});
+    }
+    if req.network == Network::Host {
+        let namespaces = linux["namespaces"].as_array_mut().expect("default spec");
+        namespaces.retain(|ns| ns["type"] != "network");
+    }
+    Ok(spec)
+}
+
+fn args(req: &RunRequest, image: &ImageDefaults) -> Result<Vec<String>, Error> {
+    let args = if !req.process.args.is_empty() {
+        // Like `docker run IMAGE ARGS`: the arguments replace Cmd, after the Entrypoint.
+        [image.entrypoint.clone(), req.process.args.clone()].concat()
+    } else {
+        [image.entrypoint.clone(), image.cmd.clone()].concat()
+    };
+    if args.is_empty() {
+        return Err(Error::BadRequest(
+            "process.args is empty and the source names no command: give process.args".into(),
+        ));
+    }
+    Ok(args)
+}
+
+fn env(req: &RunRequest, image: &ImageDefaults) -> Result<Vec<String>, Error> {
+    let mut env: Vec<String> =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()];
+    for entry in image.env.iter().chain(&req.process.env) {
+        let Some((name, _)) = entry.split_once('=').filter(|(n, _)| !n.is_empty()) else {
+            return Err(Error::BadRequest(format!(
+                "environment entry {entry:?} is not NAME=value"
+            )));
+        };
+        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name));
+        env.push(entry.clone());
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Root {
+        Root {
+            path: "/r".into(),
+            readonly: true,
+        }
+    }
+
+    fn request(body: &str) -> RunRequest {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn resources_become_cgroup_limits() {
+        let req = request(
+            r#"{"id":"a","source":{"rootfs":"/r"},"process":{"args":["sh"]},
+                "resources":{"memory_bytes":67108864,"cpu_millis":500,"pids":64}}"#,
+        );
+        let c = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap();
+        let res = &c["linux"]["resources"];
+        assert_eq!(res["memory"]["limit"], 67108864);
+        assert_eq!(res["cpu"]["quota"], 50_000);
+        assert_eq!(res["cpu"]["period"], 100_000);
+        assert_eq!(res["pids"]["limit"], 64);
+        assert_eq!(c["linux"]["cgroupsPath"], "/x/a");
+    }
+
+    #[test]
+    fn request_args_follow_the_image_entrypoint_and_env_overrides() {
+        let image = ImageDefaults {
+            entrypoint: vec!["/bin/tini".into()],
+            cmd: vec!["sh".into()],
+            env: vec!["A=1".into(), "B=2".into()],
+            working_dir: Some("/srv".into()),
+            user: Some((5, 6)),
+        };
+        let req = request(
+            r#"{"id":"a","source":{"rootfs":"/r"},"process":{"args":["echo","hi"],"env":["B=3"]}}"#,
+        );
+        let c = config(&req, &root(), &image, "/x/a").unwrap();
+        assert_eq!(c["process"]["args"], json!(["/bin/tini", "echo", "hi"]));
+        let env = c["process"]["env"].as_array().unwrap();
+        assert!(env.contains(&json!("A=1")) && env.contains(&json!("B=3")));
+        assert!(!env.contains(&json!("B=2")));
+        assert_eq!(c["process"]["cwd"], "/srv");
+        assert_eq!(c["process"]["user"], json!({"uid": 5, "gid": 6}));
+    }
+
+    #[test]
+    fn no_command_at_all_is_a_bad_request() {
+        let req = request(r#"{"id":"a","source":{"rootfs":"/r"}}"#);
+        let e = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap_err();
+        assert!(e.to_string().contains("process.args"), "{e}");
+    }
+
+    #[test]
+    fn host_network_drops_the_network_namespace() {
+        let req = request(
+            r#"{"id":"a","source":{"rootfs":"/r"},"process":{"args":["sh"]},"network":"host"}"#,
+        );
+        let c = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap();
+        let ns = c["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.iter().all(|n| n["type"] != "network"));
+    }
+}
