@@ -57,6 +57,44 @@ pub fn reset_for_exec() -> Result<()> {
         .context(|| "unblocking signals")
 }
 
+/// Makes each signal whose default action ends a process end the calling process, exiting
+/// with 128 + the signal. The init of a PID namespace receives only the signals it handles:
+/// without this a created container, whose init waits for `start`, would ignore `kill TERM`
+/// (runc's init dies of it). Execution of the user's process restores the defaults.
+pub fn exit_on_terminating_signals() -> Result<()> {
+    extern "C" fn exit_now(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe and ends the process at once.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    let standard = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGTERM,
+        libc::SIGSTKFLT,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGIO,
+        libc::SIGPWR,
+    ];
+    for sig in standard.into_iter().chain(libc::SIGRTMIN()..=libc::SIGRTMAX()) {
+        // SAFETY: a zeroed sigaction with an empty mask and a handler that only calls _exit.
+        let r = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = exit_now as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut())
+        };
+        nix::errno::Errno::result(r).context(|| format!("handling signal {sig}"))?;
+    }
+    Ok(())
+}
+
 /// Waits for the child `pid`, forwarding every signal in `set` (which the caller blocked before
 /// creating it) to it, except SIGWINCH when `on_winch` takes it; returns its exit status, 128 + signal when killed. A blocked SIGCHLD
 /// stays pending, so an exit is never missed however fast it comes; a 1 s timeout bounds each
