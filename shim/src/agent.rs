@@ -41,8 +41,8 @@ pub struct Agent {
     config: Config,
     /// Ids being created or deleted right now (see [`Agent::claim`]).
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// The node's CPU busy fraction, sampled every [`usage::CPU_SAMPLE`].
-    cpu: usage::CpuSampler,
+    /// The node's last usage sample (see [`usage::NODE_SAMPLE`]).
+    node: usage::NodeState,
 }
 
 impl Agent {
@@ -53,7 +53,7 @@ impl Agent {
         Ok(Agent {
             config,
             busy: Default::default(),
-            cpu: Default::default(),
+            node: Default::default(),
         })
     }
 
@@ -84,14 +84,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         let listen = config.listen.clone();
         let agent = Arc::new(Agent::new(config)?);
         agent.adopt_all().await;
-        let sampler = agent.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(usage::CPU_SAMPLE);
-            loop {
-                tick.tick().await;
-                sampler.cpu.sample();
-            }
-        });
+        tokio::spawn(agent.clone().sample_node());
         let shutdown = async {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut term), Ok(mut int)) = (

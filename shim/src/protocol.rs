@@ -312,12 +312,17 @@ pub struct ContainerStats {
     pub cpu_throttled_ns: u64,
     /// Memory in use now, bytes (memory.usage_in_bytes / memory.current).
     pub memory_bytes: u64,
+    /// Memory in use minus inactive file cache, bytes (what the kernel cannot easily reclaim;
+    /// what an OOM decision looks at).
+    pub memory_working_set_bytes: u64,
     /// Highest memory use seen, bytes (memory.max_usage_in_bytes / memory.peak; 0 when the
     /// kernel does not track it).
     pub memory_peak_bytes: u64,
     /// The memory limit, bytes; absent when unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_bytes: Option<u64>,
+    /// Processes the kernel's OOM killer killed in the container's cgroup.
+    pub oom_kills: u64,
     /// Processes and threads now.
     pub pids: u64,
     /// The pids limit; absent when unlimited.

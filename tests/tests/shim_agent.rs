@@ -650,19 +650,35 @@ fn metrics_of_a_busy_container_match_its_cgroup_files() {
     );
     assert_eq!(stats["pids_limit"], 50);
 
-    // The same figures for Prometheus, labelled by container.
+    // The same figures for Prometheus, labelled by container id.
     let metrics = curl.get("/metrics");
     assert_eq!(metrics.status, 200);
-    let label = format!("container=\"{id}\"");
-    assert!(
-        metrics
+    let label = format!("id=\"{id}\"");
+    let sample = |name: &str| -> f64 {
+        let line = metrics
             .body
             .lines()
-            .any(|l| l.starts_with("mini_shim_container_cpu") && l.contains(&label)),
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
+            .unwrap_or_else(|| panic!("no {name} for {id}: {}", metrics.body));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        sample("mini_container_memory_limit_bytes"),
+        (64 << 20) as f64
+    );
+    assert!(sample("mini_container_cpu_usage_seconds_total") > 0.1);
+    assert!(
+        metrics.body.contains("\nmini_node_cpus "),
         "{}",
         metrics.body
     );
-    assert!(metrics.body.contains("mini_shim_node_"), "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains("mini_shim_containers{status=\"running\"} 1"),
+        "{}",
+        metrics.body
+    );
 
     let node = curl.get("/v1/node").json();
     assert!(node["cpus"].as_u64().unwrap() >= 1, "{node}");
@@ -796,6 +812,17 @@ fn development_mode_serves_only_a_unix_socket_or_loopback() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// A bad request and what must come back: method, path, body; status, error code, words of
+/// the message.
+type BadRequest = (
+    &'static str,
+    String,
+    Option<String>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn malformed_requests_get_a_clear_error_and_change_nothing() {
     let pki = Pki::new(&["127.0.0.1"]);
@@ -804,7 +831,7 @@ fn malformed_requests_get_a_clear_error_and_change_nothing() {
     let id = unique("steady");
     curl.run(run_body(&id, SERVE));
 
-    let cases: Vec<(&str, String, Option<String>, u16, &str, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "POST",
             "/v1/containers".into(),
