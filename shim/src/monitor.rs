@@ -10,7 +10,9 @@
 //! the host's init (or a subreaper's): killing the agent, its process group or its session does
 //! not reach it. It is a child subreaper, single-threaded (one `poll` loop; no async runtime),
 //! and creates the container through the mini-run library, so the container's init is its
-//! child and its exit status exact. Under systemd, the agent's unit needs `KillMode=process`
+//! child and its exit status exact. It lives as long as its container, so it is kept small:
+//! measured with a release build, 3.9 MB resident of which 0.46 MB private; the rest are the
+//! binary's clean pages, shared by every monitor on the host. Under systemd, the agent's unit needs `KillMode=process`
 //! (as containerd's has), or stopping the agent would kill the monitors in its cgroup.
 //!
 //! # The container directory

@@ -275,3 +275,35 @@ async fn next_from_files(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn calls_and_streams_can_move_between_tokio_threads() {
+        let c = Client::new(Path::new("/nonexistent"));
+        assert_send(c.state());
+        assert_send(c.wait());
+        assert_send(c.kill(9, false));
+        assert_send(c.exec(&ExecSpec::default()));
+        assert_send(c.stats());
+        assert_send(c.logs(true));
+        let s = LogStream {
+            source: Source::Done,
+        };
+        assert_send(s);
+    }
+
+    #[tokio::test]
+    async fn a_directory_without_monitor_or_record_is_reported_gone() {
+        let dir = std::env::temp_dir().join(format!("mini-shim-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Client::new(&dir);
+        assert!(matches!(c.wait().await, Err(Error::MonitorGone(_))));
+        assert!(matches!(c.kill(9, false).await, Err(Error::MonitorGone(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -167,8 +167,10 @@ pub fn with_stdio<T>(fds: [BorrowedFd<'_>; 3], f: impl FnOnce() -> T) -> Result<
         nix::unistd::dup2_stdout(b).map_err(sys)?;
         nix::unistd::dup2_stderr(c).map_err(sys)
     };
-    set(fds[0], fds[1], fds[2])?;
-    let r = f();
-    set(in0.as_fd(), out1.as_fd(), err2.as_fd())?;
-    Ok(r)
+    let r = set(fds[0], fds[1], fds[2]).map(|()| f());
+    if let Err(e) = set(in0.as_fd(), out1.as_fd(), err2.as_fd()) {
+        // What `f` did stands; only the monitor's own diagnostics may go astray.
+        diag(&format!("restoring the monitor's stdio: {e}"));
+    }
+    r
 }

@@ -38,7 +38,8 @@ pub struct ExitRecord {
     /// Why the container never ran its process (creating or starting it failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Lines of output the monitor could not write to the log (the disk was full).
+    /// Lines of output the monitor could not write to the log (the disk was full), up to the
+    /// moment the exit was recorded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_log_lines: u64,
 }
