@@ -1250,3 +1250,67 @@ fn an_oci_archive_runs_with_its_config_and_a_writable_layer_per_container() {
     }
     assert_eq!(mini_tests::mounts_mentioning(&state), 0);
 }
+
+#[test]
+fn probes_look_into_the_container_and_its_network_namespace() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let agent = Agent::start(&pki);
+    let curl = &agent.curl;
+    let id = unique("web");
+    // A port nothing on the host uses, so a probe that missed the container's namespace fails.
+    let port = free_port();
+    // busybox httpd on the container's own loopback, serving /etc. mini-run (unlike runc)
+    // leaves the loopback of a new network namespace down, so the test brings it up from the
+    // host and the container waits for it.
+    let script = "until ip addr show lo | grep -q 127.0.0.1; do sleep 0.05; done; \
+                  echo up; exec httpd -f -p 127.0.0.1:$PORT -h /etc";
+    let mut body = run_body(&id, script);
+    body["process"]["env"] = json!([format!("PORT={port}")]);
+    let pid = curl.run(body)["pid"].as_i64().unwrap();
+    let lo = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(lo.success());
+    curl.wait_for_log(&id, "up");
+    let probe = |body: Value| {
+        let a = curl.post(&format!("/v1/containers/{id}/probe"), &body);
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json()
+    };
+    let ok = |p: &Value| p["healthy"].as_bool().unwrap();
+    assert!(
+        wait_until(START, || ok(&probe(json!({"tcp": {"port": port}})))),
+        "httpd never listened"
+    );
+    let http = probe(json!({"http": {"port": port, "path": "/passwd"}}));
+    assert!(
+        ok(&http) && http["detail"].as_str().unwrap().contains("200"),
+        "{http}"
+    );
+    let missing = probe(json!({"http": {"port": port, "path": "/no-such-file"}}));
+    assert!(
+        !ok(&missing) && missing["detail"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
+    let closed = probe(json!({"tcp": {"port": port + 1, "timeout_secs": 2}}));
+    assert!(!ok(&closed), "{closed}");
+    assert!(ok(&probe(
+        json!({"exec": {"args": ["test", "-f", "/etc/passwd"]}})
+    )));
+    assert!(!ok(&probe(json!({"exec": {"args": ["false"]}}))));
+    // The port is the container's: nothing listens on the agent's own loopback there.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    let bad = curl.post(
+        &format!("/v1/containers/{id}/probe"),
+        &json!({"http": {"port": port, "path": "no-slash"}}),
+    );
+    assert_eq!(
+        (bad.status, bad.error_code().as_str()),
+        (400, "bad_request")
+    );
+    let unknown = curl.post(&format!("/v1/containers/{id}/probe"), &json!({"udp": {}}));
+    assert_eq!(unknown.status, 400, "{unknown:?}");
+}
