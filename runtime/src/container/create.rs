@@ -161,6 +161,8 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         cgroup.as_mut(),
     )?;
     record.pid = pid.as_raw();
+    // Now with the directories `create` made, so that `delete` removes the parents it added.
+    record.cgroup = Some(cgroup.config().clone());
     record.pid_start_time = liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0);
     let saved = dir.save(&record).and_then(|()| match &opts.pid_file {
         Some(p) => write_pid_file(p, pid),

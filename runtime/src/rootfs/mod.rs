@@ -17,7 +17,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 use std::path::Path;
 
-/// The propagation given to "/" before anything else: the spec's rootfsPropagation, or rslave
+/// The propagation the container's root ends up with: the spec's rootfsPropagation, or rslave
 /// (host mounts still reach the container; nothing flows back).
 pub fn root_propagation(spec_value: Option<&str>) -> MsFlags {
     spec_value
@@ -31,13 +31,10 @@ pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> R
     let linux = cfg.spec.linux().as_ref().expect("validated");
     let rootfs = &cfg.rootfs;
     let propagation = root_propagation(linux.rootfs_propagation().as_deref());
-    // A shared root would carry every container mount back to the host; slave it for setup and
-    // apply the requested propagation once the container's root is in place.
-    let setup_propagation = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation
-    };
+    // Setup runs on recursive slaves of the host's mounts: nothing flows back to the host, and
+    // the rootfs can still be bound (an unbindable or shared parent would forbid or leak it).
+    // The requested propagation is given to the container's root once it is in place.
+    let setup_propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC;
     mount(
         None::<&str>,
         "/",
@@ -93,7 +90,7 @@ pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> R
             cfg.user_ns,
         )?;
     }
-    if propagation.contains(MsFlags::MS_SHARED) {
+    if propagation != setup_propagation {
         mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
             .context(|| "setting rootfsPropagation of /")?;
     }

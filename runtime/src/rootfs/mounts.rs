@@ -100,7 +100,8 @@ const BIND_REMOUNT_FLAGS: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_RELATIME)
     .union(MsFlags::MS_STRICTATIME)
     .union(MsFlags::MS_SYNCHRONOUS)
-    .union(MsFlags::MS_DIRSYNC);
+    .union(MsFlags::MS_DIRSYNC)
+    .union(MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW));
 
 /// Makes one spec mount inside the rootfs whose descriptor is `root`.
 pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
@@ -131,7 +132,8 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
         let typ = m.typ().as_deref().unwrap_or_default();
         let target = ensure(root, dest, true)?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-        let flags = o.flags & !MsFlags::MS_REMOUNT;
+        // Raw bits: nix's complement would drop flags it does not name (MS_NOSYMFOLLOW).
+        let flags = MsFlags::from_bits_retain(o.flags.bits() & !MsFlags::MS_REMOUNT.bits());
         let mut data = o.data.join(",");
         let mut r = mount(
             Some(&src),

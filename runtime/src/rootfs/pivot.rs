@@ -2,7 +2,9 @@
 //! or (`--no-pivot`, for ramdisk hosts where pivot_root is impossible) MS_MOVE plus chroot.
 
 use crate::error::{Context, Result};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 use std::path::Path;
 
 /// Makes `rootfs` the process's root.
@@ -15,7 +17,16 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     } else {
         // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
         // the new root alone, with no directory needed for the old one.
+        let old_root = nix::fcntl::open(
+            "/",
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .context(|| "opening the old root")?;
         nix::unistd::pivot_root(".", ".").context(|| "pivot_root into the rootfs")?;
+        // "." must name the old root below, not the new one it hides (whose mounts keep their
+        // own propagation): enter it explicitly.
+        nix::unistd::fchdir(&old_root).context(|| "entering the old root")?;
         // Keep the unmount below from propagating to the host's mounts.
         mount(
             None::<&str>,
