@@ -1,7 +1,7 @@
 //! linux.sysctl: only namespaced keys, and only when the container has the namespace that
 //! isolates them (as runc enforces), written through the container's own /proc/sys.
 
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::namespaces::Namespaces;
 use oci_spec::runtime::LinuxNamespaceType;
 use std::collections::HashMap;
@@ -49,11 +49,12 @@ pub fn validate(sysctls: &HashMap<String, String>, ns: &Namespaces) -> Result<()
     Ok(())
 }
 
-/// Writes the values under /proc/sys (the container's, after pivot_root).
+/// Writes the values under /proc/sys (the container's procfs, after pivot_root), through
+/// [`crate::process::procfs`] so no mount or symlink in the container redirects them.
 pub fn apply(sysctls: &HashMap<String, String>) -> Result<()> {
     for (key, value) in sysctls {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).context(|| format!("setting sysctl {key}={value}"))?;
+        let path = format!("sys/{}", key.replace('.', "/"));
+        crate::process::procfs::write(&path, value, &format!("setting sysctl {key}={value}"))?;
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ pub fn set_size(fd: BorrowedFd, rows: u16, cols: u16) -> Result<()> {
 
 /// Bind-mounts the slave on /dev/console under `root`.
 pub fn mount_console(root: &impl AsFd, slave: &OwnedFd) -> Result<()> {
-    let target = ensure(root, Path::new("/dev/console"), false)?;
+    let target = console_mount_point(root)?;
     mount(
         Some(&fd_path(slave)),
         &fd_path(&target),
@@ -99,6 +99,29 @@ pub fn mount_console(root: &impl AsFd, slave: &OwnedFd) -> Result<()> {
         None::<&str>,
     )
     .context(|| "mounting the terminal on /dev/console")
+}
+
+/// Opens (creating it if missing) /dev/console under `root` without following a symlink there:
+/// one planted in the image (or swapped in by a racing container) would otherwise make the
+/// terminal mount land on a file of its choosing.
+fn console_mount_point(root: &impl AsFd) -> Result<OwnedFd> {
+    let path = Path::new("/dev/console");
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW;
+    let target = match open_in_root(root, path, flags) {
+        Err(nix::errno::Errno::ENOENT) => {
+            ensure(root, path, false)?;
+            open_in_root(root, path, flags)
+        }
+        r => r,
+    }
+    .context(|| "opening /dev/console")?;
+    let st = fstat(&target).context(|| "checking /dev/console")?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(Error::invalid(
+            "/dev/console in the container is a symlink: refusing to mount the terminal on what it points to (remove it from the image)",
+        ));
+    }
+    Ok(target)
 }
 
 /// Sends the master over the console socket.

@@ -45,6 +45,8 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     let cfg = match ch.recv("the runtime")? {
         Message::Setup(cfg) => cfg,
         Message::Exec(cfg) => {
+            let keep = [Some(ch.raw_fd()), cfg.console_fd];
+            user_process::close_inherited_fds(3 + cfg.preserve_fds, &keep)?;
             super::exec::join(ch, &cfg)?;
             // The process runs on as the runtime's child; this joining stage is done.
             std::process::exit(0)
@@ -55,6 +57,8 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             )))
         }
     };
+    let keep = [Some(ch.raw_fd()), cfg.fifo_fd, cfg.console_fd];
+    user_process::close_inherited_fds(3 + cfg.preserve_fds, &keep)?;
     for dir in &cfg.cgroup_join {
         let tasks = dir.join("tasks");
         std::fs::write(&tasks, "0").context(|| format!("joining cgroup {}", dir.display()))?;
@@ -108,8 +112,11 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
         terminal::make_controlling(slave)?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .context(|| format!("setting oomScoreAdj {adj}"))?;
+        super::procfs::write(
+            "self/oom_score_adj",
+            &adj.to_string(),
+            &format!("setting oomScoreAdj {adj}"),
+        )?;
     }
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let prepared = user_process::prepare(process, profile, ch)?;

@@ -9,6 +9,7 @@ pub mod init;
 pub mod init_config;
 pub mod liveness;
 pub mod message;
+pub mod procfs;
 pub mod signals;
 pub mod spawn;
 pub mod user_process;

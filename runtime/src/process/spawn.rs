@@ -190,8 +190,7 @@ fn write_time_offsets(req: &SpawnRequest) -> Result<()> {
         ));
     }
     if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", &text)
-            .context(|| "writing linux.timeOffsets")?;
+        super::procfs::write("self/timens_offsets", &text, "writing linux.timeOffsets")?;
     }
     Ok(())
 }

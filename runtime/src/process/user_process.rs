@@ -149,6 +149,26 @@ fn find_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
         })
 }
 
+/// Closes every descriptor from `first` up but those in `keep`. The runtime's caller may have
+/// leaked descriptors it did not pass with --preserve-fds (a host directory, say); while they are
+/// open, /proc/self/fd/N reaches them when the process's working directory and executable are
+/// looked up (the CVE-2024-21626 shape), so they go before anything of the container is set up.
+pub fn close_inherited_fds(first: RawFd, keep: &[Option<RawFd>]) -> Result<()> {
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .context(|| "listing descriptors")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if fd >= first && !keep.contains(&Some(fd)) {
+            // SAFETY: nothing in this process owns these (the listing's own descriptor is
+            // already closed, which makes its close fail harmlessly with EBADF).
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
 /// Marks every descriptor from `first` up close-on-exec.
 fn close_runtime_fds(first: i32) -> Result<()> {
     // SAFETY: close_range only changes descriptor flags.
