@@ -124,13 +124,17 @@ pub fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
             Message::Go => {}
             other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
         }
-        // Become the namespace's root where the maps allow it (they may not map 0).
-        let root = nix::unistd::Gid::from_raw(0);
-        let _ = nix::unistd::setresgid(root, root, root);
-        let uroot = nix::unistd::Uid::from_raw(0);
-        let _ = nix::unistd::setresuid(uroot, uroot, uroot);
+        become_ns_root();
     }
     exe_guard::reexec_as_init(ch.raw_fd())
+}
+
+/// Becomes the user namespace's root where its maps allow it (they may not map 0).
+fn become_ns_root() {
+    let root = nix::unistd::Gid::from_raw(0);
+    let _ = nix::unistd::setresgid(root, root, root);
+    let uroot = nix::unistd::Uid::from_raw(0);
+    let _ = nix::unistd::setresuid(uroot, uroot, uroot);
 }
 
 fn child_exit(ch: &mut Channel, r: Result<Infallible>) -> ! {
@@ -155,6 +159,11 @@ fn join_stage(
     let ns = &req.bundle.namespaces;
     let r: Result<Pid> = (|| {
         namespaces::enter(&joins)?;
+        if joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User) {
+            // Host root is not mapped in a joined user namespace: become its root, or the
+            // init's re-exec would drop every capability.
+            become_ns_root();
+        }
         if ns.create_time {
             nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
                 .context(|| "creating the time namespace")?;
@@ -327,6 +336,8 @@ fn finish(
         ch.send(&Message::Go)?;
     }
     let ns = &bundle.namespaces;
+    // A joined user namespace (by path) constrains the init as much as a new one does.
+    let in_user_ns = ns.has(LinuxNamespaceType::User);
     let mount_sources = cgroup.mount_sources()?;
     // On v1 the init moves itself: a thread writing 0 to `tasks` skips the global
     // threadgroup lock, whose RCU grace period makes the runtime writing `cgroup.procs` cost
@@ -334,7 +345,7 @@ fn finish(
     // cgroup files, so the runtime does it.
     let mut cgroup_join = Vec::new();
     if !in_cgroup {
-        if cgroup.version() == mini_cgroups::Version::V1 && !user_ns {
+        if cgroup.version() == mini_cgroups::Version::V1 && !in_user_ns {
             cgroup_join = mount_sources.iter().map(|s| s.host_dir.clone()).collect();
         } else {
             cgroup.add_process(pid.as_raw())?;
@@ -352,7 +363,7 @@ fn finish(
         cgroup_mounts: mount_sources,
         cgroup_join,
         new_cgroup_ns: ns.creates(LinuxNamespaceType::Cgroup),
-        user_ns,
+        user_ns: in_user_ns,
         uts_ns: ns.has(LinuxNamespaceType::Uts),
         hook_state: hook_state.clone(),
         console_fd: req.console_fd,
