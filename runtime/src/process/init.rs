@@ -118,6 +118,10 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             &format!("setting oomScoreAdj {adj}"),
         )?;
     }
+    // Before seccomp, which could deny personality(2).
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::personality::apply(p)?;
+    }
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let prepared = user_process::prepare(process, profile, ch)?;
     // Switching credentials cleared it; a parent dead by now makes the send below fail.
