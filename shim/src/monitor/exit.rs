@@ -48,9 +48,11 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Now, as the records and logs spell time.
+/// Now, as the records and logs spell time (a clock set before 1970 reads as 1970: the
+/// formatter would panic, and a panicking monitor would take its container along).
 pub fn now() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+    let t = std::time::SystemTime::now().max(std::time::UNIX_EPOCH);
+    humantime::format_rfc3339_nanos(t).to_string()
 }
 
 impl ExitRecord {

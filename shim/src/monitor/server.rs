@@ -308,9 +308,9 @@ impl Server {
         }
         self.finished = Some(Instant::now());
         let exit = self.exit.clone().expect("checked above");
-        for id in self.execs.keys().copied().collect::<Vec<_>>() {
-            if let (Some(job), Some(c)) = (self.execs.remove(&id), self.conns.get_mut(&id)) {
-                job.abandon();
+        for (id, job) in std::mem::take(&mut self.execs) {
+            job.abandon();
+            if let Some(c) = self.conns.get_mut(&id) {
                 c.reply(&Reply::<()>::Error(
                     "the container exited during the exec".into(),
                 ));
