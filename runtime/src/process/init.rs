@@ -180,6 +180,8 @@ fn console_for_init(cfg: &InitConfig) -> Result<std::os::fd::OwnedFd> {
 
 /// Blocks until `start` opens the FIFO for reading; returns our (close-on-exec) writing end.
 fn wait_for_start(fifo_fd: RawFd) -> Result<OwnedFd> {
+    // A signal that would end the process ends the waiting container, as runc's does.
+    super::signals::exit_on_terminating_signals()?;
     let path = format!("/proc/self/fd/{fifo_fd}");
     let fd = nix::fcntl::open(
         path.as_str(),
