@@ -26,6 +26,7 @@
 //! | `monitor.json` | [`MonitorInfo`]: id, bundle, runtime root, log directory, start time |
 //! | `monitor.sock` | the socket ([`wire`] documents the protocol); removed when it exits |
 //! | `monitor.log` | the monitor's own diagnostics, one line each |
+//! | `.monitor.bin` | a hard link of the monitor's binary, which it runs from, so that replacing the installed binary cannot break its execs |
 //! | `exit.json` | [`ExitRecord`], written once, atomically, in space reserved at start |
 //! | `log.jsonl`, `log.jsonl.1`.. | the container's output as JSON lines ([`log_record`]), rotated by size; in `--log-dir` if given |
 //!
@@ -66,6 +67,7 @@ mod exit;
 mod layout;
 mod log_file;
 pub mod log_record;
+mod pin;
 mod server;
 mod startup;
 pub mod wire;
@@ -106,6 +108,29 @@ pub struct MonitorArgs {
     /// Rotated log files to keep besides the current one.
     #[arg(long = "log-max-files", default_value_t = LogLimits::default().max_files)]
     pub log_max_files: u32,
+}
+
+impl MonitorArgs {
+    /// The `mini-shim` arguments that start a monitor with these options.
+    pub fn command_line(&self) -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["monitor".into(), "--dir".into()];
+        a.push(self.dir.clone().into());
+        a.extend(["--id".into(), self.id.clone().into(), "--bundle".into()]);
+        a.push(self.bundle.clone().into());
+        a.push("--runtime-root".into());
+        a.push(self.runtime_root.clone().into());
+        if let Some(d) = &self.log_dir {
+            a.push("--log-dir".into());
+            a.push(d.clone().into());
+        }
+        a.extend([
+            "--log-max-bytes".into(),
+            self.log_max_bytes.to_string().into(),
+            "--log-max-files".into(),
+            self.log_max_files.to_string().into(),
+        ]);
+        a
+    }
 }
 
 /// Runs `mini-shim monitor`: forks the monitor, prints [`Started`] as a JSON line once the
@@ -210,24 +235,18 @@ impl SpawnOptions {
 /// not the caller's child; a caller that is a child subreaper inherits it, though, and must then
 /// reap it when it exits.
 pub fn spawn(opts: &SpawnOptions) -> Result<Started> {
+    let args = MonitorArgs {
+        dir: opts.dir.clone(),
+        id: opts.id.clone(),
+        bundle: opts.bundle.clone(),
+        runtime_root: opts.runtime_root.clone(),
+        log_dir: opts.log_dir.clone(),
+        log_max_bytes: opts.log_limits.max_bytes,
+        log_max_files: opts.log_limits.max_files,
+    };
     let mut cmd = std::process::Command::new(&opts.binary);
-    cmd.arg("monitor")
-        .arg("--dir")
-        .arg(&opts.dir)
-        .arg("--id")
-        .arg(&opts.id)
-        .arg("--bundle")
-        .arg(&opts.bundle)
-        .arg("--runtime-root")
-        .arg(&opts.runtime_root)
-        .arg("--log-max-bytes")
-        .arg(opts.log_limits.max_bytes.to_string())
-        .arg("--log-max-files")
-        .arg(opts.log_limits.max_files.to_string());
-    if let Some(d) = &opts.log_dir {
-        cmd.arg("--log-dir").arg(d);
-    }
-    cmd.stdin(std::process::Stdio::null());
+    cmd.args(args.command_line())
+        .stdin(std::process::Stdio::null());
     let out = cmd
         .output()
         .map_err(|e| Error::io(format!("running {}", opts.binary.display()), e))?;

@@ -865,3 +865,60 @@ fn a_terminal_is_refused_with_a_reason() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn exec_keeps_working_after_the_installed_binary_is_replaced() {
+    let host = Host::new();
+    let id = unique("mon-upgrade");
+    // An "installed" copy of mini-shim, on the state directory's filesystem.
+    let install = TempDir::new("install");
+    let installed = install.path().join("mini-shim");
+    std::fs::copy(env!("CARGO_BIN_EXE_mini-shim"), &installed).unwrap();
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let mut opts = host.options(&id, &bundle);
+    opts.binary = installed.clone();
+    let started = monitor::spawn(&opts).unwrap();
+    let dir = opts.dir;
+    let exe = std::fs::read_link(format!("/proc/{}/exe", started.monitor_pid)).unwrap();
+    assert_eq!(exe, dir.join(".monitor.bin"));
+    // The upgrade: a new file renamed over the old path, as package managers do.
+    let new = install.path().join("mini-shim.new");
+    std::fs::copy(&installed, &new).unwrap();
+    std::fs::rename(&new, &installed).unwrap();
+    let client = Client::new(&dir);
+    let r = block_on(client.exec(&ExecSpec {
+        args: vec!["echo".into(), "still here".into()],
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_str()), (Some(0), "still here\n"));
+    block_on(client.kill(libc::SIGKILL, false)).unwrap();
+    wait_exit(&dir);
+    assert!(wait_until(SETTLE, || !pid_alive(started.monitor_pid)));
+    assert!(!dir.join(".monitor.bin").exists());
+}
+
+#[test]
+fn a_monitor_that_cannot_pin_its_binary_runs_unpinned() {
+    let host = Host::new();
+    let id = unique("mon-unpinned");
+    // A container directory on another filesystem than the binary: no hard link possible.
+    let disk = TinyDisk::new("1m");
+    let dir = disk.dir.path().join(&id);
+    std::fs::create_dir(&dir).unwrap();
+    let bundle = Bundle::new(&["sleep", "1000"]);
+    let mut opts = host.options(&id, &bundle);
+    opts.dir = dir.clone();
+    monitor::spawn(&opts).unwrap();
+    let diagnostics = std::fs::read_to_string(dir.join("monitor.log")).unwrap();
+    assert!(diagnostics.contains("running unpinned"), "{diagnostics}");
+    let client = Client::new(&dir);
+    let r = block_on(client.exec(&ExecSpec {
+        args: vec!["true".into()],
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    block_on(client.kill(libc::SIGKILL, false)).unwrap();
+    assert_eq!(wait_exit(&dir).signal, Some(libc::SIGKILL));
+}

@@ -5,11 +5,12 @@
 //! agent, so nothing sent to the agent's group reaches it), becomes a child subreaper (orphans
 //! of a container without its own pid namespace come to it, not to the host's init), points its
 //! stdio at /dev/null and its stderr at `monitor.log`, and blocks the signals it reads through a
-//! signalfd. It stays single-threaded, so it may fork the container's processes.
+//! signalfd. It stays single-threaded, so it may fork the container's processes. Then it
+//! re-executes itself once through a pinned copy of its binary (see [`super::pin`]).
 
 use super::error::{Error, Result};
 use super::wire::Reply;
-use super::{diag, layout, server, startup, MonitorArgs, Started};
+use super::{diag, layout, pin, server, startup, MonitorArgs, Started};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::ForkResult;
 use std::io::{Read, Write};
@@ -33,6 +34,10 @@ pub fn handled_signals() -> SigSet {
 /// Runs `mini-shim monitor`: forks the monitor and reports its start. Exits with 0 once the
 /// container runs (after printing [`Started`] as one JSON line), or 1 with one line on stderr.
 pub fn main(args: MonitorArgs) -> ! {
+    if let Some(ready) = pin::inherited_ready_fd() {
+        // The monitor itself, re-executed through its pinned binary: already detached.
+        std::process::exit(serve(&args, ready));
+    }
     let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => fail(&format!("mini-shim monitor: creating a pipe: {e}")),
@@ -80,6 +85,12 @@ fn monitor(args: &MonitorArgs, ready: OwnedFd) -> i32 {
         send(&ready, &Reply::<Started>::Error(e.to_string()));
         return 1;
     }
+    pin::reexec_pinned(args, &ready);
+    serve(args, ready)
+}
+
+/// Starts the container, reports, and serves until the container has ended.
+fn serve(args: &MonitorArgs, ready: OwnedFd) -> i32 {
     match startup::start(args) {
         Ok((monitor, started)) => {
             send(&ready, &Reply::Ok(started));

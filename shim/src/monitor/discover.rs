@@ -166,6 +166,7 @@ pub fn adopt(dir: &Path) -> Result<Adopted> {
 fn remove_from_runtime(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(layout::SOCKET));
     let _ = std::fs::remove_file(dir.join(layout::EXIT_RESERVE));
+    let _ = std::fs::remove_file(dir.join(layout::PINNED_BINARY));
     if let Ok(info) = MonitorInfo::read(dir) {
         let _ = mini_run::container::delete::delete(&info.runtime_root, &info.id, true);
     }

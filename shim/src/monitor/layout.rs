@@ -18,6 +18,8 @@ pub const DIAGNOSTICS: &str = "monitor.log";
 pub const EXIT_FILE: &str = "exit.json";
 /// Space reserved at start for the exit record, so a full disk cannot lose it.
 pub const EXIT_RESERVE: &str = ".exit.json.reserve";
+/// A hard link of the monitor's binary, which it runs from (see `pin`).
+pub const PINNED_BINARY: &str = ".monitor.bin";
 /// The current log file; rotated ones are `log.jsonl.1` (newest) to `log.jsonl.N` (oldest).
 pub const LOG_FILE: &str = "log.jsonl";
 

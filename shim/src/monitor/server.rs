@@ -121,6 +121,7 @@ impl Server {
             }
         }
         let _ = std::fs::remove_file(self.m.dir.join(layout::SOCKET));
+        let _ = std::fs::remove_file(self.m.dir.join(layout::PINNED_BINARY));
     }
 
     fn poll_set(&self) -> (Vec<Token>, Vec<PollFd<'_>>) {

@@ -75,6 +75,7 @@ pub fn start(args: &MonitorArgs) -> Result<(Monitor, Started)> {
         let _ = exit::write(&args.dir, &ExitRecord::start_failed(&e.to_string()));
         let _ = std::fs::remove_file(args.dir.join(layout::SOCKET));
         let _ = std::fs::remove_file(args.dir.join(layout::EXIT_RESERVE));
+        let _ = std::fs::remove_file(args.dir.join(layout::PINNED_BINARY));
     }
     r
 }
