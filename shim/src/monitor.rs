@@ -12,8 +12,9 @@
 //! and creates the container through the mini-run library, so the container's init is its
 //! child and its exit status exact. It lives as long as its container, so it is kept small:
 //! measured with a release build, 3.9 MB resident of which 0.46 MB private; the rest are the
-//! binary's clean pages, shared by every monitor on the host. Under systemd, the agent's unit needs `KillMode=process`
-//! (as containerd's has), or stopping the agent would kill the monitors in its cgroup.
+//! binary's clean pages, shared by every monitor on the host. Under systemd, the agent's unit
+//! needs `KillMode=process` (as containerd's has), or stopping the agent would kill the
+//! monitors in its cgroup.
 //!
 //! # The container directory
 //!
@@ -26,7 +27,7 @@
 //! | `monitor.json` | [`MonitorInfo`]: id, bundle, runtime root, log directory, start time |
 //! | `monitor.sock` | the socket ([`wire`] documents the protocol); removed when it exits |
 //! | `monitor.log` | the monitor's own diagnostics, one line each |
-//! | `.monitor.bin` | a hard link of the monitor's binary, which it runs from, so that replacing the installed binary cannot break its execs |
+//! | `.monitor.bin` | a hard link of the binary the monitor runs from: replacing the installed binary cannot break its execs |
 //! | `exit.json` | [`ExitRecord`], written once, atomically, in space reserved at start |
 //! | `log.jsonl`, `log.jsonl.1`.. | the container's output as JSON lines ([`log_record`]), rotated by size; in `--log-dir` if given |
 //!

@@ -1,7 +1,9 @@
 //! The per-container monitor with real busybox containers (root): logs as JSON lines with
 //! rotation, exit codes, signals and OOM kills recorded, exec, stats, log follow, the monitor
 //! surviving the death of its agent, a killed monitor taking its container along and adoption
-//! recording it, and a full log disk that costs log lines but never the container.
+//! recording it, a full log disk that costs log lines but never the container, and execs that
+//! keep working after the installed binary is replaced. The same suite passes on the cgroup v2
+//! test VM (scripts/vm/run.sh).
 
 use mini_shim::monitor::{
     self, adopt, discover, inspect, Adopted, Client, Error, ExecSpec, ExitRecord, LogLimits,
