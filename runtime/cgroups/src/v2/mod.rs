@@ -123,7 +123,8 @@ impl Manager for V2Manager {
         let created = fs::mkdir_all(&h.mount_point, &h.dir)?;
         h.created.extend(created);
         self.enable_controllers();
-        if self.frozen_event()? {
+        // Without a "frozen" field (kernel < 5.2) nothing can be told: go on.
+        if self.frozen_event().unwrap_or(false) {
             return Err(Error::Frozen {
                 path: self.dir().to_path_buf(),
             });
