@@ -12,9 +12,12 @@ pub mod api;
 pub mod bundle;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod listen;
 pub mod pki;
 pub mod probe;
+pub mod run;
+pub mod stop;
 pub mod tls;
 pub mod usage;
 
