@@ -875,11 +875,23 @@ fn exec_keeps_working_after_the_installed_binary_is_replaced() {
     // An "installed" copy of mini-shim, on the state directory's filesystem.
     let install = TempDir::new("install");
     let installed = install.path().join("mini-shim");
-    std::fs::copy(env!("CARGO_BIN_EXE_mini-shim"), &installed).unwrap();
+    // A link, not a copy: a file just written can be "busy" for exec while a process forked
+    // by another test thread still holds the writing descriptor.
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_mini-shim"), &installed).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_mini-shim"), &installed).unwrap();
+    }
     let bundle = Bundle::new(&["sleep", "1000"]);
     let mut opts = host.options(&id, &bundle);
     opts.binary = installed.clone();
-    let started = monitor::spawn(&opts).unwrap();
+    let mut started = monitor::spawn(&opts);
+    let busy = |r: &Result<Started, Error>| matches!(r, Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ETXTBSY));
+    wait_until(SETTLE, || {
+        if busy(&started) {
+            started = monitor::spawn(&opts);
+        }
+        !busy(&started)
+    });
+    let started = started.unwrap();
     let dir = opts.dir;
     let exe = std::fs::read_link(format!("/proc/{}/exe", started.monitor_pid)).unwrap();
     assert_eq!(exe, dir.join(".monitor.bin"));
