@@ -50,7 +50,10 @@ impl Client {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::ConnectionRefused
+                        // A monitor closing its socket as it exits resets pending connections.
+                        | std::io::ErrorKind::ConnectionReset
                 ) =>
             {
                 Err(Unanswered::Gone)
