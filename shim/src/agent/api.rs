@@ -3,7 +3,7 @@
 //! log streams (JSON lines).
 
 use super::{Agent, Error};
-use crate::protocol::{self, ExecRequest, KillRequest, Probe, RunRequest, StopRequest};
+use crate::protocol::{self, ExecRequest, KillRequest, LogLine, Probe, RunRequest, StopRequest};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,6 +19,28 @@ const MAX_BODY: usize = 1 << 20;
 
 /// A response body: a whole buffer or a stream.
 pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A log stream as a response body, one JSON line per record. Dropped by hyper when the
+/// client goes away, which closes the channel and so ends the follow behind it.
+struct LogBody(tokio::sync::mpsc::Receiver<LogLine>);
+
+impl hyper::body::Body for LogBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|line| {
+            line.map(|line| {
+                let mut text = serde_json::to_vec(&line).expect("log lines serialize");
+                text.push(b'\n');
+                Ok(Frame::data(Bytes::from(text)))
+            })
+        })
+    }
+}
 
 /// Answers one request.
 pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
@@ -214,20 +236,10 @@ async fn container_action(
             let query = Query::of(&req, &["follow", "tail"])?;
             let follow = query.flag("follow")?;
             let tail = query.number("tail")?;
-            let mut lines = agent.logs(id, follow, tail).await?;
-            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
-            tokio::spawn(async move {
-                while let Some(line) = lines.recv().await {
-                    let mut text = serde_json::to_vec(&line).expect("log lines serialize");
-                    text.push(b'\n');
-                    if tx.send(Frame::data(Bytes::from(text))).await.is_err() {
-                        break; // the client went away
-                    }
-                }
-            });
+            let lines = agent.logs(id, follow, tail).await?;
             Ok(Response::builder()
                 .header("content-type", "application/x-ndjson")
-                .body(body.boxed())
+                .body(LogBody(lines).boxed())
                 .expect("static response parts"))
         }
         ("stop" | "kill" | "wait" | "exec" | "probe", _) => {

@@ -75,7 +75,15 @@ impl Agent {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             let mut seen = 0usize;
-            while let Some(Ok(record)) = stream.next().await {
+            loop {
+                // A client that went away ends the follow at once, not at the next record.
+                let record = tokio::select! {
+                    () = tx.closed() => break,
+                    next = stream.next() => match next {
+                        Some(Ok(record)) => record,
+                        _ => break,
+                    },
+                };
                 seen += 1;
                 if seen <= skip {
                     continue;
@@ -92,7 +100,7 @@ impl Agent {
                     partial: record.partial,
                 };
                 if tx.send(line).await.is_err() {
-                    break; // the client went away
+                    break;
                 }
             }
         });

@@ -77,8 +77,12 @@ pub async fn serve(
                 let listener = bind_tcp(*addr).await?;
                 agent.log(&format!("listening on https://{addr} (mutual TLS)"));
                 loop {
-                    let Ok((stream, peer)) = listener.accept().await else {
-                        continue;
+                    let (stream, peer) = match listener.accept().await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            accept_failed(&agent, e).await;
+                            continue;
+                        }
                     };
                     let (agent, acceptor) = (agent.clone(), acceptor.clone());
                     tokio::spawn(async move {
@@ -99,8 +103,9 @@ pub async fn serve(
                     "DEVELOPMENT MODE: plain HTTP without authentication on http://{addr}"
                 ));
                 loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(connection(agent.clone(), stream));
+                    match listener.accept().await {
+                        Ok((stream, _)) => drop(tokio::spawn(connection(agent.clone(), stream))),
+                        Err(e) => accept_failed(&agent, e).await,
                     }
                 }
             }
@@ -111,8 +116,9 @@ pub async fn serve(
                     path.display()
                 ));
                 loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(connection(agent.clone(), stream));
+                    match listener.accept().await {
+                        Ok((stream, _)) => drop(tokio::spawn(connection(agent.clone(), stream))),
+                        Err(e) => accept_failed(&agent, e).await,
                     }
                 }
             }
@@ -122,6 +128,13 @@ pub async fn serve(
         r = accept => r,
         () = shutdown => Ok(()),
     }
+}
+
+/// A failed accept (e.g. out of descriptors) is logged and retried after a pause, instead of
+/// spinning.
+async fn accept_failed(agent: &Agent, e: std::io::Error) {
+    agent.log(&format!("accepting a connection: {e}"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 async fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
