@@ -9,6 +9,7 @@ pub mod features;
 pub mod hooks;
 pub mod identity;
 pub mod logging;
+pub mod loopback;
 pub mod namespaces;
 pub mod personality;
 pub mod process;

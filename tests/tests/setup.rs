@@ -940,3 +940,22 @@ fn no_pivot_runs_the_container_in_its_rootfs() {
         "{r}"
     );
 }
+
+/// A new network namespace has its loopback up (runc and crun bring it up too): the container
+/// reaches its own 127.0.0.1.
+#[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    let rt = Runtime::new();
+    let out = stdout_of(
+        &rt,
+        &sh("cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; \
+             httpd -p 127.0.0.1:8080 -h /etc && wget -q -O - http://127.0.0.1:8080/passwd | head -n 1"),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).expect("flags");
+    assert_eq!(flags & 1, 1, "lo is not up: {out}");
+    assert!(
+        lines.get(2).is_some_and(|l| l.starts_with("root:")),
+        "{out}"
+    );
+}

@@ -240,6 +240,14 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let started = start(&mut ours, cfg, &rec);
     let console = console.into_proxy_end();
     let _ = waitpid(stage, None);
+    // A detached exec returns once the process runs its program (the channel closes on
+    // execve), so the pid file never names a process still in the runtime's setup.
+    let started = started.and_then(|pid| {
+        if o.detach {
+            executed(&mut ours).map_err(|e| (Some(pid), e))?;
+        }
+        Ok(pid)
+    });
     let pid = match started {
         Ok(pid) => pid,
         Err((pid, e)) => {
@@ -258,6 +266,16 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     match console {
         Some(ours) => terminal::foreground(ours, pid, &forwarded),
         None => signals::wait_forwarding(pid, &forwarded, None),
+    }
+}
+
+/// Waits until the process has executed its program (its end of the channel is close-on-exec),
+/// or reports why it could not.
+fn executed(ch: &mut channel::Channel) -> Result<()> {
+    match ch.recv_or_closed("the exec'd process")? {
+        None => Ok(()),
+        Some(Message::Failed(e)) => Err(Error::invalid(e)),
+        Some(other) => Err(Error::invalid(format!("unexpected message {other:?}"))),
     }
 }
 

@@ -88,6 +88,13 @@ impl Channel {
 
     /// Receives one message; a closed peer is an error naming `peer`.
     pub fn recv(&mut self, peer: &str) -> Result<Message> {
+        self.recv_or_closed(peer)?
+            .ok_or_else(|| Error::invalid(format!("{peer} exited unexpectedly")))
+    }
+
+    /// Receives one message, or `None` once the peer has closed its end (as a process does
+    /// when it executes: the channel is close-on-exec).
+    pub fn recv_or_closed(&mut self, peer: &str) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 1 << 20];
         let mut space = nix::cmsg_space!([RawFd; 1]);
         let n = loop {
@@ -113,9 +120,10 @@ impl Channel {
             }
         };
         if n == 0 {
-            return Err(Error::invalid(format!("{peer} exited unexpectedly")));
+            return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
+            .map(Some)
             .map_err(|e| Error::invalid(format!("bad message from {peer}: {e}")))
     }
 }

@@ -81,6 +81,9 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             nix::errno::Errno::result(r).context(|| format!("setting domainname {d}"))?;
         }
     }
+    if cfg.new_net_ns {
+        crate::loopback::up()?;
+    }
     let hooks = spec.hooks().clone().unwrap_or_default();
     let mut state = cfg.hook_state.clone();
     // createContainer and startContainer hooks run in the container: they get its view of the pid.

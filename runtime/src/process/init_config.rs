@@ -34,6 +34,8 @@ pub struct InitConfig {
     pub console_fd: Option<i32>,
     /// Whether the container has its own UTS namespace.
     pub uts_ns: bool,
+    /// Whether the container gets a new network namespace (its loopback is brought up).
+    pub new_net_ns: bool,
     /// The state JSON given to hooks (the init sets `status`).
     pub hook_state: serde_json::Value,
     /// The parent-death signal to arm again once the init has its final credentials (a

@@ -82,7 +82,10 @@ pub fn exit_on_terminating_signals() -> Result<()> {
         libc::SIGIO,
         libc::SIGPWR,
     ];
-    for sig in standard.into_iter().chain(libc::SIGRTMIN()..=libc::SIGRTMAX()) {
+    for sig in standard
+        .into_iter()
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+    {
         // SAFETY: a zeroed sigaction with an empty mask and a handler that only calls _exit.
         let r = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();

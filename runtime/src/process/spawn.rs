@@ -365,6 +365,7 @@ fn finish(
         new_cgroup_ns: ns.creates(LinuxNamespaceType::Cgroup),
         user_ns: in_user_ns,
         uts_ns: ns.has(LinuxNamespaceType::Uts),
+        new_net_ns: ns.creates(LinuxNamespaceType::Network),
         hook_state: hook_state.clone(),
         console_fd: req.console_fd,
         parent_death_signal: req.parent_death_signal.map(|s| s as i32),
