@@ -9,7 +9,7 @@ use mini_shim::monitor::{
     self, adopt, discover, inspect, Adopted, Client, Error, ExecSpec, ExitRecord, LogLimits,
     LogRecord, MonitorStatus, SpawnOptions, Started, Stream,
 };
-use mini_tests::{cgroups_mentioning, unique, wait_until, Bundle, TempDir};
+use mini_tests::{cgroups_mentioning, sh, unique, wait_until, Bundle, TempDir};
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -87,22 +87,9 @@ impl Drop for Host {
     }
 }
 
-/// A bundle running `script` under `sh -c`.
-fn sh(script: &str) -> Bundle {
-    Bundle::new(&["sh", "-c", script])
-}
-
 /// A directory shared with the container at /shared.
 fn with_shared(bundle: Bundle, shared: &Path) -> Bundle {
-    let source = shared.to_str().expect("utf-8").to_string();
-    bundle.edit(|c| {
-        c["mounts"].as_array_mut().expect("mounts").push(json!({
-            "destination": "/shared",
-            "type": "bind",
-            "source": source,
-            "options": ["rbind", "rw"]
-        }))
-    })
+    bundle.with_bind(shared, "/shared")
 }
 
 /// Every record of the log files in `dir`, oldest first; each line must be a valid record.

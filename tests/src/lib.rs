@@ -29,27 +29,22 @@ pub fn workspace() -> PathBuf {
 
 /// The mini-run binary under test: `$MINI_RUN_BIN`, or the one built beside the test binary.
 pub fn mini_run_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("MINI_RUN_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> → target/<profile>/mini-run
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("mini-run");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build --release -p mini-run)",
-        bin.display()
-    );
-    bin
+    built_binary(
+        "MINI_RUN_BIN",
+        "mini-run",
+        "cargo build --release -p mini-run",
+    )
 }
 
 /// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the one built beside the test binary.
 pub fn mini_shim_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("MINI_SHIM_BIN") {
+    built_binary("MINI_SHIM_BIN", "mini-shim", "cargo build -p mini-shim")
+}
+
+/// `$var`, or the workspace binary `name` beside the test binary (target/<profile>/deps/<test>
+/// → target/<profile>/<name>), which must exist (`build` says how to make it).
+fn built_binary(var: &str, name: &str, build: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
@@ -57,10 +52,10 @@ pub fn mini_shim_bin() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("target dir")
-        .join("mini-shim");
+        .join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first (cargo build -p mini-shim)",
+        "{} is missing: build it first ({build})",
         bin.display()
     );
     bin
@@ -165,6 +160,16 @@ impl Bundle {
         self
     }
 
+    /// Bind-mounts the host directory `host` read-write at `dest` in the container.
+    pub fn with_bind(self, host: &Path, dest: &str) -> Bundle {
+        let source = host.to_str().expect("utf-8 path").to_string();
+        self.edit(|c| {
+            c["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({
+                "destination": dest, "type": "bind", "source": source, "options": ["rbind", "rw"]
+            }));
+        })
+    }
+
     /// The absolute rootfs directory this bundle's config names.
     pub fn rootfs(&self) -> PathBuf {
         self.path()
@@ -244,9 +249,8 @@ impl Runtime {
         self.run_json(bundle)
     }
 
-    /// Foreground `run` of a bundle whose process is a probe command (`report`, `try-open`,
-    /// ...); asserts success and returns the last JSON line it printed.
-    pub fn run_json(&self, bundle: &Bundle) -> Value {
+    /// Foreground `run` of a bundle; asserts success and returns the output.
+    pub fn run_ok(&self, bundle: &Bundle) -> Output {
         let out = self.run(bundle, &unique("probe"));
         assert!(
             out.status.success(),
@@ -254,7 +258,18 @@ impl Runtime {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        last_json(&out)
+        out
+    }
+
+    /// Foreground `run` of a bundle; asserts success and returns its stdout.
+    pub fn run_stdout(&self, bundle: &Bundle) -> String {
+        String::from_utf8_lossy(&self.run_ok(bundle).stdout).into_owned()
+    }
+
+    /// Foreground `run` of a bundle whose process is a probe command (`report`, `try-open`,
+    /// ...); asserts success and returns the last JSON line it printed.
+    pub fn run_json(&self, bundle: &Bundle) -> Value {
+        last_json(&self.run_ok(bundle))
     }
 
     /// Runs mini-run with `args` but gives up after `timeout`: the command is killed (by its
@@ -336,6 +351,26 @@ impl Runtime {
         assert!(
             reached,
             "container {id} did not become {status} in {timeout:?} (still {last})"
+        );
+    }
+
+    /// Runs mini-run with `args` for a command whose container outlives it (`run --detach`,
+    /// `create`) and asserts success. The container's stdio must not be a pipe the test waits
+    /// on, so stdout goes to /dev/null and stderr to a file read on failure.
+    pub fn detached(&self, args: &[&str]) {
+        let log = TempDir::new("log");
+        let path = log.path().join("stderr");
+        let err = std::fs::File::create(&path).expect("log file");
+        let status = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .status()
+            .expect("spawn mini-run");
+        assert!(
+            status.success(),
+            "mini-run {args:?} failed ({status}): {}",
+            std::fs::read_to_string(&path).unwrap_or_default()
         );
     }
 
@@ -479,6 +514,42 @@ pub fn last_json(out: &Output) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {text}"))
 }
 
+/// A bundle running `script` with the container's sh.
+pub fn sh(script: &str) -> Bundle {
+    Bundle::new(&["sh", "-c", script])
+}
+
+/// The config's `linux.namespaces` list.
+pub fn ns_list(config: &mut Value) -> &mut Vec<Value> {
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+}
+
+/// The topmost mount at `point` in a probe report.
+pub fn mount_at<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
+    report["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .rev()
+        .find(|m| m["mount_point"] == point)
+}
+
+/// A JSON array of strings (mount options, capabilities, ...) as strings.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// Whether the JSON array of strings `list` holds `word`.
+pub fn has(list: &Value, word: &str) -> bool {
+    strings(list).iter().any(|s| s == word)
+}
+
 /// The inode of the host's (this process's) namespace of `kind` (`net`, `ipc`, ...).
 pub fn host_ns_inode(kind: &str) -> u64 {
     ns_inode(&format!("/proc/self/ns/{kind}"))
@@ -592,6 +663,32 @@ pub fn cgroups_mentioning(needle: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(Path::new("/sys/fs/cgroup"), needle, 0, &mut out);
     out
+}
+
+/// The host's cgroup version.
+pub fn cgroup_version() -> mini_cgroups::Version {
+    mini_cgroups::detect().expect("a cgroup hierarchy")
+}
+
+/// The host directory of `pid`'s cgroup holding `controller` (any on v2), read from
+/// /proc/PID/cgroup (not from the runtime's state).
+pub fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
+    let (hierarchy, path) = text
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = match cgroup_version() {
+                mini_cgroups::Version::V2 => ctrls.is_empty(),
+                mini_cgroups::Version::V1 => ctrls.split(',').any(|c| c == controller),
+            };
+            hit.then(|| (ctrls.to_string(), path.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
+    PathBuf::from("/sys/fs/cgroup")
+        .join(hierarchy)
+        .join(path.trim_start_matches('/'))
 }
 
 /// Host processes whose command line mentions `needle`.

@@ -5,40 +5,14 @@
 //! /proc/PID/cgroup.
 
 use mini_cgroups::{CgroupConfig, Version};
-use mini_tests::{unique, wait_until, Bundle, Runtime, TempDir};
+use mini_tests::{cgroup_dir, cgroup_version, unique, wait_until, Bundle, Runtime};
 use mini_usage::ContainerUsage;
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// Generous: the VM is emulated and slow.
 const LONG: Duration = Duration::from_secs(180);
 const MEMORY_LIMIT: u64 = 64 << 20;
-
-fn version() -> Version {
-    mini_cgroups::detect().expect("a cgroup hierarchy")
-}
-
-/// The directory of `pid`'s cgroup holding `controller` (any on v2), from /proc/PID/cgroup.
-fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
-    let (hierarchy, path) = text
-        .lines()
-        .find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let hit = match version() {
-                Version::V2 => ctrls.is_empty(),
-                Version::V1 => ctrls.split(',').any(|c| c == controller),
-            };
-            hit.then(|| (ctrls.to_string(), path.to_string()))
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
-    PathBuf::from("/sys/fs/cgroup")
-        .join(hierarchy)
-        .join(path.trim_start_matches('/'))
-}
 
 /// A number from a cgroup file: a plain value, or `key value` from a flat-keyed file.
 fn read(pid: i32, controller: &str, file: &str, key: Option<&str>) -> Option<u64> {
@@ -60,7 +34,7 @@ fn read(pid: i32, controller: &str, file: &str, key: Option<&str>) -> Option<u64
 /// What the files say, in mini-usage's units (`None` for unlimited or untracked).
 fn expected(pid: i32) -> ContainerUsage {
     let limit = |v: Option<u64>| v.filter(|v| *v > 0 && *v < 1 << 62);
-    match version() {
+    match cgroup_version() {
         Version::V1 => ContainerUsage {
             cpu_usage_ns: read(pid, "cpuacct", "cpuacct.usage", None).unwrap(),
             cpu_periods: read(pid, "cpu", "cpu.stat", Some("nr_periods")).unwrap(),
@@ -104,23 +78,6 @@ fn comparable(u: &ContainerUsage) -> ContainerUsage {
     }
 }
 
-/// `mini-run ARGS` for a command whose container outlives it (stdio not a pipe we wait on).
-fn detached(rt: &Runtime, args: &[&str]) {
-    let log = TempDir::new("usage-log");
-    let path = log.path().join("stderr");
-    let status = rt
-        .command(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&path).unwrap())
-        .status()
-        .expect("spawn mini-run");
-    assert!(
-        status.success(),
-        "mini-run {args:?}: {}",
-        std::fs::read_to_string(&path).unwrap_or_default()
-    );
-}
-
 #[test]
 fn container_usage_equals_the_cgroup_files_of_a_busy_container() {
     let rt = Runtime::new();
@@ -132,10 +89,7 @@ fn container_usage_equals_the_cgroup_files_of_a_busy_container() {
             "cpu": {"quota": 20000, "period": 100000},
         });
     });
-    detached(
-        &rt,
-        &["run", "--detach", "--bundle", bundle.path_str(), &id],
-    );
+    rt.detached(&["run", "--detach", "--bundle", bundle.path_str(), &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rt.root().join(&id).join("state.json")).unwrap())

@@ -8,7 +8,9 @@
 //! The VM is emulated and slow, so waits are generous and return as soon as they can.
 
 use mini_cgroups::Version;
-use mini_tests::{cgroups_mentioning, stderr_line, unique, Bundle, Runtime, TempDir};
+use mini_tests::{
+    cgroup_dir, cgroup_version, cgroups_mentioning, stderr_line, unique, Bundle, Runtime, TempDir,
+};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -19,10 +21,6 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1 << 20;
 /// The longest any wait may take (the VM is ~50x slower than the host).
 const LONG: Duration = Duration::from_secs(180);
-
-fn version() -> Version {
-    mini_cgroups::detect().expect("a cgroup hierarchy")
-}
 
 /// Polls `f` every 50 ms until it returns `Some`, panicking after `LONG`.
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -36,29 +34,10 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// Runs `mini-run ARGS` whose container may outlive it: the container's stdio must not be a
-/// pipe the test waits on, so stdout goes to /dev/null and stderr to a file read on failure.
-fn detached(rt: &Runtime, args: &[&str]) {
-    let log = TempDir::new("log");
-    let path = log.path().join("stderr");
-    let err = std::fs::File::create(&path).expect("log file");
-    let status = rt
-        .command(args)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .status()
-        .expect("spawn mini-run");
-    assert!(
-        status.success(),
-        "mini-run {args:?} failed ({status}): {}",
-        std::fs::read_to_string(&path).unwrap_or_default()
-    );
-}
-
 /// `run --detach` of `bundle` as `id`, waiting until it runs.
 fn run_detached(rt: &Runtime, bundle: &Bundle, id: &str) -> i32 {
     let path = bundle.path().to_str().expect("utf-8");
-    detached(rt, &["run", "--detach", "--bundle", path, id]);
+    rt.detached(&["run", "--detach", "--bundle", path, id]);
     assert_eq!(rt.status(id), "running");
     rt.state(id)["pid"].as_i64().expect("pid") as i32
 }
@@ -93,26 +72,9 @@ fn cpu_rate(rt: &Runtime, id: &str, window: Duration) -> f64 {
     (u1 - u0) as f64 / 1e9 / (t1 - t0).as_secs_f64()
 }
 
-/// The host path of `file` in the cgroup of `pid` that holds `controller`, read from
-/// /proc/PID/cgroup (not from the runtime's state).
+/// The host path of `file` in the cgroup of `pid` that holds `controller`.
 fn cgroup_file(pid: i32, controller: &str, file: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
-    let (hierarchy, path) = text
-        .lines()
-        .find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let hit = match version() {
-                Version::V2 => ctrls.is_empty(),
-                Version::V1 => ctrls.split(',').any(|c| c == controller),
-            };
-            hit.then(|| (ctrls.to_string(), path.to_string()))
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
-    PathBuf::from("/sys/fs/cgroup")
-        .join(hierarchy)
-        .join(path.trim_start_matches('/'))
-        .join(file)
+    cgroup_dir(pid, controller).join(file)
 }
 
 fn read_trim(path: &PathBuf) -> String {
@@ -215,10 +177,7 @@ fn events_streams_stats_and_reports_an_oom_kill() {
         Bundle::new(&["sh", "-c", "sleep 1; probe alloc 256"]),
         64 * MIB,
     );
-    detached(
-        &rt,
-        &["create", "--bundle", b.path().to_str().unwrap(), &id],
-    );
+    rt.detached(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     let events = EventStream::start(&rt, &id, "200ms");
     // The first stats line proves `events` took its OOM baseline before the allocation.
     let first: Value = serde_json::from_str(&events.next()).expect("JSON event");
@@ -347,7 +306,7 @@ fn update_changes_live_limits() {
     let rt = Runtime::new();
     let id = unique("update");
     let pid = run_detached(&rt, &Bundle::new(&["probe", "sleep", "600"]), &id);
-    let (memory_file, cpu_file) = match version() {
+    let (memory_file, cpu_file) = match cgroup_version() {
         Version::V1 => ("memory.limit_in_bytes", "cpu.cfs_quota_us"),
         Version::V2 => ("memory.max", "cpu.max"),
     };
@@ -369,7 +328,7 @@ fn update_changes_live_limits() {
         &id,
     ]);
     rt.ok(&["update", "--cpu-period", "50000", &id]);
-    match version() {
+    match cgroup_version() {
         Version::V1 => {
             assert_eq!(read_trim(&cpu), "30000");
             assert_eq!(read_trim(&cpu.with_file_name("cpu.cfs_period_us")), "50000");

@@ -26,12 +26,7 @@ fn rejected(b: &Bundle, words: &[&str]) {
 
 /// `bundle` with the host directory `dir` mounted read-write at /tmp.
 fn with_tmp(b: Bundle, dir: &TempDir) -> Bundle {
-    let src = dir.path().to_str().expect("utf-8").to_string();
-    b.edit(|c| {
-        c["mounts"].as_array_mut().expect("mounts").push(json!({
-            "destination": "/tmp", "type": "bind", "source": src, "options": ["rbind", "rw"]
-        }));
-    })
+    b.with_bind(dir.path(), "/tmp")
 }
 
 /// The mounts of a probe report at `point`, in mount order.

@@ -19,32 +19,12 @@ const WAIT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn sh(script: &str) -> Bundle {
-    Bundle::new(&["sh", "-c", script])
-}
-
-/// Foreground `run`; asserts success and returns stdout.
-fn stdout_of(rt: &Runtime, b: &Bundle) -> String {
-    let out = rt.run(b, &unique("cl"));
-    assert!(
-        out.status.success(),
-        "run failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Every stdout line parsed as JSON.
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
-}
-
-fn ns_list(c: &mut Value) -> &mut Vec<Value> {
-    c["linux"]["namespaces"].as_array_mut().expect("namespaces")
 }
 
 /// Sets namespace `typ` to be joined at `path` (`None`: created), adding it if absent.
@@ -82,30 +62,8 @@ fn rejected(rt: &Runtime, b: &Bundle, words: &[&str]) -> String {
     line
 }
 
-/// The topmost mount at `point` in a probe report.
-fn mount_at<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
-    report["mounts"]
-        .as_array()
-        .expect("mounts")
-        .iter()
-        .rev()
-        .find(|m| m["mount_point"] == point)
-}
-
-fn words(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| s.as_str().expect("string").to_string())
-        .collect()
-}
-
-fn has(v: &Value, word: &str) -> bool {
-    words(v).iter().any(|w| w == word)
-}
-
 fn has_prefix(v: &Value, prefix: &str) -> bool {
-    words(v).iter().any(|w| w.starts_with(prefix))
+    strings(v).iter().any(|w| w.starts_with(prefix))
 }
 
 /// A host process holding new namespaces made by `unshare ARGS sleep 60`, killed on drop.
@@ -275,7 +233,7 @@ fn every_namespace_type_is_supported() {
         }
         c["hostname"] = json!("ns-all");
     });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let mut lines = out.lines();
     let r: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     let mut kinds = vec!["pid", "net", "mnt", "ipc", "uts", "user", "cgroup"];
@@ -358,7 +316,7 @@ fn namespace_path_places_the_process_in_that_namespace() {
     let holder_pid = created_pid(&rt, &holder, &unique("cl-userns"));
     let path = format!("/proc/{holder_pid}/ns/user");
     let b = sh("cat /proc/self/uid_map; probe report").edit(|c| set_ns(c, "user", Some(&path)));
-    let out = stdout_of(&rt, &b);
+    let out = rt.run_stdout(&b);
     let mut lines = out.lines();
     let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", "100000", "65536"], "{out}");
@@ -470,7 +428,7 @@ fn uid_and_gid_mappings_are_applied() {
             ]);
             c["process"]["user"] = json!({"uid": 1005, "gid": 1500});
         });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let parts: Vec<Vec<Vec<&str>>> = out
         .split('|')
         .map(|p| p.lines().map(|l| l.split_whitespace().collect()).collect())
@@ -545,7 +503,7 @@ fn listed_devices_are_created_with_type_numbers_mode_and_owner() {
                 {"path": "/opt/dev/outside", "type": "c", "major": 1, "minor": 3}
             ]);
         });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines,
@@ -586,7 +544,7 @@ fn listed_device_over_a_different_file_is_an_error() {
     let b = b.edit(|c| {
         c["linux"]["devices"] = json!([{"path": "/mydev", "type": "c", "major": 1, "minor": 5}]);
     });
-    assert_eq!(stdout_of(&rt, &b).trim(), "1:5");
+    assert_eq!(rt.run_stdout(&b).trim(), "1:5");
 }
 
 /// The runtime MUST supply /dev/null, zero, full, random, urandom and tty, working as those
@@ -599,7 +557,7 @@ fn default_devices_are_supplied() {
          head -c 16 /dev/urandom | wc -c; head -c 16 /dev/random | wc -c; \
          probe try-write /dev/full x; probe try-open /dev/tty rw",
     );
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(
         lines[..6],
@@ -631,7 +589,7 @@ fn dev_ptmx_is_the_containers_devpts_ptmx() {
         "stat -L -c '%d:%i' /dev/ptmx /dev/pts/ptmx; stat -c %d /dev/pts; \
          probe try-open /dev/ptmx rw",
     );
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], lines[1], "/dev/ptmx is not /dev/pts/ptmx: {out}");
     let host_pts = std::fs::metadata("/dev/pts").unwrap().dev();
@@ -722,8 +680,8 @@ fn same_cgroups_path_gives_the_same_cgroup() {
             ns_list(c).retain(|n| n["type"] != "cgroup");
             c["linux"]["cgroupsPath"] = json!(path);
         });
-        let first = stdout_of(&rt, &b);
-        let second = stdout_of(&rt, &b);
+        let first = rt.run_stdout(&b);
+        let second = rt.run_stdout(&b);
         assert_eq!(first, second, "{path}");
         let tail = path.trim_start_matches('/');
         assert!(
@@ -1046,7 +1004,7 @@ fn rootfs_propagation_shared_slave_and_private_inside_the_container() {
         ("slave", "isolated"),
         ("private", "isolated"),
     ] {
-        let out = stdout_of(&rt, &propagation_bundle(script, value));
+        let out = rt.run_stdout(&propagation_bundle(script, value));
         assert_eq!(out.trim(), want, "rootfsPropagation {value}");
     }
 }
@@ -1057,7 +1015,7 @@ fn rootfs_propagation_shared_slave_and_private_inside_the_container() {
 fn rootfs_propagation_unbindable_root_cannot_be_bound() {
     let script = "mkdir -p /t && mount --bind / /t; echo rc=$?; \
                   awk '$5 == \"/\"' /proc/self/mountinfo";
-    let out = stdout_of(&Runtime::new(), &propagation_bundle(script, "unbindable"));
+    let out = Runtime::new().run_stdout(&propagation_bundle(script, "unbindable"));
     assert!(out.contains("rc=1") || out.contains("rc=255"), "{out}");
     assert!(out.contains("unbindable"), "{out}");
 }
@@ -1174,7 +1132,7 @@ fn masked_paths_cannot_be_read() {
     let paths = plant_layout(&b.rootfs());
     let rt = Runtime::new();
     let b = b.edit(|c| c["linux"]["maskedPaths"] = json!(paths));
-    let out = stdout_of(&rt, &b);
+    let out = rt.run_stdout(&b);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(
         lines,
@@ -1187,7 +1145,7 @@ fn masked_paths_cannot_be_read() {
         .with_private_rootfs();
     plant_layout(&b.rootfs());
     let b = b.edit(|c| c["linux"]["maskedPaths"] = json!([]));
-    let out = stdout_of(&rt, &b);
+    let out = rt.run_stdout(&b);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "1", "2"]);
 }
 
@@ -1216,7 +1174,7 @@ fn readonly_paths_refuse_writes() {
         c["root"]["readonly"] = json!(false);
         c["linux"]["readonlyPaths"] = json!(paths);
     });
-    let lines = json_lines(&stdout_of(&Runtime::new(), &b));
+    let lines = json_lines(&Runtime::new().run_stdout(&b));
     assert_eq!(lines.len(), 6, "{lines:?}");
     for w in &lines[..5] {
         assert_eq!(w["error"], "EROFS", "{w}");
@@ -1274,7 +1232,7 @@ fn personality_sets_the_execution_domain() {
     let uname = |domain: &str| {
         let b = Bundle::new(&["uname", "-m"])
             .edit(|c| c["linux"]["personality"] = json!({"domain": domain}));
-        stdout_of(&rt, &b).trim().to_string()
+        rt.run_stdout(&b).trim().to_string()
     };
     let native = String::from_utf8(Command::new("uname").arg("-m").output().unwrap().stdout)
         .unwrap()

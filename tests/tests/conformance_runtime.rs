@@ -15,12 +15,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// `bundle` with the host directory `dir` mounted read-write at /tmp, where the container's
 /// process and its in-container hooks leave files the test reads.
 fn with_tmp(b: Bundle, dir: &TempDir) -> Bundle {
-    let src = dir.path().to_str().expect("utf-8").to_string();
-    b.edit(|c| {
-        c["mounts"].as_array_mut().expect("mounts").push(json!({
-            "destination": "/tmp", "type": "bind", "source": src, "options": ["rbind", "rw"]
-        }));
-    })
+    b.with_bind(dir.path(), "/tmp")
 }
 
 /// A hook running `script` with the host's (or, for startContainer, the container's) sh.

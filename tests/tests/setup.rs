@@ -10,54 +10,12 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Runs the bundle in the foreground; asserts success and returns its stdout.
-fn stdout_of(rt: &Runtime, b: &Bundle) -> String {
-    let out = rt.run(b, &unique("setup"));
-    assert!(
-        out.status.success(),
-        "run failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Runs `script` with the container's sh; returns each line of output parsed as JSON.
 fn json_lines(rt: &Runtime, b: Bundle) -> Vec<Value> {
-    stdout_of(rt, &b)
+    rt.run_stdout(&b)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
-}
-
-fn sh(script: &str) -> Bundle {
-    Bundle::new(&["sh", "-c", script])
-}
-
-/// The topmost mount at `point` in a probe report.
-fn mount_at<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
-    report["mounts"]
-        .as_array()
-        .expect("mounts")
-        .iter()
-        .rev()
-        .find(|m| m["mount_point"] == point)
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| s.as_str().expect("string").to_string())
-        .collect()
-}
-
-fn has(list: &Value, word: &str) -> bool {
-    strings(list).iter().any(|s| s == word)
-}
-
-fn ns_list(c: &mut Value) -> &mut Vec<Value> {
-    c["linux"]["namespaces"].as_array_mut().expect("namespaces")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,10 +197,13 @@ fn user_namespace_container_can_be_created_then_started() {
 fn user_namespace_sees_host_root_files_as_the_overflow_owner() {
     // The fixture is owned by host root, which the mapping leaves out: inside, its files
     // belong to the overflow uid (65534), and the process still runs the world-executable probe.
-    let out = stdout_of(
-        &Runtime::new(),
-        &userns_bundle(&["stat", "-c", "%u %g", "/bin/probe", "/etc/passwd"]),
-    );
+    let out = Runtime::new().run_stdout(&userns_bundle(&[
+        "stat",
+        "-c",
+        "%u %g",
+        "/bin/probe",
+        "/etc/passwd",
+    ]));
     assert_eq!(out.lines().collect::<Vec<_>>(), ["65534 65534"; 2], "{out}");
 }
 
@@ -261,7 +222,7 @@ fn time_namespace_applies_time_offsets() {
         });
     });
     let host_before: f64 = uptime();
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let host_after: f64 = uptime();
     let mut lines = out.lines();
     let r: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
@@ -347,7 +308,7 @@ fn read_only_bind_mount_shows_host_files_and_refuses_writes() {
                 "options": ["bind", "ro"]
             }));
         });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     let r: Value = serde_json::from_str(lines[0]).unwrap();
     let m = mount_at(&r, "/mnt/b").expect("bind mounted");
@@ -425,7 +386,7 @@ fn rbind_carries_submounts_and_bind_does_not() {
                 "options": ["bind", "ro"]
             }));
         });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "submount", "rbind shows the submount: {out}");
     assert_eq!(
@@ -517,7 +478,7 @@ fn dev_has_the_default_devices_and_links() {
         "stat -c '%n|%F|%t:%T|%a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; \
          for l in fd stdin stdout stderr ptmx; do echo \"/dev/$l->$(readlink /dev/$l)\"; done",
     );
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     let want_dev = [
         ("/dev/null", "1:3"),
@@ -557,7 +518,7 @@ fn spec_device_is_created_with_its_mode_and_owner() {
         }]);
     });
     let rt = Runtime::new();
-    let out = stdout_of(&rt, &b);
+    let out = rt.run_stdout(&b);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0], "character special file|1:3|600|1000:1000",
@@ -568,7 +529,7 @@ fn spec_device_is_created_with_its_mode_and_owner() {
     assert_eq!(w["error"], "EACCES", "{w}");
     // ...and the owner may write.
     let b = b.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
-    let out = stdout_of(&rt, &b);
+    let out = rt.run_stdout(&b);
     let w: Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
     assert_eq!(w["ok"], true, "the owner can write the device: {w}");
 }
@@ -591,7 +552,7 @@ fn masked_paths_are_unreadable() {
             "/no/such/path"
         ]);
     });
-    let out = stdout_of(&Runtime::new(), &b);
+    let out = Runtime::new().run_stdout(&b);
     let parts: Vec<&str> = out.split('|').map(str::trim).collect();
     assert_eq!(parts[0], "", "masked file reads empty: {out}");
     assert_eq!(
@@ -606,10 +567,7 @@ fn masked_paths_are_unreadable() {
 
     // Unmasked, the same paths have content (the test would pass vacuously otherwise).
     let b = sh("probe read /etc/group; ls -A /sys/firmware | head -c 1");
-    let out = stdout_of(
-        &Runtime::new(),
-        &b.edit(|c| c["linux"]["maskedPaths"] = json!([])),
-    );
+    let out = Runtime::new().run_stdout(&b.edit(|c| c["linux"]["maskedPaths"] = json!([])));
     assert!(out.contains("tester"), "{out}");
 }
 
@@ -946,9 +904,7 @@ fn no_pivot_runs_the_container_in_its_rootfs() {
 #[test]
 fn a_new_network_namespace_has_its_loopback_up() {
     let rt = Runtime::new();
-    let out = stdout_of(
-        &rt,
-        &sh("cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; \
+    let out = rt.run_stdout(&sh("cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; \
              httpd -p 127.0.0.1:8080 -h /etc && wget -q -O - http://127.0.0.1:8080/passwd | head -n 1"),
     );
     let lines: Vec<&str> = out.lines().collect();
