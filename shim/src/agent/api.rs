@@ -71,33 +71,31 @@ fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, Error> {
     Ok(json(StatusCode::OK, value))
 }
 
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+/// The request body as JSON, `None` when it is empty (or only white space).
+async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<Option<T>, Error> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?
         .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::BadRequest(
-            "the request needs a JSON body (see PROTOCOL.md)".into(),
-        ));
+        return Ok(None);
     }
     serde_json::from_slice(&bytes)
+        .map(Some)
         .map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
+}
+
+/// A JSON body the request must have.
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+    json_body(req)
+        .await?
+        .ok_or_else(|| Error::BadRequest("the request needs a JSON body (see PROTOCOL.md)".into()))
 }
 
 /// A body that may be left out (`{}` is the same as none).
 async fn optional_body<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, Error> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?
-        .to_bytes();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
+    Ok(json_body(req).await?.unwrap_or_default())
 }
 
 /// The query parameters of a request.

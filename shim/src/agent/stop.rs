@@ -47,12 +47,7 @@ impl Agent {
             .or_else(ignore_not_running)
             .map_err(map)?;
         if tokio::time::timeout(grace, client.wait()).await.is_err() {
-            client
-                .kill(libc::SIGKILL, true)
-                .await
-                .or_else(ignore_not_running)
-                .map_err(map)?;
-            client.wait().await.map_err(map)?;
+            kill_all(&client).await.map_err(map)?;
         }
         self.log(&format!("stop {id}: stopped"));
         self.info(id).await
@@ -70,14 +65,9 @@ impl Agent {
                     "container {id:?} is running; stop it first or delete with ?force=true"
                 )));
             }
-            let client = monitor::Client::new(&dir);
-            let map = |e| monitor_error(id, "killing", e);
-            client
-                .kill(libc::SIGKILL, true)
+            kill_all(&monitor::Client::new(&dir))
                 .await
-                .or_else(ignore_not_running)
-                .map_err(map)?;
-            client.wait().await.map_err(map)?;
+                .map_err(|e| monitor_error(id, "killing", e))?;
         }
         // The monitor exits once the container is removed from the runtime and its clients
         // have their answers.
@@ -109,4 +99,13 @@ fn ignore_not_running(e: monitor::Error) -> Result<(), monitor::Error> {
         monitor::Error::NotRunning(_) => Ok(()),
         e => Err(e),
     }
+}
+
+/// SIGKILL to every process of the container, then waits until it exited.
+async fn kill_all(client: &monitor::Client) -> Result<(), monitor::Error> {
+    client
+        .kill(libc::SIGKILL, true)
+        .await
+        .or_else(ignore_not_running)?;
+    client.wait().await.map(drop)
 }
