@@ -327,6 +327,16 @@ impl Runtime {
         ])
     }
 
+    /// `create` a container from the bundle and assert it succeeded.
+    pub fn create_ok(&self, bundle: &Bundle, id: &str) {
+        let out = self.create(bundle, id);
+        assert!(
+            out.status.success(),
+            "create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The container's `state` as JSON.
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
@@ -703,6 +713,32 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// The command line of host process `pid`, each argument followed by a space; empty once the
+/// process is gone.
+pub fn cmdline(pid: i64) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// A host process `unshare ARGS sleep 60` holding new namespaces to join through
+/// /proc/PID/ns, killed on drop; returned once unshare has switched namespaces and executed
+/// sleep under the same pid.
+pub fn unshare_holder(unshare_args: &[&str]) -> ChildGuard {
+    let holder = ChildGuard::start(
+        Command::new("unshare")
+            .args(unshare_args)
+            .args(["sleep", "60"]),
+    );
+    let exe = format!("/proc/{}/exe", holder.pid());
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_link(&exe)
+            .is_ok_and(|p| p.ends_with("sleep"))),
+        "unshare never executed sleep"
+    );
+    holder
 }
 
 /// Open descriptors of this process.

@@ -97,12 +97,7 @@ impl NsHolder {
 
 /// `create`s `b`, returns the container init's host pid; the container is left created.
 fn created_pid(rt: &Runtime, b: &Bundle, id: &str) -> i64 {
-    let out = rt.create(b, id);
-    assert!(
-        out.status.success(),
-        "create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rt.create_ok(b, id);
     rt.state(id)["pid"].as_i64().expect("pid")
 }
 

@@ -28,23 +28,8 @@ fn read(dir: &TempDir, name: &str) -> String {
     std::fs::read_to_string(dir.path().join(name)).unwrap_or_default()
 }
 
-fn create_ok(rt: &Runtime, b: &Bundle, id: &str) {
-    let out = rt.create(b, id);
-    assert!(
-        out.status.success(),
-        "create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn pid_of(rt: &Runtime, id: &str) -> i64 {
     rt.state(id)["pid"].as_i64().expect("pid")
-}
-
-fn cmdline(pid: i64) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -58,7 +43,7 @@ fn state_has_the_required_properties_with_their_types() {
     let rt = Runtime::new();
     let b = Bundle::new(&["probe", "sleep", "60"]);
     let id = unique("st-props");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     let st = rt.state(&id);
     let version = st["ociVersion"].as_str().expect("ociVersion is a string");
     assert_eq!(
@@ -85,7 +70,7 @@ fn state_pid_is_the_container_process_as_the_host_sees_it() {
     let rt = Runtime::new();
     let b = Bundle::new(&["probe", "sleep", "60"]);
     let id = unique("st-pid");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     let pid = pid_of(&rt, &id);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("host /proc");
     let nspid = status
@@ -136,7 +121,7 @@ fn state_annotations_are_the_configs() {
     let a = annotations.clone();
     let b = Bundle::new(&["probe", "sleep", "60"]).edit(|c| c["annotations"] = a);
     let id = unique("st-ann");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_eq!(rt.state(&id)["annotations"], annotations);
 }
 
@@ -156,7 +141,7 @@ fn hooks_get_the_pid_of_their_namespace() {
         });
     });
     let id = unique("st-hookpid");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     let pid = pid_of(&rt, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
@@ -182,7 +167,7 @@ fn create_does_not_run_the_process_and_start_does() {
         &dir,
     );
     let id = unique("lc-norun");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_eq!(rt.status(&id), "created");
     assert_eq!(read(&dir, "ran"), "", "the process ran at create");
     rt.ok(&["start", &id]);
@@ -203,7 +188,7 @@ fn create_applies_every_property_before_start() {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 555, "hard": 666}]);
     });
     let id = unique("lc-applied");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     let pid = pid_of(&rt, &id);
     assert_ne!(
         ns_inode(&format!("/proc/{pid}/ns/net")),
@@ -249,7 +234,7 @@ fn config_changes_after_create_do_not_affect_the_container() {
         &dir,
     );
     let id = unique("lc-cfg");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     b.config["hostname"] = json!("after");
     b.config["process"]["args"] = json!(["sh", "-c", "echo changed > /tmp/out"]);
     b.write();
@@ -291,7 +276,7 @@ fn create_invokes_the_prestart_create_runtime_and_create_container_hooks() {
         });
     });
     let id = unique("lc-hooks");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_eq!(
         read(&dir, "order"),
         "prestart\ncreateRuntime\ncreateContainer\n"
@@ -356,7 +341,7 @@ fn start_invokes_start_container_hooks_before_the_process() {
         )]});
     });
     let id = unique("lc-sc");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_eq!(read(&dir, "order"), "", "startContainer ran at create");
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
@@ -377,7 +362,7 @@ fn failing_start_container_hook_fails_start_and_stops_the_container() {
         });
     });
     let id = unique("lc-scfail");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_fails_with(&rt.cmd(&["start", &id]), &["startContainer", &id]);
     rt.wait_status(&id, "stopped", WAIT);
     assert_eq!(read(&dir, "ran"), "", "the process ran");
@@ -400,7 +385,7 @@ fn poststart_hooks_run_after_the_process_executed_and_before_start_returns() {
         ))]});
     });
     let id = unique("lc-poststart");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert!(!seen.exists(), "poststart ran at create");
     rt.ok(&["start", &id]);
     assert_eq!(
@@ -424,7 +409,7 @@ fn failing_poststart_hook_is_a_warning_and_the_rest_continues() {
         ]});
     });
     let id = unique("lc-psfail");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     let out = rt.cmd(&["start", &id]);
     assert!(
         out.status.success(),
@@ -443,7 +428,7 @@ fn a_process_that_exits_leaves_the_container_stopped() {
     let rt = Runtime::new();
     let b = Bundle::new(&["probe", "exit", "3"]);
     let id = unique("lc-exit");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
 }
@@ -455,7 +440,7 @@ fn delete_undoes_everything_create_did() {
     let rt = Runtime::new();
     let b = Bundle::new(&["probe", "exit", "0"]);
     let id = unique("lc-undo");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
     rt.ok(&["delete", &id]);
@@ -480,7 +465,7 @@ fn poststop_hooks_run_after_the_container_is_deleted() {
         }]});
     });
     let id = unique("lc-poststop");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
     rt.ok(&["delete", &id]);
@@ -505,7 +490,7 @@ fn failing_poststop_hook_is_a_warning_and_the_rest_continues() {
         ]});
     });
     let id = unique("lc-pstopfail");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
     let out = rt.cmd(&["delete", &id]);
@@ -587,7 +572,7 @@ fn start_of_a_container_that_is_not_created_is_an_error_without_effect() {
         &dir,
     );
     let id = unique("op-start2");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     assert!(wait_until(WAIT, || read(&dir, "runs") == "run\n"));
     let pid = pid_of(&rt, &id);
@@ -615,7 +600,7 @@ fn kill_sends_the_named_signal_to_the_container_process() {
         &dir,
     );
     let id = unique("op-kill");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     assert!(wait_until(WAIT, || dir.path().join("ready").exists()));
     rt.ok(&["kill", &id, "USR1"]);
@@ -631,7 +616,7 @@ fn kill_of_a_created_container_signals_it() {
     let b = Bundle::new(&["probe", "sleep", "60"]);
     for sig in ["TERM", "KILL"] {
         let id = unique("op-killcreated");
-        create_ok(&rt, &b, &id);
+        rt.create_ok(&b, &id);
         rt.ok(&["kill", &id, sig]);
         rt.wait_status(&id, "stopped", WAIT);
         rt.ok(&["delete", &id]);
@@ -643,15 +628,7 @@ fn kill_of_a_created_container_signals_it() {
 #[test]
 fn delete_keeps_what_the_container_did_not_create() {
     let rt = Runtime::new();
-    let holder = ChildGuard::start(Command::new("unshare").args(["--net", "sleep", "60"]));
-    assert!(
-        wait_until(WAIT, || std::fs::read_link(format!(
-            "/proc/{}/exe",
-            holder.pid()
-        ))
-        .is_ok_and(|p| p.ends_with("sleep"))),
-        "unshare never executed sleep"
-    );
+    let holder = unshare_holder(&["--net"]);
     let netns = format!("/proc/{}/ns/net", holder.pid());
     let inode = ns_inode(&netns);
     let shared = TempDir::new("not-ours");
@@ -665,7 +642,7 @@ fn delete_keeps_what_the_container_did_not_create() {
         }
     });
     let id = unique("op-keep");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     rt.wait_status(&id, "stopped", WAIT);
     rt.ok(&["delete", &id]);

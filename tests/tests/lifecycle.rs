@@ -22,12 +22,6 @@ fn alive(pid: i64) -> bool {
         .unwrap_or(false)
 }
 
-fn cmdline(pid: i64) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
-}
-
 /// An RFC 3339 UTC timestamp like `2024-01-02T03:04:05.123456789Z`.
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
@@ -48,15 +42,6 @@ fn canonical(p: &Path) -> String {
         .into_owned()
 }
 
-fn create_ok(rt: &Runtime, b: &Bundle, id: &str) {
-    let out = rt.create(b, id);
-    assert!(
-        out.status.success(),
-        "create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn create_start_kill_delete_walks_through_created_running_stopped() {
     let rt = Runtime::new();
@@ -64,7 +49,7 @@ fn create_start_kill_delete_walks_through_created_running_stopped() {
         c["annotations"] = json!({"org.example.purpose": "lifecycle", "k2": "v2"});
     });
     let id = unique("life");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
 
     let st = rt.state(&id);
     assert_eq!(st["status"], "created");
@@ -113,7 +98,7 @@ fn kill_accepts_signal_names_with_and_without_sig_and_numbers() {
     let b = sleeper();
     for sig in ["SIGKILL", "9", "KILL", "kill"] {
         let id = unique("killsig");
-        create_ok(&rt, &b, &id);
+        rt.create_ok(&b, &id);
         rt.ok(&["start", &id]);
         assert_eq!(rt.status(&id), "running");
         rt.ok(&["kill", &id, sig]);
@@ -144,7 +129,7 @@ fn kill_sends_term_by_default_and_by_name() {
     ]);
     for args in [&["TERM"][..], &[][..]] {
         let id = unique("term");
-        create_ok(&rt, &b, &id);
+        rt.create_ok(&b, &id);
         rt.ok(&["start", &id]);
         let pid = rt.state(&id)["pid"].as_i64().expect("pid");
         assert!(
@@ -281,8 +266,8 @@ fn list_shows_containers_as_a_table_and_as_json() {
     let b = sleeper();
     let created = unique("listc");
     let running = unique("listr");
-    create_ok(&rt, &b, &created);
-    create_ok(&rt, &b, &running);
+    rt.create_ok(&b, &created);
+    rt.create_ok(&b, &running);
     rt.ok(&["start", &running]);
 
     let table = rt.ok(&["list"]);
@@ -380,7 +365,7 @@ fn delete_of_a_running_container_needs_force() {
     let rt = Runtime::new();
     let b = sleeper();
     let id = unique("delrun");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     assert_fails_with(&rt.cmd(&["delete", &id]), &[&id, "running", "--force"]);
@@ -401,7 +386,7 @@ fn delete_of_a_running_container_needs_force() {
 fn delete_of_a_created_container_removes_it() {
     let rt = Runtime::new();
     let id = unique("delcreated");
-    create_ok(&rt, &sleeper(), &id);
+    rt.create_ok(&sleeper(), &id);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     rt.ok(&["delete", "--force", &id]);
     assert!(!alive(pid));
@@ -414,7 +399,7 @@ fn concurrent_state_kill_and_delete_never_corrupt_state() {
     let rt = Runtime::new();
     let b = sleeper();
     let id = unique("race");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     rt.ok(&["start", &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let ok_errors = ["does not exist", "not running"];
@@ -566,7 +551,7 @@ fn non_root_container_can_be_created_then_started() {
     let rt = Runtime::new();
     let b = sleeper().edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
     let id = unique("nonroot");
-    create_ok(&rt, &b, &id);
+    rt.create_ok(&b, &id);
     assert_eq!(rt.status(&id), "created");
     rt.ok(&["start", &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
