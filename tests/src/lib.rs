@@ -209,18 +209,10 @@ impl Runtime {
         c
     }
 
-    /// Runs mini-run with `args` and captures its output.
-    ///
-    /// Output goes through files, not pipes: a container's process inherits the runtime's
-    /// stdout and stderr, so after `create` or `run --detach` the pipes would stay open (and
-    /// the caller blocked) for as long as the container lives.
+    /// Runs mini-run with `args` and captures its output (through files, see
+    /// [`captured_output`]).
     pub fn cmd(&self, args: &[&str]) -> Output {
-        let cap = Capture::new();
-        let status = cap
-            .attach(&mut self.command(args))
-            .status()
-            .expect("spawn mini-run");
-        cap.finish(status)
+        captured_output(&mut self.command(args))
     }
 
     /// Runs mini-run and asserts success; returns stdout.
@@ -393,6 +385,19 @@ impl Runtime {
     pub fn state_dir_count(&self) -> usize {
         std::fs::read_dir(self.root()).map_or(0, |d| d.count())
     }
+}
+
+/// Runs `cmd` with stdin from /dev/null and captures its output through files, not pipes: a
+/// container's process inherits the runtime's stdout and stderr, so after `create`, `run
+/// --detach` or `exec --detach` pipes would stay open (and the caller blocked) for as long as
+/// the container lives.
+pub fn captured_output(cmd: &mut Command) -> Output {
+    let cap = Capture::new();
+    let status = cap
+        .attach(cmd.stdin(Stdio::null()))
+        .status()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    cap.finish(status)
 }
 
 /// Stdout and stderr of a command captured in (unlinked) temporary files.

@@ -54,24 +54,6 @@ fn with_fds(cmd: &mut Command, fds: &[(RawFd, RawFd)]) {
     }
 }
 
-/// Runs `cmd` with stdout and stderr in files (a container's process inherits them, so pipes
-/// would stay open for as long as it lives).
-fn output_of(cmd: &mut Command) -> Output {
-    let dir = TempDir::new("out");
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).unwrap())
-        .stderr(File::create(&err).unwrap())
-        .status()
-        .expect("spawn the runtime");
-    Output {
-        status,
-        stdout: std::fs::read(out).unwrap(),
-        stderr: std::fs::read(err).unwrap(),
-    }
-}
-
 /// The bundle with `dev` (a host directory: the image's own /dev, or a volume another container
 /// shares) bind-mounted as /dev instead of a fresh tmpfs; devpts, shm and mqueue stay.
 fn with_dev_from(b: Bundle, dev: &Path) -> Bundle {
@@ -339,7 +321,7 @@ fn cve_2019_5736_exec_of_a_proc_self_exe_shebang_cannot_overwrite_the_runtime() 
         c
     };
     let id = unique("cve-5736");
-    let out = output_of(&mut runtime(&[
+    let out = captured_output(&mut runtime(&[
         "run",
         "--detach",
         "--bundle",
@@ -512,7 +494,7 @@ fn cve_2024_21626_run_cwd_through_a_leaked_descriptor_never_reaches_the_host() {
                 &id,
             ]);
             leaked.leak_into(&mut cmd);
-            let out = output_of(&mut cmd);
+            let out = captured_output(&mut cmd);
             leaked.assert_not_reached(&out, &format!("cwd /proc/self/fd/{n}"));
             assert_nothing_left(&rt, &id, b.path());
         }
@@ -532,12 +514,12 @@ fn cve_2024_21626_exec_through_a_leaked_descriptor_never_reaches_the_host() {
         let cwd = format!("/proc/self/fd/{n}");
         let mut cmd = rt.command(&["exec", "--cwd", &cwd, &id, "sh", "-c", &leaked.reader()]);
         leaked.leak_into(&mut cmd);
-        leaked.assert_not_reached(&output_of(&mut cmd), &format!("exec --cwd {cwd}"));
+        leaked.assert_not_reached(&captured_output(&mut cmd), &format!("exec --cwd {cwd}"));
         let args = leaked.host_binary_args(n);
         let mut cmd = rt.command(&["exec", &id]);
         cmd.args(&args);
         leaked.leak_into(&mut cmd);
-        leaked.assert_not_reached(&output_of(&mut cmd), &format!("exec {}", args[0]));
+        leaked.assert_not_reached(&captured_output(&mut cmd), &format!("exec {}", args[0]));
     }
     rt.ok(&["delete", "--force", &id]);
 }
@@ -556,7 +538,7 @@ fn cve_2024_21626_executable_through_a_leaked_descriptor_is_not_run() {
         let id = unique("cve-21626-exe");
         let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &id]);
         leaked.leak_into(&mut cmd);
-        let out = output_of(&mut cmd);
+        let out = captured_output(&mut cmd);
         leaked.assert_not_reached(&out, &args[0]);
         assert_nothing_left(&rt, &id, b.path());
     }
