@@ -802,25 +802,53 @@ pub fn file_fingerprint(path: &Path) -> (usize, u64) {
     (data.len(), h)
 }
 
-/// Imports the fixture rootfs as image `image` with `podman` (a podman command with its
-/// storage options, without a subcommand), offline.
-pub fn podman_import_fixture(mut podman: Command, image: &str) {
+/// Imports the fixture rootfs as image `image`, offline, with `tool`: a podman or docker
+/// command with its options but without a subcommand (both take `import - IMAGE`).
+pub fn import_fixture(mut tool: Command, image: &str) {
+    let name = Path::new(tool.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut tar = Command::new("tar")
         .args(["-C", fixture_rootfs().to_str().expect("utf-8"), "-c", "."])
         .stdout(Stdio::piped())
         .spawn()
         .expect("tar");
-    let out = podman
+    let out = tool
         .args(["import", "-", image])
         .stdin(tar.stdout.take().expect("piped"))
         .output()
-        .expect("podman is installed (.ci/run installs it)");
+        .unwrap_or_else(|e| panic!("{name} ({e}): is it installed? (.ci/run installs it)"));
     let _ = tar.wait();
     assert!(
         out.status.success(),
-        "podman import: {}",
+        "{name} import: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A podman command (without a subcommand) whose storage, state, temporary files and events
+/// all live under `dir`: vfs storage, cgroupfs, no system service.
+pub fn private_podman(dir: &Path) -> Command {
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        .args(["--events-backend", "file", "--tmpdir"])
+        .arg(dir.join("tmp"));
+    c
+}
+
+/// A `sh` command that runs the shell command line `line` under `script`, which gives it a
+/// pseudo-terminal, and types `input` (one line) about three seconds after it started.
+pub fn in_terminal(line: &str, input: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!(
+        "(sleep 3; echo '{input}'; sleep 2) | script -qec '{line}' /dev/null"
+    ));
+    c
 }
 
 /// Accepts the runtime's connection on a `--console-socket` listener and receives what it

@@ -76,7 +76,7 @@ fn oci_archive(dir: &TempDir, image: &str) -> std::path::PathBuf {
             .args(args);
         c
     };
-    mini_tests::podman_import_fixture(podman(&[]), image);
+    mini_tests::import_fixture(podman(&[]), image);
     let archive = d.join("image.tar");
     let out = podman(&[
         "save",

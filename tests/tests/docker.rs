@@ -4,7 +4,7 @@
 //! a private dockerd (and the containerd it manages) with its data, state, socket and cgroup
 //! parent in a temp dir / unique name, and stops it and removes all of it afterwards.
 
-use mini_tests::{cgroups_mentioning, mini_run_bin, unique, wait_until, TempDir};
+use mini_tests::{cgroups_mentioning, in_terminal, mini_run_bin, unique, wait_until, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -69,35 +69,13 @@ impl Docker {
             docker.run(&["version"]).status.success()
         });
         assert!(up, "dockerd did not come up: {}", docker.log());
-        docker.import_fixture();
+        // The busybox fixture as an image, imported offline.
+        mini_tests::import_fixture(docker.cmd(), &docker.image);
         docker
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
-    }
-
-    /// The busybox fixture as an image, imported offline from a tar stream.
-    fn import_fixture(&self) {
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(mini_tests::fixture_rootfs())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tar");
-        let out = self
-            .cmd()
-            .args(["import", "-", &self.image])
-            .stdin(tar.stdout.take().expect("piped"))
-            .output()
-            .expect("docker");
-        let _ = tar.wait();
-        assert!(
-            out.status.success(),
-            "docker import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     fn cmd(&self) -> Command {
@@ -168,17 +146,6 @@ impl Docker {
             d.join("client").display(),
             d.join("docker.sock").display()
         )
-    }
-
-    /// Runs `line` under `script` with `input` typed after the session has started.
-    fn in_terminal(&self, line: &str, input: &str) -> Output {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "(sleep 3; echo '{input}'; sleep 2) | script -qec '{line}' /dev/null"
-            ))
-            .output()
-            .expect("script")
     }
 
     /// Stops the daemon: containers first (dockerd would wait for each), then dockerd by its
@@ -374,7 +341,9 @@ fn docker_interactive_sessions_through_a_terminal() {
         "run --rm -it --runtime mini --network none {} sh",
         dk.image
     ));
-    let out = dk.in_terminal(&line, "echo interactive-$((6*7)); tty; exit 3");
+    let out = in_terminal(&line, "echo interactive-$((6*7)); tty; exit 3")
+        .output()
+        .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("interactive-42"), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");
@@ -391,7 +360,9 @@ fn docker_interactive_sessions_through_a_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
     let line = dk.shell_line(&format!("exec -it {name} sh"));
-    let out = dk.in_terminal(&line, "echo exec-$((6*7)); tty; exit 4");
+    let out = in_terminal(&line, "echo exec-$((6*7)); tty; exit 4")
+        .output()
+        .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("exec-42"), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");

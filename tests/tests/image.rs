@@ -24,7 +24,7 @@ impl Images {
             base: format!("localhost/{}:latest", unique("mini-bb")),
             derived: format!("localhost/{}:latest", unique("mini-wh")),
         };
-        mini_tests::podman_import_fixture(images.podman(), &images.base);
+        mini_tests::import_fixture(images.podman(), &images.base);
         let ctx = images.dir.path().join("ctx");
         std::fs::create_dir_all(&ctx).unwrap();
         std::fs::write(
@@ -55,16 +55,8 @@ impl Images {
     }
 
     fn podman(&self) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file", "--tmpdir"])
-            .arg(d.join("tmp"))
-            .stdin(Stdio::null());
+        let mut c = mini_tests::private_podman(self.dir.path());
+        c.stdin(Stdio::null());
         c
     }
 

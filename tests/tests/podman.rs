@@ -18,22 +18,14 @@ impl Podman {
             image: format!("localhost/{}", unique("mini-busybox")),
         };
         // The busybox fixture as an image, imported offline.
-        mini_tests::podman_import_fixture(p.cmd(), &p.image);
+        mini_tests::import_fixture(p.cmd(), &p.image);
         p
     }
 
     fn cmd(&self) -> Command {
         let d = self.dir.path();
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file", "--tmpdir"])
-            .arg(d.join("tmp"))
-            .arg("--runtime")
-            .arg(mini_run_bin());
+        let mut c = mini_tests::private_podman(d);
+        c.arg("--runtime").arg(mini_run_bin());
         c
     }
 
@@ -157,11 +149,7 @@ fn podman_interactive_session_through_a_terminal() {
     cmd.args(args(&["run", "--rm", "-it"], &[&img, "sh"]));
     let line = format!("{cmd:?}").replace('"', "");
     // `script` gives podman a terminal; the shell's input arrives after it starts.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "(sleep 3; echo 'echo interactive-$((6*7)); tty; exit 3'; sleep 2) | script -qec '{line}' /dev/null"
-        ))
+    let out = mini_tests::in_terminal(&line, "echo interactive-$((6*7)); tty; exit 3")
         .output()
         .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);

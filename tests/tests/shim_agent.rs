@@ -1119,15 +1119,8 @@ fn agents_in_two_network_namespaces_serve_independently() {
 fn fixture_oci_archive(dir: &Path) -> PathBuf {
     let image = format!("localhost/{}:1", unique("shim-busybox"));
     let podman = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(dir.join("root"))
-            .arg("--runroot")
-            .arg(dir.join("run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file", "--tmpdir"])
-            .arg(dir.join("tmp"))
-            .args(args);
+        let mut c = mini_tests::private_podman(dir);
+        c.args(args);
         c
     };
     let mut tar = Command::new("tar")
