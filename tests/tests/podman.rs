@@ -25,7 +25,8 @@ impl Podman {
     fn cmd(&self) -> Command {
         let d = self.dir.path();
         let mut c = mini_tests::private_podman(d);
-        c.arg("--runtime").arg(mini_run_bin());
+        // conmon writes an `oom` marker into its working directory: keep it in ours.
+        c.current_dir(d).arg("--runtime").arg(mini_run_bin());
         c
     }
 
@@ -150,6 +151,7 @@ fn podman_interactive_session_through_a_terminal() {
     let line = format!("{cmd:?}").replace('"', "");
     // `script` gives podman a terminal; the shell's input arrives after it starts.
     let out = mini_tests::in_terminal(&line, "echo interactive-$((6*7)); tty; exit 3")
+        .current_dir(p.dir.path())
         .output()
         .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
