@@ -78,7 +78,8 @@ count_tests() {
 }
 
 # Print "DIR<TAB>EXE" for the test executables the VM suite runs, from cargo's JSON
-# messages: the mini-cgroups library's unit tests and tests/tests/cgroup*.rs targets.
+# messages: the mini-cgroups library's unit tests, tests/tests/cgroup*.rs targets, and the
+# mini-shim monitor's tests (exit and OOM records read from v2 cgroup files).
 select_vm_tests() {
     python3 - "$1" "$ROOT/tests/tests" <<'EOF'
 import json, os, sys
@@ -102,7 +103,9 @@ with open(messages) as f:
         unit = os.path.basename(pkg_dir) == "cgroups" and m["target"]["kind"] in (["lib"], ["test"])
         integ = (t["kind"] == ["test"] and os.path.dirname(src) == itests
                  and os.path.basename(src).startswith("cgroup"))
-        if (unit or integ) and m["executable"] not in seen:
+        monitor = (os.path.basename(pkg_dir) == "shim" and t["kind"] == ["test"]
+                   and t["name"] == "monitor")
+        if (unit or integ or monitor) and m["executable"] not in seen:
             seen.add(m["executable"])
             print(pkg_dir + "\t" + m["executable"])
 EOF
