@@ -656,6 +656,25 @@ pub fn mounts_mentioning(needle: &str) -> usize {
         .count()
 }
 
+/// Removes every cgroup directory whose path mentions `needle`, deepest first: what a client
+/// (dockerd, podman) made under a test's own cgroup parent.
+pub fn remove_cgroups_mentioning(needle: &str) {
+    let mut cgroups = cgroups_mentioning(needle);
+    cgroups.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
+    for c in cgroups {
+        let _ = std::fs::remove_dir(c);
+    }
+}
+
+/// Whether cgroup `dir` exists with no child cgroups: a shared parent its last container left
+/// behind. On a shared machine other containers may still be in it (or be leaving), so callers
+/// wait a moment with [`wait_until`] before calling a parent left over.
+pub fn cgroup_left_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|r| r.flatten().all(|e| !e.path().is_dir()))
+        .unwrap_or(false)
+}
+
 /// Cgroup directories on the host whose path mentions `needle`.
 pub fn cgroups_mentioning(needle: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, needle: &str, depth: u32, out: &mut Vec<PathBuf>) {

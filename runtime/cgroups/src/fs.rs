@@ -131,28 +131,39 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Creates `dir` and its missing parents (never above `root`), returning the directories
-/// it created, outermost first.
+/// it created, outermost first. A parent that another container's delete removes meanwhile
+/// (it was empty for a moment) is made again.
 pub(crate) fn mkdir_all(root: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while cur != root && !cur.exists() {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
-        }
-    }
-    missing.reverse();
     let mut created = Vec::new();
-    for d in missing {
-        match fs::create_dir(&d) {
-            Ok(()) => created.push(d),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("creating directory", d, e)),
+    let mut attempts = 0;
+    'walk: loop {
+        let mut missing = Vec::new();
+        let mut cur = dir;
+        while cur != root && !cur.exists() {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
         }
+        missing.reverse();
+        for d in missing {
+            match fs::create_dir(&d) {
+                Ok(()) => created.push(d),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < MKDIR_ATTEMPTS => {
+                    attempts += 1;
+                    continue 'walk;
+                }
+                Err(e) => return Err(Error::io("creating directory", d, e)),
+            }
+        }
+        return Ok(created);
     }
-    Ok(created)
 }
+
+/// How often `mkdir_all` walks again after a parent vanished under it.
+const MKDIR_ATTEMPTS: u32 = 10;
 
 /// How long removal retries on EBUSY (processes still exiting) before giving up.
 const RMDIR_TIMEOUT: Duration = Duration::from_secs(2);

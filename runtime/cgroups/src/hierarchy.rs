@@ -165,6 +165,10 @@ pub(crate) fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// The cgroup under which containers without a cgroupsPath live. It belongs to the runtime, not
+/// to the container that happened to create it: whichever container leaves it empty removes it.
+const DEFAULT_PARENT: &str = "/mini-run";
+
 /// Resolves the container's cgroup path relative to a hierarchy's root.
 ///
 /// `own` is the runtime's own cgroup path in that hierarchy. An absolute `cgroups_path` is
@@ -173,7 +177,7 @@ pub(crate) fn clean(path: &Path) -> PathBuf {
 /// does; `None` means "/mini-run/<id>".
 pub(crate) fn resolve_path(cgroups_path: Option<&Path>, id: &str, own: &Path, v2: bool) -> PathBuf {
     match cgroups_path {
-        None => clean(&Path::new("/mini-run").join(id)),
+        None => clean(&Path::new(DEFAULT_PARENT).join(id)),
         Some(p) if p.is_absolute() => clean(p),
         Some(p) => {
             let base = if v2 {
@@ -215,12 +219,41 @@ pub struct Hierarchy {
     pub path: PathBuf,
     /// The host directory of the container's cgroup.
     pub dir: PathBuf,
-    /// Directories `create` made, outermost first (the last is `dir` itself when it was new).
+    /// Directories this cgroup owns, outermost first: those `create` made (the last is `dir`
+    /// itself when it was new) and, for a cgroup in the runtime's `/mini-run` parent, that
+    /// parent. `destroy` removes each while it is empty.
     #[serde(default)]
     pub created: Vec<PathBuf>,
 }
 
 impl Hierarchy {
+    /// Creates the cgroup directory and its missing parents, recording those it owns.
+    pub(crate) fn create_dir(&mut self) -> Result<()> {
+        let made = crate::fs::mkdir_all(&self.mount_point, &self.dir)?;
+        let shared = self
+            .dir
+            .parent()
+            .filter(|_| self.path.parent() == Some(Path::new(DEFAULT_PARENT)));
+        for d in shared.map(Path::to_path_buf).into_iter().chain(made) {
+            if !self.created.contains(&d) {
+                self.created.push(d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup directory (with any child cgroups), then, innermost first, the
+    /// parents it owns while they are empty.
+    pub(crate) fn remove_dir(&self) -> Result<()> {
+        crate::fs::remove_tree(&self.dir)?;
+        for parent in self.created.iter().rev().filter(|p| **p != self.dir) {
+            if !crate::fs::remove_if_empty(parent)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this hierarchy holds `controller`.
     pub fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)

@@ -180,6 +180,19 @@ pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Mana
     open(&config)
 }
 
+/// Removes cgroup `path` (from the hierarchy roots, as an absolute cgroupsPath) in every
+/// hierarchy where it has no child cgroups left. For a parent that a caller owns and shares
+/// among its containers (the shim agent's `/mini-shim`), once its last container is gone; a
+/// parent still in use, or already gone, is left as it is.
+pub fn remove_if_empty(path: &Path) -> Result<()> {
+    let v2 = detect()? == Version::V2;
+    let path = hierarchy::clean(path);
+    for m in hierarchy::host_mounts()?.iter().filter(|m| m.v2 == v2) {
+        fs::remove_if_empty(&hierarchy::host_dir(m, &path))?;
+    }
+    Ok(())
+}
+
 /// Reopens a manager from a stored configuration.
 pub fn open(config: &CgroupConfig) -> Result<Box<dyn Manager>> {
     if config.hierarchies.is_empty() {

@@ -142,8 +142,7 @@ impl Manager for V1Manager {
             }
         }
         for h in &mut self.config.hierarchies {
-            let created = fs::mkdir_all(&h.mount_point, &h.dir)?;
-            h.created.extend(created);
+            h.create_dir()?;
             if h.has("cpuset") {
                 Self::init_cpuset(&h.mount_point, &h.dir)?;
             }
@@ -223,12 +222,7 @@ impl Manager for V1Manager {
 
     fn destroy(&self) -> Result<()> {
         for h in &self.config.hierarchies {
-            fs::remove_tree(&h.dir)?;
-            for parent in h.created.iter().rev().filter(|p| **p != h.dir) {
-                if !fs::remove_if_empty(parent)? {
-                    break;
-                }
-            }
+            h.remove_dir()?;
         }
         Ok(())
     }

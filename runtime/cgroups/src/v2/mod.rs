@@ -120,8 +120,7 @@ impl Manager for V2Manager {
             });
         }
         let h = &mut self.config.hierarchies[0];
-        let created = fs::mkdir_all(&h.mount_point, &h.dir)?;
-        h.created.extend(created);
+        h.create_dir()?;
         self.enable_controllers();
         // Without a "frozen" field (kernel < 5.2) nothing can be told: go on.
         if self.frozen_event().unwrap_or(false) {
@@ -195,14 +194,7 @@ impl Manager for V2Manager {
     }
 
     fn destroy(&self) -> Result<()> {
-        let h = self.hierarchy();
-        fs::remove_tree(&h.dir)?;
-        for parent in h.created.iter().rev().filter(|p| **p != h.dir) {
-            if !fs::remove_if_empty(parent)? {
-                break;
-            }
-        }
-        Ok(())
+        self.hierarchy().remove_dir()
     }
 
     fn dir_fd(&self) -> Result<Option<OwnedFd>> {
