@@ -4,7 +4,7 @@
 //! cgroup files; refusal of unauthenticated and malformed requests; a missing rootfs; and two
 //! agents in two network namespaces on one machine.
 
-use mini_tests::{fixture_rootfs, mini_shim_bin, unique, wait_until, TempDir};
+use mini_tests::{cgroup_left_empty, fixture_rootfs, mini_shim_bin, unique, wait_until, TempDir};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -302,13 +302,7 @@ impl Agent {
 
     /// The container's cgroup directory for `controller` (v1) or the unified one (v2).
     fn cgroup(&self, controller: &str, id: &str) -> PathBuf {
-        let leaf = format!("mini-shim/{}_{id}", self.node);
-        let v1 = Path::new("/sys/fs/cgroup").join(controller).join(&leaf);
-        if v1.exists() {
-            v1
-        } else {
-            Path::new("/sys/fs/cgroup").join(leaf)
-        }
+        cgroup_parent(controller).join(format!("{}_{id}", self.node))
     }
 }
 
@@ -369,6 +363,10 @@ fn run_stop_and_list_through_the_protocol_over_mutual_tls() {
     assert_eq!(version["protocol"], 1);
     assert_eq!(version["node"], agent.node.as_str());
 
+    // As if another agent had made the shared cgroup parent: whoever empties it removes it.
+    let parent = cgroup_parent("memory");
+    std::fs::create_dir_all(&parent).unwrap();
+
     let (a, b) = (unique("web"), unique("job"));
     let info = curl.run(run_body(&a, SERVE));
     assert_eq!(info["status"], "running", "{info}");
@@ -414,6 +412,23 @@ fn run_stop_and_list_through_the_protocol_over_mutual_tls() {
     assert_eq!(forced.status, 200, "{forced:?}");
     assert!(curl.ids().is_empty());
     assert_eq!(curl.get(&format!("/v1/containers/{a}")).status, 404);
+    // Other tests' agents may still have containers there, but it never stays behind empty.
+    assert!(
+        wait_until(Duration::from_secs(3), || !cgroup_left_empty(&parent)),
+        "{} was left behind empty",
+        parent.display()
+    );
+}
+
+/// The agents' shared cgroup parent in `controller`'s hierarchy (v1), or in the v2 tree.
+fn cgroup_parent(controller: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    if v1.is_dir() {
+        v1
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
+    .join("mini-shim")
 }
 
 fn monitor_pid(agent: &Agent, id: &str) -> i32 {

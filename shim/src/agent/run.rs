@@ -10,6 +10,10 @@ use crate::protocol::{ContainerInfo, RunRequest, Source};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// The cgroup under which the agents of this host put their containers (as
+/// `<node>_<id>`); the delete that leaves it empty removes it.
+pub(super) const CGROUP_PARENT: &str = "/mini-shim";
+
 /// Imports the image (layers unpacked once per digest, every blob verified) and makes the
 /// container's overlay rootfs in `rootfs_dir`.
 fn image_root(
@@ -124,8 +128,8 @@ impl Agent {
                 .map_err(|e| Error::SourceUnavailable(format!("preparing the image: {e}")))??
             }
         };
-        // One flat level under /mini-shim, so deleting a container leaves no per-node parent.
-        let cgroups_path = format!("/mini-shim/{}_{}", self.config.node, request.id);
+        // One flat level under the agent's parent, so deleting a container leaves no per-node one.
+        let cgroups_path = format!("{CGROUP_PARENT}/{}_{}", self.config.node, request.id);
         let config = bundle::config(request, &root, &image, &cgroups_path)?;
         let bundle_dir = dir.join("bundle");
         std::fs::create_dir_all(&bundle_dir).map_err(|e| Error::io("creating", &bundle_dir, e))?;

@@ -2,9 +2,11 @@
 //! after a grace period), `wait`, and `delete` (which also removes the container's files).
 
 use super::containers::{monitor_error, parse_signal};
+use super::run::CGROUP_PARENT;
 use super::{Agent, Error};
 use crate::monitor;
 use crate::protocol::{ContainerInfo, Status, StopRequest};
+use std::path::Path;
 use std::time::Duration;
 
 impl Agent {
@@ -85,6 +87,12 @@ impl Agent {
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || monitor::adopt(&d)).await;
         self.remove_files(&dir).await;
+        // The agents' shared cgroup parent goes with the last container in it.
+        let parent =
+            tokio::task::spawn_blocking(|| mini_cgroups::remove_if_empty(Path::new(CGROUP_PARENT)));
+        if let Ok(Err(e)) = parent.await {
+            self.log(&format!("delete {id}: removing {CGROUP_PARENT}: {e}"));
+        }
         self.log(&format!("delete {id}: removed"));
         Ok(())
     }
