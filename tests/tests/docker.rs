@@ -4,7 +4,9 @@
 //! a private dockerd (and the containerd it manages) with its data, state, socket and cgroup
 //! parent in a temp dir / unique name, and stops it and removes all of it afterwards.
 
-use mini_tests::{cgroups_mentioning, in_terminal, mini_run_bin, unique, wait_until, TempDir};
+use mini_tests::{
+    in_terminal, mini_run_bin, remove_cgroups_mentioning, unique, wait_until, TempDir,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -189,11 +191,7 @@ impl Drop for Docker {
         for m in mounts {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
-        let mut cgroups = cgroups_mentioning(&self.cgroup_parent);
-        cgroups.sort_by_key(|c| std::cmp::Reverse(c.components().count()));
-        for c in cgroups {
-            let _ = std::fs::remove_dir(c);
-        }
+        remove_cgroups_mentioning(&self.cgroup_parent);
     }
 }
 

@@ -2,12 +2,16 @@
 //! detached, exec, logs, ps, pause/unpause, limits, stop, kill, rm, and an interactive -it
 //! session through a pseudo-terminal. Storage and state live in a private temp dir.
 
-use mini_tests::{mini_run_bin, unique, TempDir};
+use mini_tests::{cgroups_mentioning, mini_run_bin, remove_cgroups_mentioning, unique, TempDir};
+use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
 
 struct Podman {
     dir: TempDir,
     image: String,
+    /// The test's own cgroup parent for containers and conmon (podman's default,
+    /// `/libpod_parent`, is shared by every podman on the host and never removed).
+    cgroup_parent: String,
 }
 
 impl Podman {
@@ -16,6 +20,7 @@ impl Podman {
         let p = Podman {
             dir,
             image: format!("localhost/{}", unique("mini-busybox")),
+            cgroup_parent: unique("mini-tests-podman"),
         };
         // The busybox fixture as an image, imported offline.
         mini_tests::import_fixture(p.cmd(), &p.image);
@@ -30,7 +35,7 @@ impl Podman {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
         self.cmd()
             .args(args)
             .stdin(Stdio::null())
@@ -38,7 +43,7 @@ impl Podman {
             .expect("podman")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    fn ok<S: AsRef<OsStr> + std::fmt::Debug>(&self, args: &[S]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -54,6 +59,7 @@ impl Drop for Podman {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
         let _ = self.run(&["rmi", "--all", "--force"]);
         // vfs layers are plain directories; containers' mounts are gone with them.
+        remove_cgroups_mentioning(&self.cgroup_parent);
     }
 }
 
@@ -67,22 +73,32 @@ const LIMITS: &[&str] = &[
     "nproc=1024:1024",
 ];
 
-fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
-    head.iter().chain(LIMITS).chain(tail).copied().collect()
+impl Podman {
+    /// `podman run` arguments: `head`, the limits and the test's cgroup parent, then `tail`.
+    fn args(&self, head: &[&str], tail: &[&str]) -> Vec<String> {
+        let parent = format!("--cgroup-parent=/{}", self.cgroup_parent);
+        let limits = LIMITS.iter().copied().chain([parent.as_str()]);
+        head.iter()
+            .copied()
+            .chain(limits)
+            .chain(tail.iter().copied())
+            .map(String::from)
+            .collect()
+    }
 }
 
 #[test]
 fn podman_drives_mini_run_through_a_container_lifecycle() {
     let p = Podman::new();
     let img = p.image.clone();
-    let out = p.ok(&args(
+    let out = p.ok(&p.args(
         &["run", "--rm"],
         &[&img, "sh", "-c", "echo attached-$((40+2)); hostname"],
     ));
     assert!(out.contains("attached-42"), "{out}");
 
     let name = unique("pm");
-    p.ok(&args(
+    p.ok(&p.args(
         &[
             "run",
             "-d",
@@ -102,6 +118,10 @@ fn podman_drives_mini_run_through_a_container_lifecycle() {
     ));
     let ps = p.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.contains(&name) && ps.contains("Up"), "{ps}");
+    assert!(
+        !cgroups_mentioning(&p.cgroup_parent).is_empty(),
+        "the container's cgroup is under the test's own parent"
+    );
     let logs = p.ok(&["logs", &name]);
     assert!(logs.contains("started"), "{logs}");
     let limits = p.ok(&[
@@ -130,7 +150,7 @@ fn podman_drives_mini_run_through_a_container_lifecycle() {
 fn podman_memory_limit_kills_an_allocating_container() {
     let p = Podman::new();
     let img = p.image.clone();
-    let out = p.run(&args(
+    let out = p.run(&p.args(
         &["run", "--rm", "--memory", "16m", "--memory-swap", "16m"],
         &[&img, "/bin/probe", "alloc", "256"],
     ));
@@ -147,7 +167,7 @@ fn podman_interactive_session_through_a_terminal() {
     let p = Podman::new();
     let img = p.image.clone();
     let mut cmd = p.cmd();
-    cmd.args(args(&["run", "--rm", "-it"], &[&img, "sh"]));
+    cmd.args(p.args(&["run", "--rm", "-it"], &[&img, "sh"]));
     let line = format!("{cmd:?}").replace('"', "");
     // `script` gives podman a terminal; the shell's input arrives after it starts.
     let out = mini_tests::in_terminal(&line, "echo interactive-$((6*7)); tty; exit 3")
