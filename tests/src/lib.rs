@@ -739,6 +739,28 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// The child of `ppid` whose command line (as [`cmdline`] shows it) starts with `prefix`, once
+/// there is one; `None` after 10 s.
+pub fn child_running(ppid: u32, prefix: &str) -> Option<i32> {
+    let mut found = None;
+    wait_until(Duration::from_secs(10), || {
+        found = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let parent = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, r)| r.split(' ').nth(1));
+                parent == Some(ppid.to_string().as_str())
+                    && cmdline(i64::from(*pid)).starts_with(prefix)
+            });
+        found.is_some()
+    });
+    found
+}
+
 /// The command line of host process `pid`, each argument followed by a space; empty once the
 /// process is gone.
 pub fn cmdline(pid: i64) -> String {

@@ -230,28 +230,6 @@ fn runtime_binary_is_read_only_through_the_inits_exe() {
     assert_eq!(file_fingerprint(&bin), before, "the runtime binary changed");
 }
 
-/// The child of `ppid` whose command line starts with `prefix`, once there is one.
-fn child_running(ppid: u32, prefix: &[u8]) -> Option<i32> {
-    let mut found = None;
-    wait_until(WAIT, || {
-        found = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .find(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let parent = stat
-                    .rsplit_once(") ")
-                    .and_then(|(_, r)| r.split(' ').nth(1));
-                parent == Some(ppid.to_string().as_str())
-                    && std::fs::read(format!("/proc/{pid}/cmdline"))
-                        .is_ok_and(|c| c.starts_with(prefix))
-            });
-        found.is_some()
-    });
-    found
-}
-
 #[test]
 fn shebang_proc_self_exe_cannot_open_the_runtime_binary_for_writing() {
     // The entry point `#!/proc/self/exe` makes the kernel run the init's own binary, mini-run,
@@ -283,7 +261,7 @@ fn shebang_proc_self_exe_cannot_open_the_runtime_binary_for_writing() {
     let run = ChildGuard::start(&mut cmd);
     drop(read_end);
 
-    let Some(pid) = child_running(run.pid(), b"/proc/self/exe") else {
+    let Some(pid) = child_running(run.pid(), "/proc/self/exe") else {
         let out = run.wait_timeout(WAIT);
         panic!("the shebang never ran mini-run: {out:?}");
     };

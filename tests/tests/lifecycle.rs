@@ -158,25 +158,6 @@ fn run_exits_with_the_container_process_status() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
-/// The child of `ppid` whose command line starts with `prefix`, once there is one.
-fn child_running(ppid: u32, prefix: &str) -> Option<i32> {
-    let mut found = None;
-    wait_until(WAIT, || {
-        found = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .find(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let parent = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').nth(1));
-                parent == Some(Some(ppid.to_string().as_str()))
-                    && cmdline(i64::from(*pid)).starts_with(prefix)
-            });
-        found.is_some()
-    });
-    found
-}
-
 #[test]
 fn run_of_a_container_killed_by_a_signal_exits_128_plus_the_signal() {
     let rt = Runtime::new();
