@@ -247,3 +247,6 @@ pub fn batch_order(batch: &[InstanceSpec]) -> Vec<usize> {
     });
     order
 }
+
+#[cfg(test)]
+mod tests;
