@@ -124,7 +124,8 @@ impl InstanceSpec {
 pub enum Policy {
     /// Prefer the emptiest nodes: spreads load, leaves headroom everywhere.
     LeastAllocated,
-    /// Prefer the fullest nodes that fit: packs tightly, leaves whole nodes free.
+    /// Prefer the fullest nodes that fit, keeping their cpu and memory used in step: packs
+    /// tightly, leaves whole nodes free.
     MostAllocated,
     /// Prefer nodes whose cpu and memory end up equally used, then the emptiest.
     Balanced,

@@ -85,7 +85,7 @@ pub fn nodes(seed: u64, count: usize) -> Vec<NodeSpec> {
             };
             NodeSpec {
                 name: format!("node-{i:05}"),
-                capacity: Resources::new(cores * 1000, gib * GIB, 4096),
+                capacity: Resources::new(cores * 1000, gib * GIB, 32_768),
                 labels,
                 taints,
                 cordoned: false,
@@ -127,7 +127,7 @@ pub fn instances(seed: u64, count: usize, constraints: Constraints) -> Vec<Insta
         let requests = Resources::new(
             rng.between(cpu_low / 50, cpu_high / 50) * 50,
             rng.between(mib_low / 64, mib_high / 64) * 64 * MIB,
-            rng.between(10, 100),
+            rng.between(8, 64),
         );
         let replicas = rng.between(1, 40) as usize;
         let name = format!("workload-{workload}");
@@ -163,8 +163,12 @@ pub fn instances(seed: u64, count: usize, constraints: Constraints) -> Vec<Insta
 pub struct Packing {
     /// Nodes holding at least one instance.
     pub nodes_used: usize,
-    /// The fewest nodes whose capacity could hold every placed request, resource by resource.
+    /// The fewest nodes whose capacity could hold every placed request, resource by resource
+    /// (the bound: max over resources of total requests / capacity, largest nodes first).
     pub lower_bound: usize,
+    /// The fewest nodes that could hold every placed request in cpu and memory at once, even
+    /// split fractionally: tighter than `lower_bound` when node shapes differ.
+    pub shape_bound: usize,
     /// Free cpu on used nodes whose memory is (almost) exhausted, as a fraction of their cpu.
     pub stranded_cpu: f64,
     /// Free memory on used nodes whose cpu is (almost) exhausted, as a fraction of their memory.
@@ -201,6 +205,7 @@ pub fn packing(cluster: &Cluster) -> Packing {
     Packing {
         nodes_used: used,
         lower_bound: lower_bound(&specs, &total),
+        shape_bound: shape_bound(&specs, &total),
         stranded_cpu: stranded_cpu as f64 / cpu_capacity.max(1) as f64,
         stranded_memory: stranded_memory as f64 / memory_capacity.max(1) as f64,
     }
@@ -225,4 +230,98 @@ pub fn lower_bound(nodes: &[NodeSpec], total: &Resources) -> usize {
     needed(total.cpu_millis, |r| r.cpu_millis)
         .max(needed(total.memory_bytes, |r| r.memory_bytes))
         .max(needed(total.pids, |r| r.pids))
+}
+
+/// A lower bound on the nodes needed to hold `total` cpu and memory together, from linear
+/// programming duality: with any prices `y` on cpu and memory, a node can "pay" for at most
+/// `max(1, y . capacity)` of the demand's price `y . total`, so at least
+/// `y . total - sum over nodes of max(0, y . capacity - 1)` nodes are needed. The prices are
+/// searched on a grid, coarse then fine; any prices give a valid bound, a better search a tighter one.
+pub fn shape_bound(nodes: &[NodeSpec], total: &Resources) -> usize {
+    let mut shapes: BTreeMap<(u64, u64), f64> = BTreeMap::new();
+    for node in nodes {
+        *shapes
+            .entry((node.capacity.cpu_millis, node.capacity.memory_bytes))
+            .or_default() += 1.0;
+    }
+    // Prices are searched in units of what makes the smallest node pay in full.
+    let unit_cpu = shapes.keys().map(|s| s.0).min().unwrap_or(0).max(1) as f64;
+    let unit_memory = shapes.keys().map(|s| s.1).min().unwrap_or(0).max(1) as f64;
+    let bound = |a: f64, b: f64| {
+        let (y_cpu, y_memory) = (a / unit_cpu, b / unit_memory);
+        let paid: f64 = shapes
+            .iter()
+            .map(|(&(cpu, memory), &count)| {
+                count * (y_cpu * cpu as f64 + y_memory * memory as f64 - 1.0).max(0.0)
+            })
+            .sum();
+        y_cpu * total.cpu_millis as f64 + y_memory * total.memory_bytes as f64 - paid
+    };
+    let search = |center: (f64, f64), radius: f64, steps: u32| {
+        let mut best = (f64::MIN, center);
+        for i in 0..=steps {
+            for j in 0..=steps {
+                let a =
+                    (center.0 - radius + 2.0 * radius * f64::from(i) / f64::from(steps)).max(0.0);
+                let b =
+                    (center.1 - radius + 2.0 * radius * f64::from(j) / f64::from(steps)).max(0.0);
+                let value = bound(a, b);
+                if value > best.0 {
+                    best = (value, (a, b));
+                }
+            }
+        }
+        best
+    };
+    let (_, coarse) = search((0.5, 0.5), 0.5, 100);
+    let (value, _) = search(coarse, 0.01, 80);
+    // Rounding guards against float error making the bound claim a node too many.
+    (value - 1e-6).ceil().max(0.0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(cores: u64, gib: u64) -> NodeSpec {
+        NodeSpec {
+            name: String::new(),
+            capacity: Resources::new(cores * 1000, gib * GIB, 1000),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            cordoned: false,
+        }
+    }
+
+    #[test]
+    fn bounds_agree_on_identical_nodes() {
+        let nodes = vec![shape(10, 10); 100];
+        let total = Resources::new(255_000, 120 * GIB, 0);
+        assert_eq!(lower_bound(&nodes, &total), 26);
+        assert_eq!(shape_bound(&nodes, &total), 26);
+    }
+
+    #[test]
+    fn the_shape_bound_sees_that_no_node_is_large_in_both_resources() {
+        // Half the nodes are cpu-rich, half memory-rich; a demand of 10 cores and 10 GiB per
+        // node needs 20 nodes though each resource alone fits on 10.
+        let mut nodes = vec![shape(20, 2,); 50];
+        nodes.extend(vec![shape(2, 20); 50]);
+        let total = Resources::new(200_000, 200 * GIB, 0);
+        assert_eq!(lower_bound(&nodes, &total), 10);
+        assert_eq!(shape_bound(&nodes, &total), 19);
+    }
+
+    #[test]
+    fn the_generator_is_deterministic() {
+        assert_eq!(nodes(7, 50), nodes(7, 50));
+        assert_eq!(
+            instances(7, 500, Constraints::Spread),
+            instances(7, 500, Constraints::Spread)
+        );
+        assert_ne!(
+            instances(7, 500, Constraints::None),
+            instances(8, 500, Constraints::None)
+        );
+    }
 }

@@ -116,7 +116,7 @@ fn report(name: &str, policy: Policy, cluster: &Cluster, mut tally: Tally) {
     };
     let packing = simulation::packing(cluster);
     println!(
-        "{name:<22} {policy:<15} {:>7} {:>8} {:>7} {:>7} {:>12.0} {:>8.1} {:>8.1} {:>6} / {:<6} ({:.3}x) {:>5.1}% / {:.1}%",
+        "{name:<22} {policy:<14} {:>7} {:>7} {:>7} {:>7} {:>12.0} {:>8.1} {:>8.1} {:>6} {:>6} {:>6.3} {:>6} {:>6.3} {:>5.1}% / {:.1}%",
         tally.placed,
         tally.preempting,
         tally.victims,
@@ -127,6 +127,8 @@ fn report(name: &str, policy: Policy, cluster: &Cluster, mut tally: Tally) {
         packing.nodes_used,
         packing.lower_bound,
         packing.nodes_used as f64 / packing.lower_bound.max(1) as f64,
+        packing.shape_bound,
+        packing.nodes_used as f64 / packing.shape_bound.max(1) as f64,
         packing.stranded_cpu * 100.0,
         packing.stranded_memory * 100.0,
         policy = format!("{policy:?}"),
@@ -149,6 +151,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    println!("bound: max over resources of total requests / capacity (largest nodes first);");
+    println!("shape: fewest nodes holding cpu and memory together, even fractionally (LP bound)");
     match pin_to_one_core() {
         Ok(cpu) => println!(
             "pinned to cpu {cpu}; seed {}, {} nodes, {} instances",
@@ -160,7 +164,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{:<22} {:<15} {:>7} {:>8} {:>7} {:>7} {:>12} {:>8} {:>8} {:>24} {:>14}",
+        "{:<22} {:<14} {:>7} {:>7} {:>7} {:>7} {:>12} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6} {:>6} {:>14}",
         "scenario",
         "policy",
         "placed",
@@ -170,8 +174,12 @@ fn main() -> ExitCode {
         "placements/s",
         "p50 µs",
         "p99 µs",
-        "nodes used / bound",
-        "stranded cpu/mem"
+        "nodes",
+        "bound",
+        "ratio",
+        "shape",
+        "ratio",
+        "stranded cpu/mem",
     );
     let scenarios = [
         ("basic fit", Constraints::None, Policy::MostAllocated),

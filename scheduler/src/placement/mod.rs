@@ -82,11 +82,17 @@ impl Scheduler {
         ];
         let (order, allocation): (Order, Weighted) = match policy {
             Policy::LeastAllocated => (Order::Loose, vec![(Box::new(score::LeastAllocated), 1.0)]),
+            // Packing cpu and memory in step matters as much as packing either: a node whose
+            // memory runs out with cpu to spare is a node wasted. Measured with mini-sched-bench
+            // (10,000 nodes, 100,000 instances): most-allocated alone used 1.087x the lower
+            // bound with 6.3% of cpu stranded; with balance weighted 4:1, 1.040x and 3.2%. The
+            // price: an instance much richer in one resource than the node's shape may go to an
+            // empty node rather than unbalance a used one.
             Policy::MostAllocated => (
                 Order::Tight,
                 vec![
-                    (Box::new(score::MostAllocated), 4.0),
-                    (Box::new(score::BalancedAllocation), 2.0),
+                    (Box::new(score::MostAllocated), 1.0),
+                    (Box::new(score::BalancedAllocation), 4.0),
                 ],
             ),
             Policy::Balanced => (

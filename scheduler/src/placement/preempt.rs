@@ -66,22 +66,26 @@ pub(crate) fn plan(scheduler: &Scheduler, cluster: &Cluster, cycle: &Cycle) -> O
 /// their priorities; `None` when even evicting every candidate does not make room.
 fn victims_on(cluster: &Cluster, cycle: &Cycle, node: NodeId) -> Option<Vec<(InstanceId, i32)>> {
     let n = cluster.node(node);
-    let mut candidates: Vec<(InstanceId, i32, Resources)> = n
+    let evictable = |id: &InstanceId| {
+        let placed = cluster.instance(*id).expect("listed instance is placed");
+        (placed.spec.priority < cycle.priority && !cycle.depends_on(placed.workload))
+            .then_some(placed)
+    };
+    // Most nodes cannot be freed up enough: find out before building the candidate list.
+    let room = n
         .instances
         .iter()
-        .filter_map(|&id| {
-            let placed = cluster.instance(id)?;
-            (placed.spec.priority < cycle.priority && !cycle.depends_on(placed.workload))
-                .then_some((id, placed.spec.priority, placed.spec.requests))
-        })
-        .collect();
-    let mut room = n.free();
-    for &(_, _, requests) in &candidates {
-        room += requests;
-    }
+        .filter_map(evictable)
+        .fold(n.free(), |room, placed| room + placed.spec.requests);
     if !cycle.requests.fits_within(&room) {
         return None;
     }
+    let mut candidates: Vec<(InstanceId, i32, Resources)> = n
+        .instances
+        .iter()
+        .filter_map(|id| evictable(id).map(|p| (*id, p.spec.priority, p.spec.requests)))
+        .collect();
+    let mut room = room;
     // Spare the most important first; among equals, the smallest (so the large go).
     candidates.sort_by(|a, b| {
         b.1.cmp(&a.1)

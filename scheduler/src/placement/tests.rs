@@ -64,8 +64,9 @@ fn most_allocated_packs_and_least_allocated_spreads() {
     let mut spread = cluster(nodes);
     let packer = Scheduler::new(Policy::MostAllocated);
     let spreader = Scheduler::new(Policy::LeastAllocated);
+    // Instances shaped like the nodes (1 core : 4 GiB), so packing never unbalances a node.
     let on_packed: Vec<NodeId> = (0..3)
-        .map(|_| placed_on(&packer.place(&mut packed, instance("w", 1, 1))))
+        .map(|_| placed_on(&packer.place(&mut packed, instance("w", 1, 4))))
         .collect();
     let on_spread: Vec<NodeId> = (0..3)
         .map(|_| placed_on(&spreader.place(&mut spread, instance("w", 1, 1))))
