@@ -1,0 +1,21 @@
+//! mini-sched: places workload instances onto cluster nodes.
+//!
+//! The [`cluster::Cluster`] holds nodes and placed instances with incremental indexes; a
+//! [`placement::Scheduler`] built for a [`model::Policy`] runs the filter and score plugins, orders
+//! batches by priority and preempts lower priorities when nothing fits; [`simulation`] generates
+//! the seeded clusters and workloads the placement benchmark runs.
+
+pub mod cluster;
+pub mod model;
+pub mod placement;
+pub mod resources;
+pub mod simulation;
+pub mod symbols;
+pub mod topology;
+
+pub use cluster::{BindError, Cluster, InstanceId, NodeId};
+pub use model::{
+    InstanceSpec, NodeSpec, Policy, Spread, Taint, TaintEffect, Toleration, Topology, WorkloadTerm,
+};
+pub use placement::{Outcome, Scheduler};
+pub use resources::Resources;

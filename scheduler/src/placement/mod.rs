@@ -1,0 +1,258 @@
+//! The placement pipeline: prepare the instance ([`cycle`]), find candidate nodes through the
+//! free-capacity [`index`], keep those every [`filter`] admits, rate them with the weighted
+//! [`score`] plugins, and bind the best; when no node fits, [`preempt`] lower priorities.
+//!
+//! Like kube-scheduler's `percentageOfNodesToScore`, a placement stops looking once it holds a
+//! sample of feasible nodes: the index visits the most promising nodes for the policy first, so a
+//! small sample keeps packing quality while the cost per placement stays flat as the cluster grows.
+
+pub mod cycle;
+pub mod explain;
+pub mod filter;
+pub mod index;
+pub mod preempt;
+pub mod score;
+
+use std::ops::ControlFlow;
+
+use crate::cluster::{Cluster, InstanceId, NodeId};
+use crate::model::{InstanceSpec, Policy};
+use cycle::Cycle;
+use explain::Explanation;
+use filter::Filter;
+use index::Order;
+use score::Score;
+
+/// Feasible nodes scored per placement unless configured otherwise.
+pub const DEFAULT_SAMPLE: usize = 16;
+/// Nodes examined before settling for fewer feasible nodes than the sample.
+pub const DEFAULT_EXAMINE_LIMIT: usize = 512;
+
+/// What became of an instance.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Placed without disturbing anything.
+    Placed {
+        /// The new instance.
+        instance: InstanceId,
+        /// Where it went.
+        node: NodeId,
+    },
+    /// Placed after evicting strictly lower-priority instances, returned for rescheduling.
+    Preempted {
+        /// The new instance.
+        instance: InstanceId,
+        /// Where it went.
+        node: NodeId,
+        /// The evicted instances and their specs.
+        victims: Vec<(InstanceId, InstanceSpec)>,
+    },
+    /// No node can take it, even by preemption.
+    Unschedulable {
+        /// The instance, unplaced.
+        spec: Box<InstanceSpec>,
+        /// Which filters rejected how many nodes.
+        why: Explanation,
+    },
+}
+
+/// Score plugins with their weights.
+type Weighted = Vec<(Box<dyn Score>, f64)>;
+
+/// The filter and score plugins of a cluster policy, and how many nodes to consider.
+pub struct Scheduler {
+    filters: Vec<Box<dyn Filter>>,
+    scores: Weighted,
+    order: Order,
+    sample: usize,
+    examine_limit: usize,
+}
+
+impl Scheduler {
+    /// The pipeline for `policy`: every filter, and score weights chosen by the policy.
+    pub fn new(policy: Policy) -> Self {
+        let filters: Vec<Box<dyn Filter>> = vec![
+            Box::new(filter::ResourceFit),
+            Box::new(filter::Cordon),
+            Box::new(filter::TaintToleration),
+            Box::new(filter::NodeSelector),
+            Box::new(filter::Affinity),
+            Box::new(filter::AntiAffinity),
+            Box::new(filter::SpreadSkew),
+        ];
+        let (order, allocation): (Order, Weighted) = match policy {
+            Policy::LeastAllocated => (Order::Loose, vec![(Box::new(score::LeastAllocated), 1.0)]),
+            // Packing cpu and memory in step matters as much as packing either: a node whose
+            // memory runs out with cpu to spare is a node wasted. Measured with mini-sched-bench
+            // (10,000 nodes, 100,000 instances): most-allocated alone used 1.087x the lower
+            // bound with 6.3% of cpu stranded; with balance weighted 4:1, 1.040x and 3.2%. The
+            // price: an instance much richer in one resource than the node's shape may go to an
+            // empty node rather than unbalance a used one.
+            Policy::MostAllocated => (
+                Order::Tight,
+                vec![
+                    (Box::new(score::MostAllocated), 1.0),
+                    (Box::new(score::BalancedAllocation), 4.0),
+                ],
+            ),
+            Policy::Balanced => (
+                Order::Loose,
+                vec![
+                    (Box::new(score::BalancedAllocation), 1.0),
+                    (Box::new(score::LeastAllocated), 1.0),
+                ],
+            ),
+        };
+        let mut scores = allocation;
+        scores.push((Box::new(score::MeasuredUsage), 1.0));
+        scores.push((Box::new(score::SpreadBalance), 2.0));
+        scores.push((Box::new(score::TaintPreference), 1.0));
+        Scheduler {
+            filters,
+            scores,
+            order,
+            sample: DEFAULT_SAMPLE,
+            examine_limit: DEFAULT_EXAMINE_LIMIT,
+        }
+    }
+
+    /// Scores up to `sample` feasible nodes per placement (at least one).
+    pub fn with_sample(mut self, sample: usize) -> Self {
+        self.sample = sample.max(1);
+        self
+    }
+
+    /// The filters whose rejection eviction cannot undo.
+    pub(crate) fn fixed_filters(&self) -> impl Iterator<Item = &dyn Filter> {
+        self.filters
+            .iter()
+            .filter(|f| !f.eviction_helps())
+            .map(|f| f.as_ref())
+    }
+
+    fn admits(&self, cluster: &Cluster, cycle: &Cycle, node: NodeId) -> bool {
+        self.filters.iter().all(|f| f.admits(cluster, cycle, node))
+    }
+
+    fn score(&self, cluster: &Cluster, cycle: &Cycle, node: NodeId) -> f64 {
+        self.scores
+            .iter()
+            .map(|(s, weight)| weight * s.score(cluster, cycle, node))
+            .sum()
+    }
+
+    /// The best feasible node among a sample, without changing the cluster.
+    pub(crate) fn select(&self, cluster: &Cluster, cycle: &Cycle) -> Option<NodeId> {
+        let mut feasible: Vec<NodeId> = Vec::with_capacity(self.sample);
+        let mut examined = 0;
+        cluster
+            .free_index
+            .candidates(&cycle.requests, self.order, cluster.scarce(), |node| {
+                examined += 1;
+                if self.admits(cluster, cycle, node) {
+                    feasible.push(node);
+                }
+                if feasible.len() >= self.sample
+                    || (examined >= self.examine_limit && !feasible.is_empty())
+                {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+        let mut best: Option<(f64, NodeId)> = None;
+        for node in feasible {
+            let score = self.score(cluster, cycle, node);
+            if best.is_none_or(|(top, at)| score > top || (score == top && node < at)) {
+                best = Some((score, node));
+            }
+        }
+        best.map(|(_, node)| node)
+    }
+
+    /// Places one instance: on the best feasible node, else by preemption, else not at all.
+    pub fn place(&self, cluster: &mut Cluster, spec: InstanceSpec) -> Outcome {
+        let cycle = Cycle::prepare(cluster, &spec);
+        if let Some(node) = self.select(cluster, &cycle) {
+            let instance = cluster.bind(node, spec).expect("selected node fits");
+            return Outcome::Placed { instance, node };
+        }
+        if let Some(plan) = preempt::plan(self, cluster, &cycle) {
+            let victims = plan
+                .victims
+                .iter()
+                .map(|&id| (id, cluster.evict(id).expect("victim is placed")))
+                .collect();
+            let instance = cluster.bind(plan.node, spec).expect("preemption made room");
+            return Outcome::Preempted {
+                instance,
+                node: plan.node,
+                victims,
+            };
+        }
+        let why = explain::explain(&self.filters, cluster, &cycle);
+        Outcome::Unschedulable {
+            spec: Box::new(spec),
+            why,
+        }
+    }
+
+    /// Places a batch: higher priorities first, and within a priority the largest requests first
+    /// (packing big items first leaves less stranded capacity). Outcomes come back in the batch's
+    /// order.
+    pub fn place_batch(&self, cluster: &mut Cluster, batch: Vec<InstanceSpec>) -> Vec<Outcome> {
+        let order = batch_order(&batch);
+        let mut slots: Vec<Option<InstanceSpec>> = batch.into_iter().map(Some).collect();
+        let mut outcomes: Vec<Option<Outcome>> = (0..slots.len()).map(|_| None).collect();
+        for i in order {
+            let spec = slots[i].take().expect("each instance is placed once");
+            outcomes[i] = Some(self.place(cluster, spec));
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every instance has an outcome"))
+            .collect()
+    }
+
+    /// Why `spec` cannot be placed now, filter by filter (for `describe`).
+    pub fn explain(&self, cluster: &mut Cluster, spec: &InstanceSpec) -> Explanation {
+        let cycle = Cycle::prepare(cluster, spec);
+        explain::explain(&self.filters, cluster, &cycle)
+    }
+}
+
+/// The order a batch is placed in: priority descending, then the larger of the cpu and memory
+/// requests relative to the batch's largest descending, then batch position.
+pub fn batch_order(batch: &[InstanceSpec]) -> Vec<usize> {
+    let top_cpu = batch
+        .iter()
+        .map(|s| s.requests.cpu_millis)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let top_memory = batch
+        .iter()
+        .map(|s| s.requests.memory_bytes)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let size: Vec<f64> = batch
+        .iter()
+        .map(|s| {
+            (s.requests.cpu_millis as f64 / top_cpu)
+                .max(s.requests.memory_bytes as f64 / top_memory)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| {
+        batch[b]
+            .priority
+            .cmp(&batch[a].priority)
+            .then(size[b].total_cmp(&size[a]))
+            .then(a.cmp(&b))
+    });
+    order
+}
+
+#[cfg(test)]
+mod tests;
