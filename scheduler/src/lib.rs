@@ -5,6 +5,7 @@
 //! batches by priority and preempts lower priorities when nothing fits; [`simulation`] generates
 //! the seeded clusters and workloads the placement benchmark runs.
 
+pub mod api;
 pub mod cluster;
 pub mod model;
 pub mod placement;
