@@ -11,6 +11,7 @@ pub mod model;
 pub mod placement;
 pub mod resources;
 pub mod simulation;
+pub mod spec;
 pub mod symbols;
 pub mod topology;
 
