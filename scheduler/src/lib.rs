@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod join;
 pub mod model;
 pub mod placement;
 pub mod resources;

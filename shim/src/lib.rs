@@ -1,7 +1,9 @@
 //! mini-shim: the per-host side of the platform. A per-container [`monitor`] keeps each
 //! container's stdio, logs and exit status alive independently of any daemon; the host
-//! [`agent`] is the scheduler's only contact with the host and speaks the [`protocol`].
+//! [`agent`] is the scheduler's only contact with the host and speaks the [`protocol`]; it
+//! gets its credentials by [`join`]ing the scheduler's cluster.
 
 pub mod agent;
+pub mod join;
 pub mod monitor;
 pub mod protocol;

@@ -1,7 +1,10 @@
-//! The `mini-shim` command line: `agent`, `monitor` and `cert`; all work is done by the library.
+//! The `mini-shim` command line: `agent`, `join`, `monitor` and `cert`; all work is done by the
+//! library.
 
 use clap::{Args, Parser, Subcommand};
 use mini_shim::agent::{self, pki, tls::TlsFiles, Listen};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Per-container monitors and the host agent of the mini platform.
@@ -16,6 +19,9 @@ struct Cli {
 enum Command {
     /// Serve the shim protocol on this host (the scheduler's contact).
     Agent(AgentArgs),
+    /// Join a mini-sched cluster with a join token, then serve as `agent` with the
+    /// credentials it issued (a joined agent skips the join when started again).
+    Join(JoinArgs),
     /// Make certificates for the protocol's mutual TLS.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -47,6 +53,38 @@ struct AgentArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+}
+
+#[derive(Args)]
+struct JoinArgs {
+    /// The scheduler's join listener, IP:PORT (what `mini-sched init` printed).
+    #[arg(long)]
+    scheduler: SocketAddr,
+    /// The join token (`mini-sched token create`).
+    #[arg(long)]
+    token: String,
+    /// IP:PORT to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:7443")]
+    listen: SocketAddr,
+    /// IP:PORT the scheduler reaches this agent at (default: --listen).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// A node label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// The node's name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where containers, logs, exit records and the joined credentials (pki/) live.
+    #[arg(long, default_value = "/var/lib/mini-shim")]
+    state_dir: PathBuf,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -97,6 +135,18 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
     agent::run(config)
 }
 
+fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
+    mini_shim::join::run(mini_shim::join::JoinOptions {
+        scheduler: args.scheduler,
+        token: args.token,
+        listen: args.listen,
+        advertise: args.advertise,
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        node: args.node_name.unwrap_or_else(hostname),
+        state_dir: args.state_dir,
+    })
+}
+
 fn cert(command: CertCommand) -> Result<(), agent::Error> {
     match command {
         CertCommand::Ca { dir, name } => {
@@ -129,11 +179,12 @@ fn main() {
         let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
         mini_run::process::init::main(fd);
     }
-    let result = match Cli::parse().command {
+    let result: Result<(), Box<dyn std::error::Error>> = match Cli::parse().command {
         // Forks the monitor before any thread exists: nothing may start one before this.
         Command::Monitor(args) => mini_shim::monitor::main(args),
-        Command::Agent(args) => agent(args),
-        Command::Cert(command) => cert(command),
+        Command::Agent(args) => agent(args).map_err(Into::into),
+        Command::Join(args) => join(args).map_err(Into::into),
+        Command::Cert(command) => cert(command).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("mini-shim: {e}");

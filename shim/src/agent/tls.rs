@@ -23,11 +23,13 @@ pub struct TlsFiles {
     pub ca: PathBuf,
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The crypto provider every configuration uses (`ring`).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+/// The PEM certificates in `path` (at least one).
+pub fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| Error::Tls(format!("reading certificates from {}: {e}", path.display())))?;
@@ -40,7 +42,8 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     Ok(certs)
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+/// The PEM private key in `path`.
+pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| Error::Tls(format!("reading the private key {}: {e}", path.display())))
 }

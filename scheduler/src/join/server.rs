@@ -1,0 +1,290 @@
+//! The join listener: HTTPS with the join-server certificate, no client certificate (the
+//! token authenticates the agent), two routes:
+//!
+//! - `GET /v1/cluster/ca` → the CA certificate (PEM), which the agent checks against the
+//!   token's hash before it trusts anything else from here;
+//! - `POST /v1/join` [`JoinRequest`] → [`JoinResponse`]: the token is checked, the request
+//!   signed, the node registered through the daemon's [`Register`].
+//!
+//! Errors use the shim protocol's JSON shape (`{"error": {"code", "message"}}`) with codes
+//! `bad_request` (400), `forbidden` (403: bad, unknown or expired token), `not_found` (404),
+//! `conflict` (409: the node name is taken) and `internal` (500).
+
+use super::{ClusterPki, Error, JoinRequest, JoinResponse, TokenError, Tokens};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use mini_shim::agent::tls;
+use mini_shim::protocol::{ErrorBody, ErrorInfo};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest join request accepted.
+const MAX_BODY: usize = 64 << 10;
+
+/// A node that joined, for the daemon to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Its name.
+    pub node: String,
+    /// Where its agent serves.
+    pub address: SocketAddr,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why the daemon did not register a node.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The name belongs to a live node at another address (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    /// Recording it failed (500 `internal`).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The daemon's callback that records a joined node. It runs on a blocking thread, so it may
+/// write to disk.
+pub type Register = Arc<dyn Fn(Registration) -> Result<(), RegisterError> + Send + Sync>;
+
+/// A running join listener; dropping it (or [`JoinServer::abort`]) stops it.
+pub struct JoinServer {
+    local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JoinServer {
+    /// The address it listens on (the real port when it was asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for JoinServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What every connection shares.
+struct Listener {
+    pki: ClusterPki,
+    tokens: Tokens,
+    register: Register,
+}
+
+/// Starts the join listener on `addr` (within a tokio runtime). Fails at once when the
+/// certificates are unusable or the address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    pki: ClusterPki,
+    tokens: Tokens,
+    register: Register,
+) -> Result<JoinServer, Error> {
+    let files = pki.join_server_tls();
+    let tls_error = |e: mini_shim::agent::Error| Error::Listen(format!("join listener TLS: {e}"));
+    let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Listen(format!("join listener TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(
+            tls::certs(&files.cert).map_err(tls_error)?,
+            tls::key(&files.key).map_err(tls_error)?,
+        )
+        .map_err(|e| Error::Listen(format!("join listener certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Listen(format!("join listener on {addr}: {e}")))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| Error::Listen(format!("join listener on {addr}: {e}")))?;
+    let shared = Arc::new(Listener {
+        pki,
+        tokens,
+        register,
+    });
+    log(&format!("listening on https://{local_addr}"));
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    log(&format!("accepting a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (shared, acceptor) = (shared.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(shared, stream, peer).await,
+                    Ok(Err(e)) => log(&format!("refused {peer}: TLS: {e}")),
+                    Err(_) => log(&format!("refused {peer}: TLS handshake timed out")),
+                }
+            });
+        }
+    });
+    Ok(JoinServer { local_addr, task })
+}
+
+fn log(msg: &str) {
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+    eprintln!("{now} mini-sched join: {msg}");
+}
+
+async fn connection<S>(shared: Arc<Listener>, stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer).await) }
+    });
+    // Errors here are the peer going away mid-request; there is nobody left to tell.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A failed request: status, code and message.
+struct Refusal(StatusCode, &'static str, String);
+
+impl Refusal {
+    fn bad_request(message: String) -> Refusal {
+        Refusal(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn internal(message: String) -> Refusal {
+        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+async fn handle(
+    shared: Arc<Listener>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let answer = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/v1/cluster/ca") => Ok(respond(
+            StatusCode::OK,
+            "application/x-pem-file",
+            shared.pki.ca_pem().as_bytes().to_vec(),
+        )),
+        (&Method::POST, "/v1/join") => join(shared, req, peer).await,
+        (method, path @ ("/v1/cluster/ca" | "/v1/join")) => Err(Refusal::bad_request(format!(
+            "{method} {path}: wrong method (see the join protocol: GET /v1/cluster/ca, POST /v1/join)"
+        ))),
+        (method, path) => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {method} {path} on the join listener"),
+        )),
+    };
+    answer.unwrap_or_else(|Refusal(status, code, message)| {
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: code.to_string(),
+                message,
+            },
+        };
+        respond(status, "application/json", json(&body))
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut text = serde_json::to_vec(value).expect("join answers serialize");
+    text.push(b'\n');
+    text
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+/// `POST /v1/join`.
+async fn join(
+    shared: Arc<Listener>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Refusal> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Refusal::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let request: JoinRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| Refusal::bad_request(format!("malformed join request: {e}")))?;
+    let node = request.node.clone();
+    let result = tokio::task::spawn_blocking(move || admit(&shared, request))
+        .await
+        .unwrap_or_else(|e| Err(Refusal::internal(format!("the join failed: {e}"))));
+    match &result {
+        Ok(answer) => log(&format!(
+            "node {node} joined from {peer} (certificate for {})",
+            answer.node
+        )),
+        Err(Refusal(_, code, message)) => log(&format!(
+            "refused node {node:?} from {peer}: {code}: {message}"
+        )),
+    }
+    Ok(respond(StatusCode::OK, "application/json", json(&result?)))
+}
+
+/// Checks a join request, signs its certificate and registers the node.
+fn admit(shared: &Listener, request: JoinRequest) -> Result<JoinResponse, Refusal> {
+    mini_shim::join::validate_node_name(&request.node).map_err(Refusal::bad_request)?;
+    if request.address.ip().is_unspecified() || request.address.port() == 0 {
+        return Err(Refusal::bad_request(format!(
+            "address {} is not one the scheduler can reach: advertise the agent's IP:PORT",
+            request.address
+        )));
+    }
+    shared.tokens.verify(&request.token).map_err(|e| match e {
+        TokenError::Store(e) => Refusal::internal(e.to_string()),
+        e => Refusal(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+    })?;
+    let cert = shared
+        .pki
+        .sign_agent_csr(&request.csr, &request.node, request.address)
+        .map_err(|e| match e {
+            Error::Request(message) => Refusal::bad_request(message),
+            e => Refusal::internal(e.to_string()),
+        })?;
+    (shared.register)(super::Registration {
+        node: request.node.clone(),
+        address: request.address,
+        labels: request.labels,
+    })
+    .map_err(|e| match e {
+        super::RegisterError::Conflict(message) => {
+            Refusal(StatusCode::CONFLICT, "conflict", message)
+        }
+        super::RegisterError::Failed(message) => Refusal::internal(message),
+    })?;
+    Ok(JoinResponse {
+        node: request.node,
+        ca: shared.pki.ca_pem().to_string(),
+        cert,
+    })
+}
