@@ -59,7 +59,7 @@ pub struct Amounts {
 }
 
 /// A node's health as the scheduler sees it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeState {
     /// Joined, not heard from yet.
@@ -216,6 +216,8 @@ pub enum Phase {
     Stopping,
     /// Stopped on purpose; kept for history.
     Stopped,
+    /// Exited with code 0 and not restarted (restart policy `on-failure` or `never`).
+    Succeeded,
     /// Exited and not restarted (restart policy), or failed to start for good.
     Failed,
     /// Its node was lost; replaced elsewhere; stopped if the node comes back.
@@ -225,7 +227,10 @@ pub enum Phase {
 impl Phase {
     /// True for phases an instance never leaves.
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Stopped | Phase::Failed | Phase::Lost)
+        matches!(
+            self,
+            Phase::Stopped | Phase::Succeeded | Phase::Failed | Phase::Lost
+        )
     }
 }
 

@@ -5,14 +5,20 @@
 //! batches by priority and preempts lower priorities when nothing fits; [`simulation`] generates
 //! the seeded clusters and workloads the placement benchmark runs.
 
+pub mod agents;
 pub mod api;
 pub mod cluster;
+pub mod controller;
+pub mod daemon;
 pub mod join;
 pub mod model;
 pub mod placement;
 pub mod resources;
+pub mod server;
 pub mod simulation;
 pub mod spec;
+pub mod state;
+pub mod store;
 pub mod symbols;
 pub mod topology;
 

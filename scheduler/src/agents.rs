@@ -1,0 +1,210 @@
+//! The scheduler as the agents' client: the shim protocol over mutual TLS.
+//!
+//! Every call opens its own connection (TCP, TLS with the scheduler's client certificate, one
+//! HTTP/1.1 request). Clusters here are small and calls are few per second per node, so a pool
+//! would buy little and a dead connection could never be mistaken for a live node.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use mini_shim::agent::tls::{client_config, TlsFiles};
+use mini_shim::protocol::ErrorBody;
+use rustls::pki_types::ServerName;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Why a call to an agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The agent could not be reached or the connection broke: the node may be down.
+    #[error("agent {0} unreachable: {1}")]
+    Unreachable(SocketAddr, String),
+    /// The agent answered with an error.
+    #[error("agent {addr}: {code}: {message}")]
+    Refused {
+        /// The agent.
+        addr: SocketAddr,
+        /// HTTP status.
+        status: u16,
+        /// The protocol's error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The answer did not parse.
+    #[error("agent {0} answered something unreadable: {1}")]
+    Garbled(SocketAddr, String),
+}
+
+impl CallError {
+    /// The protocol error code, when the agent answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CallError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client for every agent of the cluster, authenticated by the scheduler's certificate.
+#[derive(Clone)]
+pub struct Agents {
+    connector: TlsConnector,
+}
+
+impl Agents {
+    /// A client presenting `files.cert`/`files.key` and trusting agents whose certificates chain
+    /// to `files.ca`.
+    pub fn new(files: &TlsFiles) -> Result<Agents, mini_shim::agent::Error> {
+        Ok(Agents {
+            connector: TlsConnector::from(client_config(files)?),
+        })
+    }
+
+    async fn send(
+        &self,
+        addr: SocketAddr,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, CallError> {
+        let unreachable = |e: String| CallError::Unreachable(addr, e);
+        let connect = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let tls = self
+                .connector
+                .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+                .await
+                .map_err(|e| unreachable(format!("TLS: {e}")))?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            tokio::spawn(connection);
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| unreachable(e.to_string()))
+        };
+        tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let request = request(addr, method, path, body);
+        let response = self.send(addr, request, timeout).await?;
+        let status = response.status();
+        let bytes = tokio::time::timeout(timeout, response.into_body().collect())
+            .await
+            .map_err(|_| CallError::Unreachable(addr, "answer cut off".into()))?
+            .map_err(|e| CallError::Unreachable(addr, e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(refused(addr, status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Garbled(addr, e.to_string()))
+    }
+
+    /// `GET path`, the answer parsed as `T`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        self.call(addr, Method::GET, path, None, timeout).await
+    }
+
+    /// `POST path` with `body` as JSON.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let body = serde_json::to_vec(body).expect("request types serialize");
+        self.call(addr, Method::POST, path, Some(body), timeout)
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, CallError> {
+        self.call(addr, Method::DELETE, path, None, timeout).await
+    }
+
+    /// `GET path` as a stream of body chunks (logs with `follow`); the caller reads it.
+    pub async fn stream(&self, addr: SocketAddr, path: &str) -> Result<Incoming, CallError> {
+        let request = request(addr, Method::GET, path, None);
+        let response = self.send(addr, request, Duration::from_secs(10)).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(refused(addr, status, &bytes));
+        }
+        Ok(response.into_body())
+    }
+}
+
+fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, addr.to_string());
+    if body.is_some() {
+        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    builder
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("a request from a valid path")
+}
+
+fn refused(addr: SocketAddr, status: StatusCode, bytes: &[u8]) -> CallError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => CallError::Refused {
+            addr,
+            status: status.as_u16(),
+            code: body.error.code,
+            message: body.error.message,
+        },
+        Err(_) => CallError::Refused {
+            addr,
+            status: status.as_u16(),
+            code: "http".into(),
+            message: format!("status {status}: {}", String::from_utf8_lossy(bytes)),
+        },
+    }
+}
+
+/// Shared handle, as the controllers and the API hold it.
+pub type SharedAgents = Arc<Agents>;

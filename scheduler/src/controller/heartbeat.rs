@@ -1,0 +1,190 @@
+//! Heartbeats: nodes are polled for their capacity, usage and containers; a node silent for
+//! the node timeout is lost and its instances are replaced elsewhere; when it answers again,
+//! every container on it that no live instance assigned to it owns is stopped and removed
+//! (fencing), so a returning node never adds a duplicate.
+
+use super::{lifecycle, Action, Daemon};
+use crate::agents::CallError;
+use crate::api::Phase;
+use crate::state::{rfc3339, State};
+use mini_shim::protocol::{ContainerInfo, NodeStatus, Status};
+use std::collections::HashSet;
+use std::time::{Instant, SystemTime};
+
+/// The label carrying the instance id on the agent's containers.
+pub const INSTANCE_LABEL: &str = "mini-sched/instance";
+/// The label carrying the workload name.
+pub const WORKLOAD_LABEL: &str = "mini-sched/workload";
+/// The label carrying the revision.
+pub const REVISION_LABEL: &str = "mini-sched/revision";
+
+/// Polls every node whose heartbeat is due.
+pub fn due(daemon: &Daemon, state: &mut State, now: Instant, actions: &mut Vec<Action>) {
+    for (name, node) in &mut state.nodes {
+        let due = node
+            .live
+            .last_poll
+            .is_none_or(|t| now.duration_since(t) >= daemon.settings.heartbeat_interval);
+        if due && !node.live.polling {
+            node.live.polling = true;
+            node.live.last_poll = Some(now);
+            actions.push(Action::Poll {
+                node: name.clone(),
+                addr: node.record.address,
+            });
+        }
+    }
+}
+
+/// Declares nodes lost that have been silent for the node timeout (counted from the daemon's
+/// start for nodes not heard from since), and their instances with them.
+pub fn detect_lost(daemon: &Daemon, state: &mut State, now: Instant) {
+    let timeout = daemon.settings.node_timeout;
+    let lost: Vec<String> = state
+        .nodes
+        .values()
+        .filter(|n| !n.record.lost)
+        .filter(|n| {
+            let heard = n.live.last_heartbeat.or(n.live.joined);
+            now.duration_since(heard.unwrap_or(daemon.started)) > timeout
+        })
+        .map(|n| n.record.name.clone())
+        .collect();
+    for name in lost {
+        if let Some(node) = state.nodes.get_mut(&name) {
+            node.record.lost = true;
+        }
+        state.save_node(&name);
+        state.event(
+            format!("node/{name}"),
+            "NodeLost",
+            format!("no heartbeat for {timeout:?}: its instances are replaced elsewhere"),
+        );
+        daemon.count(|c| c.nodes_lost += 1);
+        let on_node: Vec<String> = state
+            .instances
+            .values()
+            .filter(|i| i.record.node.as_deref() == Some(&name) && !i.record.phase.is_final())
+            .map(|i| i.record.id.clone())
+            .collect();
+        for id in on_node {
+            daemon.count(|c| c.instances_lost += 1);
+            if let Some(instance) = state.instances.get_mut(&id) {
+                instance.live.in_flight = false;
+            }
+            state.set_phase(&id, Phase::Lost, Some(format!("node {name} lost")));
+        }
+    }
+}
+
+/// Records a heartbeat's outcome; returns the removals of stale containers it calls for.
+pub fn record(
+    daemon: &Daemon,
+    state: &mut State,
+    name: &str,
+    began: Instant,
+    result: Result<(NodeStatus, Vec<ContainerInfo>), CallError>,
+) -> Vec<Action> {
+    let Some(node) = state.nodes.get_mut(name) else {
+        return Vec::new();
+    };
+    node.live.polling = false;
+    let Ok((status, containers)) = result else {
+        return Vec::new();
+    };
+    node.live.last_heartbeat = Some(Instant::now());
+    node.live.last_heartbeat_at = Some(SystemTime::now());
+    node.live.status = Some(status);
+    node.live.containers = containers.clone();
+    if node.record.lost {
+        node.record.lost = false;
+        state.save_node(name);
+        state.event(
+            format!("node/{name}"),
+            "NodeReturned",
+            "heartbeats again: stale copies of its instances are stopped".into(),
+        );
+    }
+    follow(daemon, state, name, began, &containers)
+}
+
+/// Compares the node's containers with the instances assigned to it.
+fn follow(
+    daemon: &Daemon,
+    state: &mut State,
+    node: &str,
+    began: Instant,
+    containers: &[ContainerInfo],
+) -> Vec<Action> {
+    let addr = state.nodes[node].record.address;
+    let mut actions = Vec::new();
+    let mut seen = HashSet::new();
+    for container in containers {
+        let Some(id) = container.labels.get(INSTANCE_LABEL) else {
+            continue;
+        };
+        seen.insert(id.clone());
+        let stale = match state.instances.get(id) {
+            None => true,
+            Some(i) => {
+                i.record.node.as_deref() != Some(node)
+                    || i.record.phase == Phase::Lost
+                    || (i.record.phase == Phase::Stopped && container.status == Status::Running)
+            }
+        };
+        if stale {
+            if state.removing.insert((node.to_string(), container.id.clone())) {
+                actions.push(Action::Remove {
+                    node: node.to_string(),
+                    addr,
+                    container: container.id.clone(),
+                });
+            }
+            continue;
+        }
+        let instance = &state.instances[id];
+        if instance.live.in_flight {
+            continue;
+        }
+        match (instance.record.phase, container.status) {
+            (Phase::Starting, Status::Running) => {
+                let instance = state.instances.get_mut(id).expect("looked up");
+                instance.live.started = Some(Instant::now());
+                instance.record.started_at = container
+                    .started_at
+                    .clone()
+                    .or_else(|| Some(rfc3339(SystemTime::now())));
+                state.set_phase(id, Phase::Running, Some(format!("running on {node}")));
+                lifecycle::mark_ready_without_probe(state, id);
+            }
+            (Phase::Running, Status::Running) if instance.live.started.is_none() => {
+                // Known from before a restart of the daemon: probes count from now.
+                state.instances.get_mut(id).expect("looked up").live.started = Some(Instant::now());
+            }
+            (Phase::Running | Phase::Starting, Status::Exited) => {
+                lifecycle::exited(daemon, state, id, container.exit.as_ref(), "exited");
+            }
+            (Phase::Running, Status::Unknown) => {
+                let why = container
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "its monitor is gone".into());
+                lifecycle::exited(daemon, state, id, None, &format!("state unknown: {why}"));
+            }
+            _ => {}
+        }
+    }
+    let vanished: Vec<String> = state
+        .instances
+        .values()
+        .filter(|i| i.record.node.as_deref() == Some(node))
+        .filter(|i| i.record.phase == Phase::Running && !i.live.in_flight)
+        .filter(|i| !seen.contains(&i.record.id))
+        .filter(|i| i.live.started.is_none_or(|s| s < began))
+        .map(|i| i.record.id.clone())
+        .collect();
+    for id in vanished {
+        lifecycle::exited(daemon, state, &id, None, "its container vanished from the node");
+    }
+    actions
+}

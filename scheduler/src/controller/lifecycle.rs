@@ -1,0 +1,351 @@
+//! An instance's life on its node: exits and the restart policy with exponential back-off,
+//! liveness probes (failing ones restart the instance), readiness probes (gating rollouts and
+//! migrations), and stops.
+
+use super::actions::ProbeKind;
+use super::{Action, Daemon};
+use crate::agents::CallError;
+use crate::api::{ExitView, Phase};
+use crate::spec::{RestartPolicy, WorkloadSpec};
+use crate::state::{rfc3339, State};
+use mini_shim::protocol::{ExitInfo, ProbeResult};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The wait before restart number `step` (from 0): `initial` doubled per step, at most `max`.
+pub fn backoff(initial: Duration, max: Duration, step: u32) -> Duration {
+    initial.saturating_mul(1u32 << step.min(20)).min(max)
+}
+
+/// An instance's process ended (or was found gone): restart it after the back-off, or let it
+/// end, as its restart policy says.
+pub fn exited(
+    daemon: &Daemon,
+    state: &mut State,
+    id: &str,
+    exit: Option<&ExitInfo>,
+    what: &str,
+) {
+    let Some(spec) = state.spec_of(id).cloned() else {
+        return;
+    };
+    let Some(instance) = state.instances.get_mut(id) else {
+        return;
+    };
+    instance.record.exit = exit.map(|e| ExitView {
+        code: e.code,
+        signal: e.signal.clone(),
+        oom_killed: e.oom_killed,
+        finished_at: e.finished_at.clone(),
+    });
+    let detail = match exit {
+        Some(e) if e.oom_killed => format!("{what}: OOM-killed (code {})", e.code),
+        Some(e) => match &e.signal {
+            Some(sig) => format!("{what}: killed by {sig}"),
+            None => format!("{what} with code {}", e.code),
+        },
+        None => what.to_string(),
+    };
+    end_or_restart(daemon, state, id, &spec, exit.map(|e| e.code) == Some(0), detail);
+}
+
+/// The agent could not start the instance: a failure under the restart policy.
+pub fn start_failed(daemon: &Daemon, state: &mut State, id: &str, why: &str) {
+    let Some(spec) = state.spec_of(id).cloned() else {
+        return;
+    };
+    end_or_restart(daemon, state, id, &spec, false, format!("failed to start: {why}"));
+}
+
+fn end_or_restart(
+    daemon: &Daemon,
+    state: &mut State,
+    id: &str,
+    spec: &WorkloadSpec,
+    success: bool,
+    detail: String,
+) {
+    let restart = match spec.restart.policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => !success,
+        RestartPolicy::Never => false,
+    };
+    if !restart {
+        let phase = if success {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        state.set_phase(id, phase, Some(detail));
+        return;
+    }
+    let instance = state.instances.get_mut(id).expect("caller checked");
+    let backoff_spec = spec.restart.backoff;
+    // A process that ran for twice the longest back-off starts the back-off over.
+    if instance
+        .live
+        .started
+        .is_some_and(|s| s.elapsed() > backoff_spec.max * 2)
+    {
+        instance.live.backoff_step = 0;
+    }
+    let delay = backoff(backoff_spec.initial, backoff_spec.max, instance.live.backoff_step);
+    instance.live.backoff_step += 1;
+    instance.live.not_before = Some(Instant::now() + delay);
+    instance.live.started = None;
+    instance.record.next_restart_at = Some(rfc3339(SystemTime::now() + delay));
+    state.set_phase(
+        id,
+        Phase::BackOff,
+        Some(format!("{detail}; restarting in {delay:?}")),
+    );
+    daemon.count(|c| c.restarts += 1);
+}
+
+/// Marks a running instance ready when its workload has no readiness probe.
+pub fn mark_ready_without_probe(state: &mut State, id: &str) {
+    let has_probe = state.spec_of(id).is_some_and(|s| s.readiness.is_some());
+    if has_probe {
+        return;
+    }
+    if let Some(instance) = state.instances.get_mut(id) {
+        if instance.record.phase == Phase::Running && !instance.record.ready {
+            instance.record.ready = true;
+            state.save_instance(id);
+        }
+    }
+}
+
+fn node_addr(state: &State, node: Option<&str>) -> Option<std::net::SocketAddr> {
+    let node = state.nodes.get(node?)?;
+    (!node.record.lost).then_some(node.record.address)
+}
+
+fn due(not_before: Option<Instant>, now: Instant) -> bool {
+    not_before.is_none_or(|t| t <= now)
+}
+
+/// Restarts instances whose back-off is over, and repeats starts that did not reach their node.
+pub fn restarts_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) {
+    let ids: Vec<String> = state
+        .instances
+        .values()
+        .filter(|i| matches!(i.record.phase, Phase::BackOff | Phase::Starting))
+        .filter(|i| !i.live.in_flight && due(i.live.not_before, now))
+        .map(|i| i.record.id.clone())
+        .collect();
+    for id in ids {
+        let Some(request) = run_request(state, &id) else {
+            continue;
+        };
+        let Some(addr) = node_addr(state, state.instances[&id].record.node.as_deref()) else {
+            continue;
+        };
+        let restart = state.instances[&id].record.phase == Phase::BackOff;
+        let instance = state.instances.get_mut(&id).expect("listed");
+        instance.live.in_flight = true;
+        instance.live.not_before = Some(now + Duration::from_secs(2));
+        if restart {
+            instance.record.restarts += 1;
+            instance.record.next_restart_at = None;
+            instance.live.liveness_failures = 0;
+            instance.live.readiness_successes = 0;
+            instance.live.readiness_failures = 0;
+            state.set_phase(&id, Phase::Starting, Some("restarting".into()));
+        }
+        actions.push(Action::Run {
+            id,
+            addr,
+            request: Box::new(request),
+            replace: restart,
+        });
+    }
+}
+
+/// The run request for instance `id`: its revision's spec, labelled with the instance.
+pub fn run_request(state: &State, id: &str) -> Option<mini_shim::protocol::RunRequest> {
+    let record = &state.instances.get(id)?.record;
+    let spec = state.spec_of(id)?;
+    let labels = [
+        (super::heartbeat::INSTANCE_LABEL, record.id.clone()),
+        (super::heartbeat::WORKLOAD_LABEL, record.workload.clone()),
+        (super::heartbeat::REVISION_LABEL, record.revision.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Some(spec.run_request(id, labels))
+}
+
+/// Starts the probes that are due on running instances.
+pub fn probes_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) {
+    let mut due_probes = Vec::new();
+    for instance in state.instances.values() {
+        let live = &instance.live;
+        if instance.record.phase != Phase::Running || live.in_flight || live.probing {
+            continue;
+        }
+        let (Some(spec), Some(started)) = (state.spec_of(&instance.record.id), live.started) else {
+            continue;
+        };
+        let candidates = [
+            (ProbeKind::Liveness, &spec.liveness, live.last_liveness),
+            (ProbeKind::Readiness, &spec.readiness, live.last_readiness),
+        ];
+        for (kind, probe, last) in candidates {
+            let Some(probe) = probe else { continue };
+            if now.duration_since(started) < probe.initial_delay {
+                continue;
+            }
+            if last.is_some_and(|t| now.duration_since(t) < probe.period) {
+                continue;
+            }
+            due_probes.push((
+                instance.record.id.clone(),
+                kind,
+                probe.to_protocol(),
+                probe.timeout,
+            ));
+            break;
+        }
+    }
+    for (id, kind, probe, timeout) in due_probes {
+        let Some(addr) = node_addr(state, state.instances[&id].record.node.as_deref()) else {
+            continue;
+        };
+        let live = &mut state.instances.get_mut(&id).expect("listed").live;
+        live.probing = true;
+        match kind {
+            ProbeKind::Liveness => live.last_liveness = Some(now),
+            ProbeKind::Readiness => live.last_readiness = Some(now),
+        }
+        actions.push(Action::Probe {
+            id,
+            addr,
+            kind,
+            probe,
+            timeout,
+        });
+    }
+}
+
+/// Records a probe's result; a liveness probe failing its threshold stops the process, whose
+/// exit then goes through the restart policy.
+pub fn probe_outcome(
+    state: &mut State,
+    id: &str,
+    kind: ProbeKind,
+    result: Result<ProbeResult, CallError>,
+) -> Vec<Action> {
+    let Some(spec) = state.spec_of(id).cloned() else {
+        return Vec::new();
+    };
+    let Some(instance) = state.instances.get_mut(id) else {
+        return Vec::new();
+    };
+    instance.live.probing = false;
+    if instance.record.phase != Phase::Running || instance.live.in_flight {
+        return Vec::new();
+    }
+    let (healthy, detail) = match result {
+        Ok(r) => (r.healthy, r.detail),
+        // An unreachable agent says nothing about the instance; heartbeats judge the node.
+        Err(CallError::Unreachable(..)) => return Vec::new(),
+        Err(e) => (false, e.to_string()),
+    };
+    let live = &mut instance.live;
+    match kind {
+        ProbeKind::Readiness => {
+            let probe = spec.readiness.as_ref().expect("probed");
+            if healthy {
+                live.readiness_failures = 0;
+                live.readiness_successes += 1;
+            } else {
+                live.readiness_successes = 0;
+                live.readiness_failures += 1;
+            }
+            let was = instance.record.ready;
+            let now_ready = if live.readiness_successes >= probe.success_threshold {
+                true
+            } else if live.readiness_failures >= probe.failure_threshold {
+                false
+            } else {
+                was
+            };
+            if now_ready != was {
+                instance.record.ready = now_ready;
+                state.save_instance(id);
+                let (reason, message) = if now_ready {
+                    ("Ready", "readiness probe passed".to_string())
+                } else {
+                    ("NotReady", format!("readiness probe failed: {detail}"))
+                };
+                state.event(format!("instance/{id}"), reason, message);
+            }
+            Vec::new()
+        }
+        ProbeKind::Liveness => {
+            let probe = spec.liveness.as_ref().expect("probed");
+            if healthy {
+                live.liveness_failures = 0;
+                return Vec::new();
+            }
+            live.liveness_failures += 1;
+            if live.liveness_failures < probe.failure_threshold {
+                return Vec::new();
+            }
+            live.liveness_failures = 0;
+            live.in_flight = true;
+            let failures = probe.failure_threshold;
+            let Some(addr) = node_addr(state, state.instances[id].record.node.as_deref()) else {
+                return Vec::new();
+            };
+            state.event(
+                format!("instance/{id}"),
+                "Unhealthy",
+                format!("liveness probe failed {failures} times ({detail}): restarting"),
+            );
+            vec![Action::Kill {
+                id: id.to_string(),
+                addr,
+                timeout: spec.stop_timeout,
+            }]
+        }
+    }
+}
+
+/// Stops instances the controllers marked `Stopping`.
+pub fn stops_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) {
+    let ids: Vec<String> = state
+        .instances
+        .values()
+        .filter(|i| i.record.phase == Phase::Stopping)
+        .filter(|i| !i.live.in_flight && due(i.live.not_before, now))
+        .map(|i| i.record.id.clone())
+        .collect();
+    for id in ids {
+        let node = state.instances[&id].record.node.clone();
+        let Some(node) = node else {
+            state.set_phase(&id, Phase::Stopped, None);
+            continue;
+        };
+        let Some(addr) = node_addr(state, Some(&node)) else {
+            continue;
+        };
+        let timeout = state
+            .spec_of(&id)
+            .map_or(Duration::from_secs(10), |s| s.stop_timeout);
+        state.instances.get_mut(&id).expect("listed").live.in_flight = true;
+        actions.push(Action::Stop { id, addr, timeout });
+    }
+}
+
+/// Asks instance `id` to stop, for `reason`; a pending one stops at once.
+pub fn request_stop(state: &mut State, id: &str, reason: String) {
+    let Some(instance) = state.instances.get(id) else {
+        return;
+    };
+    if instance.record.phase.is_final() || instance.record.phase == Phase::Stopping {
+        return;
+    }
+    state.set_phase(id, Phase::Stopping, Some(reason));
+}

@@ -1,0 +1,309 @@
+//! Replica counts and rolling updates, as a Kubernetes Deployment does them, and deletion.
+//!
+//! An instance *counts* toward its workload's replicas while it is not finished, not being
+//! stopped and not being replaced by a migration (its replacement counts instead); an instance
+//! that ended for good under its restart policy (`succeeded`, `failed`) of the current revision
+//! counts too, so it is not replaced behind the policy's back. During a rollout, new-revision
+//! instances are created while the total stays within `replicas + max_surge`, and old ones are
+//! stopped while the ready ones stay at least `replicas − max_unavailable`; unready old
+//! instances go first, as they serve nothing.
+
+use super::lifecycle::request_stop;
+use crate::api::Phase;
+use crate::state::{now_rfc3339, Instance, InstanceLive, InstanceRecord, State};
+
+fn counts(instance: &Instance) -> bool {
+    let r = &instance.record;
+    !r.phase.is_final() && r.phase != Phase::Stopping && r.replaced_by.is_none()
+}
+
+fn ended_under_policy(instance: &Instance, revision: u64) -> bool {
+    let r = &instance.record;
+    r.revision == revision && matches!(r.phase, Phase::Succeeded | Phase::Failed)
+}
+
+/// Creates a pending instance of `workload` at `revision`; returns its id.
+pub fn create_instance(state: &mut State, workload: &str, revision: u64) -> String {
+    let w = state.workloads.get_mut(workload).expect("workload exists");
+    let id = format!("{}-{}", w.name, w.next_seq);
+    w.next_seq += 1;
+    state.save_workload(workload);
+    let record = InstanceRecord {
+        id: id.clone(),
+        workload: workload.to_string(),
+        revision,
+        node: None,
+        phase: Phase::Pending,
+        ready: false,
+        restarts: 0,
+        started_at: None,
+        exit: None,
+        reason: None,
+        created_at: now_rfc3339(),
+        next_restart_at: None,
+        replaced_by: None,
+        replaces: None,
+        target_node: None,
+        moved_at: None,
+    };
+    state.instances.insert(
+        id.clone(),
+        Instance {
+            record,
+            live: InstanceLive::default(),
+        },
+    );
+    state.save_instance(&id);
+    state.event(
+        format!("instance/{id}"),
+        "Created",
+        format!("instance of {workload} revision {revision}"),
+    );
+    id
+}
+
+/// Which of `ids` to stop first when there are too many: pending, then not ready, then the
+/// newest.
+fn stop_order(state: &State, mut ids: Vec<String>) -> Vec<String> {
+    ids.sort_by_key(|id| {
+        let r = &state.instances[id].record;
+        let seq: u64 = id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        (
+            r.phase != Phase::Pending,
+            r.ready,
+            r.phase == Phase::Running,
+            std::cmp::Reverse(seq),
+        )
+    });
+    ids
+}
+
+/// Reconciles every workload's instances with its spec.
+pub fn reconcile(state: &mut State) {
+    let names: Vec<String> = state.workloads.keys().cloned().collect();
+    for name in names {
+        if state.workloads[&name].deleting {
+            delete(state, &name);
+        } else {
+            scale_and_roll(state, &name);
+        }
+    }
+}
+
+fn scale_and_roll(state: &mut State, name: &str) {
+    let w = &state.workloads[name];
+    let (revision, replicas) = (w.revision, w.spec.replicas);
+    let (surge, unavailable) = w.spec.update.resolve(replicas);
+    let mut new = Vec::new();
+    let mut old = Vec::new();
+    let mut ended = 0u32;
+    let mut ready = 0u32;
+    for i in state.instances_of(name) {
+        if counts(i) {
+            if i.record.ready {
+                ready += 1;
+            }
+            if i.record.revision == revision {
+                new.push(i.record.id.clone());
+            } else {
+                old.push(i.record.id.clone());
+            }
+        } else if ended_under_policy(i, revision) {
+            ended += 1;
+        }
+    }
+    let have_new = new.len() as u32 + ended;
+    if have_new > replicas {
+        let extra = (have_new - replicas) as usize;
+        for id in stop_order(state, new).into_iter().take(extra) {
+            request_stop(state, &id, format!("scaled down to {replicas}"));
+        }
+    } else {
+        let ceiling = if old.is_empty() {
+            replicas
+        } else {
+            replicas + surge
+        };
+        let total = have_new + old.len() as u32;
+        let create = (replicas - have_new).min(ceiling.saturating_sub(total));
+        for _ in 0..create {
+            create_instance(state, name, revision);
+        }
+    }
+    if old.is_empty() {
+        return;
+    }
+    // Old instances that serve nothing go at once; ready ones while enough stay ready.
+    let (unready_old, ready_old): (Vec<String>, Vec<String>) = old
+        .into_iter()
+        .partition(|id| !state.instances[id].record.ready);
+    for id in unready_old {
+        request_stop(state, &id, format!("replaced by revision {revision}"));
+    }
+    let floor = replicas.saturating_sub(unavailable);
+    let removable = ready.saturating_sub(floor) as usize;
+    let mut ready_old = ready_old;
+    ready_old.sort_by_key(|id| state.instances[id].record.created_at.clone());
+    for id in ready_old.into_iter().take(removable) {
+        request_stop(state, &id, format!("replaced by revision {revision}"));
+    }
+}
+
+/// Deleting: every instance stops; once all are finished, the records go.
+fn delete(state: &mut State, name: &str) {
+    let ids: Vec<String> = state.instances_of(name).map(|i| i.record.id.clone()).collect();
+    let mut busy = false;
+    for id in &ids {
+        let i = &state.instances[id];
+        match i.record.phase {
+            Phase::Stopped | Phase::Lost => {}
+            Phase::Succeeded | Phase::Failed if i.record.node.is_some() => {
+                // Its exited container is still on the node: stop removes it.
+                state.set_phase(id, Phase::Stopping, Some("workload deleted".into()));
+                busy = true;
+            }
+            Phase::Succeeded | Phase::Failed => {}
+            _ => {
+                request_stop(state, id, "workload deleted".into());
+                busy = true;
+            }
+        }
+    }
+    if busy || ids.iter().any(|id| state.instances[id].live.in_flight) {
+        return;
+    }
+    for id in &ids {
+        state.instances.remove(id);
+        state.save_instance(id);
+    }
+    state.workloads.remove(name);
+    state.save_workload(name);
+    state.event(
+        format!("workload/{name}"),
+        "Deleted",
+        "every instance stopped".into(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Revision, WorkloadRecord};
+
+    fn workload(state: &mut State, replicas: u32, surge: u32, unavailable: u32) {
+        let spec = crate::spec::parse(&format!(
+            "name: web\nsource: {{rootfs: /srv/rootfs}}\ncommand: [sleep, '100']\n\
+             replicas: {replicas}\nupdate: {{max_surge: {surge}, max_unavailable: {unavailable}}}\n"
+        ))
+        .unwrap();
+        state.workloads.insert(
+            "web".into(),
+            WorkloadRecord {
+                name: "web".into(),
+                spec: spec.clone(),
+                revision: 1,
+                revisions: vec![Revision {
+                    revision: 1,
+                    created_at: now_rfc3339(),
+                    spec,
+                }],
+                next_seq: 1,
+                created_at: now_rfc3339(),
+                deleting: false,
+            },
+        );
+    }
+
+    fn phases(state: &State, revision: u64) -> Vec<(Phase, bool)> {
+        state
+            .instances_of("web")
+            .filter(|i| i.record.revision == revision)
+            .map(|i| (i.record.phase, i.record.ready))
+            .collect()
+    }
+
+    fn run_all_ready(state: &mut State) {
+        for i in state.instances.values_mut() {
+            match i.record.phase {
+                Phase::Pending | Phase::Starting => {
+                    i.record.phase = Phase::Running;
+                    i.record.ready = true;
+                }
+                Phase::Stopping => i.record.phase = Phase::Stopped,
+                _ => {}
+            }
+        }
+    }
+
+    fn ready(state: &State) -> usize {
+        state.instances.values().filter(|i| i.record.ready && counts(i)).count()
+    }
+
+    #[test]
+    fn creates_and_removes_instances_to_match_replicas() {
+        let mut state = State::default();
+        workload(&mut state, 3, 1, 0);
+        reconcile(&mut state);
+        assert_eq!(phases(&state, 1), vec![(Phase::Pending, false); 3]);
+        run_all_ready(&mut state);
+        state.workloads.get_mut("web").unwrap().spec.replicas = 1;
+        reconcile(&mut state);
+        let stopping = state
+            .instances
+            .values()
+            .filter(|i| i.record.phase == Phase::Stopping)
+            .count();
+        assert_eq!(stopping, 2);
+        // The newest go first.
+        assert_eq!(state.instances["web-1"].record.phase, Phase::Running);
+    }
+
+    #[test]
+    fn a_rolling_update_keeps_replicas_ready_and_never_exceeds_the_surge() {
+        let mut state = State::default();
+        workload(&mut state, 3, 1, 0);
+        reconcile(&mut state);
+        run_all_ready(&mut state);
+        let w = state.workloads.get_mut("web").unwrap();
+        w.revision = 2;
+        let mut steps = 0;
+        loop {
+            reconcile(&mut state);
+            let live = state.instances.values().filter(|i| counts(i)).count();
+            assert!(live <= 4, "surge exceeded: {live} live");
+            assert!(ready(&state) >= 3, "fewer than 3 ready mid-rollout");
+            run_all_ready(&mut state);
+            steps += 1;
+            let old = phases(&state, 1)
+                .iter()
+                .filter(|(p, _)| !p.is_final())
+                .count();
+            if old == 0 && phases(&state, 2).iter().filter(|(p, _)| *p == Phase::Running).count() == 3 {
+                break;
+            }
+            assert!(steps < 20, "the rollout does not converge");
+        }
+    }
+
+    #[test]
+    fn unready_old_instances_go_first_and_deleting_stops_everything() {
+        let mut state = State::default();
+        workload(&mut state, 2, 1, 0);
+        reconcile(&mut state);
+        run_all_ready(&mut state);
+        state.instances.get_mut("web-1").unwrap().record.ready = false;
+        state.workloads.get_mut("web").unwrap().revision = 2;
+        reconcile(&mut state);
+        assert_eq!(state.instances["web-1"].record.phase, Phase::Stopping);
+        assert_eq!(state.instances["web-2"].record.phase, Phase::Running);
+        state.workloads.get_mut("web").unwrap().deleting = true;
+        reconcile(&mut state);
+        assert!(state
+            .instances
+            .values()
+            .all(|i| i.record.phase == Phase::Stopping || i.record.phase == Phase::Stopped));
+        run_all_ready(&mut state);
+        reconcile(&mut state);
+        assert!(state.workloads.is_empty() && state.instances.is_empty());
+    }
+}

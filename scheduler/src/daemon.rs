@@ -1,0 +1,171 @@
+//! `mini-sched daemon`: loads the cluster and its state, serves the join listener for agents and
+//! the API for the CLI, and runs the controllers.
+//!
+//! A restarted daemon (after `kill -9` too) reads back every node, workload and instance from
+//! the store and reconciles them with what the agents report at their first heartbeat: an
+//! instance recorded as starting is started again under the same id (the agent refuses a
+//! duplicate id, so this never makes two), a recorded instance whose container is gone is
+//! handled by its restart policy, and a container no record owns is removed. Nodes get a full
+//! node timeout from the restart before they can be declared lost.
+
+use crate::agents::Agents;
+use crate::api::Event;
+use crate::controller::{Daemon, Settings};
+use crate::join::{self, ClusterPki, Registration, RegisterError, Tokens};
+use crate::model::Policy;
+use crate::state::{
+    now_rfc3339, Instance, InstanceLive, InstanceRecord, Node, NodeLive, NodeRecord, State,
+    WorkloadRecord, EVENTS_KEPT,
+};
+use crate::store::{Store, Table};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the cluster (`mini-sched init`) and the state store live.
+    pub state_dir: PathBuf,
+    /// The CLI's unix socket.
+    pub socket: PathBuf,
+    /// Where agents join.
+    pub join_listen: SocketAddr,
+    /// How often nodes are polled.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is lost.
+    pub node_timeout: Duration,
+    /// Placement policy.
+    pub policy: Policy,
+    /// How often the rebalancer runs (zero: only on request).
+    pub rebalance_interval: Duration,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster's files.
+    #[error(transparent)]
+    Join(#[from] join::Error),
+    /// The state store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The agents' client.
+    #[error("the scheduler's client certificate: {0}")]
+    Tls(#[from] mini_shim::agent::Error),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reads the state back from the store.
+pub fn load(store: &Store) -> Result<State, Error> {
+    let mut state = State::default();
+    for (name, record) in store.load::<NodeRecord>(Table::Nodes)? {
+        let live = NodeLive::default();
+        state.nodes.insert(name, Node { record, live });
+    }
+    for (name, record) in store.load::<WorkloadRecord>(Table::Workloads)? {
+        state.workloads.insert(name, record);
+    }
+    for (id, record) in store.load::<InstanceRecord>(Table::Instances)? {
+        let live = InstanceLive::default();
+        state.instances.insert(id, Instance { record, live });
+    }
+    let events = store.load::<Event>(Table::Events)?;
+    state.next_event = events.last().map_or(0, |(_, e)| e.seq + 1);
+    let skip = events.len().saturating_sub(EVENTS_KEPT);
+    state.events = events.into_iter().skip(skip).map(|(_, e)| e).collect();
+    Ok(state)
+}
+
+/// Records a node that joined (or joined again).
+fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
+    let name = reg.node.clone();
+    match state.nodes.get_mut(&name) {
+        Some(node) if node.record.address != reg.address && node.ready() => {
+            return Err(RegisterError::Conflict(format!(
+                "node {name} is live at {}; choose another --node-name",
+                node.record.address
+            )))
+        }
+        Some(node) => {
+            node.record.address = reg.address;
+            node.record.labels.extend(reg.labels);
+            node.record.joined_at = now_rfc3339();
+            node.live.joined = Some(Instant::now());
+        }
+        None => {
+            let record = NodeRecord {
+                name: name.clone(),
+                address: reg.address,
+                labels: reg.labels,
+                taints: Vec::new(),
+                cordoned: false,
+                lost: false,
+                joined_at: now_rfc3339(),
+            };
+            let live = NodeLive {
+                joined: Some(Instant::now()),
+                ..NodeLive::default()
+            };
+            state.nodes.insert(name.clone(), Node { record, live });
+        }
+    }
+    state.save_node(&name);
+    state.event(
+        format!("node/{name}"),
+        "Joined",
+        format!("agent at {}", reg.address),
+    );
+    Ok(())
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub fn run(config: Config) -> Result<(), Error> {
+    let pki = ClusterPki::load(&config.state_dir)?;
+    let store = Store::open(&config.state_dir.join("state.redb"))?;
+    let state = load(&store)?;
+    let agents = Agents::new(&pki.scheduler_tls())?;
+    let tokens = Tokens::new(&pki);
+    let settings = Settings {
+        heartbeat_interval: config.heartbeat_interval,
+        node_timeout: config.node_timeout,
+        policy: config.policy,
+        rebalance_interval: config.rebalance_interval,
+        rebalance_threshold: 0.25,
+        rebalance_cooldown: Duration::from_secs(60),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let daemon = Arc::new(Daemon::new(state, store, agents, settings));
+        let registrar = daemon.clone();
+        let on_join: join::Register = Arc::new(move |reg| {
+            let result = registrar.with(|s| register(s, reg));
+            registrar.wake.notify_one();
+            result
+        });
+        let _join = join::serve(config.join_listen, pki, tokens, on_join).await?;
+        tokio::spawn(daemon.clone().run());
+        let socket = config.socket.clone();
+        let api = crate::server::serve(daemon, &socket);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Other(format!("installing the SIGTERM handler: {e}")))?;
+        eprintln!(
+            "mini-sched: daemon serving {} and joins on {}",
+            socket.display(),
+            config.join_listen
+        );
+        let result = tokio::select! {
+            r = api => r.map_err(|e| Error::Other(format!("API socket {}: {e}", socket.display()))),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
+        };
+        let _ = std::fs::remove_file(&socket);
+        result
+    })
+}

@@ -1,0 +1,218 @@
+//! The API's views of the state: rows for `get`, details for `describe`, rollout status.
+
+use crate::api::{
+    Amounts, Event, InstanceDetail, InstanceView, NodeDetail, NodeView, Phase, RevisionView,
+    RolloutStatus, WorkloadDetail, WorkloadView,
+};
+use crate::controller::placing::{occupies, NODE_PIDS};
+use crate::state::{rfc3339, Instance, Node, State, WorkloadRecord};
+
+/// Events about `object` or, with `prefix_of`, about instances of the workload too.
+pub fn events_about(state: &State, objects: &[String], instance_prefix: Option<&str>) -> Vec<Event> {
+    state
+        .events
+        .iter()
+        .filter(|e| {
+            objects.contains(&e.object)
+                || instance_prefix.is_some_and(|p| {
+                    e.object
+                        .strip_prefix("instance/")
+                        .and_then(|id| id.strip_prefix(p))
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|seq| seq.chars().all(|c| c.is_ascii_digit()))
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+/// A node's row.
+pub fn node_view(state: &State, node: &Node) -> NodeView {
+    let status = node.live.status.as_ref();
+    let mut allocated = Amounts::default();
+    let mut instances = 0;
+    for i in state.instances.values() {
+        if i.record.node.as_deref() != Some(&node.record.name) || !occupies(i.record.phase) {
+            continue;
+        }
+        instances += 1;
+        if let Some(spec) = state.spec_of(&i.record.id) {
+            let r = spec.instance_spec().requests;
+            allocated.cpu_millis += r.cpu_millis;
+            allocated.memory_bytes += r.memory_bytes;
+            allocated.pids += r.pids;
+        }
+    }
+    NodeView {
+        name: node.record.name.clone(),
+        address: node.record.address.to_string(),
+        state: node.state(),
+        cordoned: node.record.cordoned,
+        labels: node.record.labels.clone(),
+        taints: node.record.taints.clone(),
+        capacity: Amounts {
+            cpu_millis: status.map_or(0, |s| u64::from(s.cpus) * 1000),
+            memory_bytes: status.map_or(0, |s| s.memory_total_bytes),
+            pids: NODE_PIDS,
+        },
+        allocated,
+        cpu_busy: status.map_or(0.0, |s| s.cpu_busy),
+        memory_used_bytes: status.map_or(0, |s| {
+            s.memory_total_bytes.saturating_sub(s.memory_available_bytes)
+        }),
+        instances,
+        last_heartbeat: node.live.last_heartbeat_at.map(rfc3339),
+    }
+}
+
+/// A node's details.
+pub fn node_detail(state: &State, node: &Node) -> NodeDetail {
+    NodeDetail {
+        node: node_view(state, node),
+        joined_at: node.record.joined_at.clone(),
+        instances_list: state
+            .instances
+            .values()
+            .filter(|i| i.record.node.as_deref() == Some(&node.record.name))
+            .filter(|i| !i.record.phase.is_final())
+            .map(instance_view)
+            .collect(),
+        events: events_about(state, &[format!("node/{}", node.record.name)], None),
+    }
+}
+
+/// An instance's row.
+pub fn instance_view(instance: &Instance) -> InstanceView {
+    let r = &instance.record;
+    InstanceView {
+        id: r.id.clone(),
+        workload: r.workload.clone(),
+        revision: r.revision,
+        node: r.node.clone(),
+        phase: r.phase,
+        ready: r.ready,
+        restarts: r.restarts,
+        started_at: r.started_at.clone(),
+        exit: r.exit.clone(),
+        reason: r.reason.clone(),
+        created_at: r.created_at.clone(),
+    }
+}
+
+/// An instance's details.
+pub fn instance_detail(state: &State, instance: &Instance) -> InstanceDetail {
+    InstanceDetail {
+        instance: instance_view(instance),
+        next_restart_at: instance.record.next_restart_at.clone(),
+        events: events_about(state, &[format!("instance/{}", instance.record.id)], None),
+    }
+}
+
+/// Where a workload's rollout stands.
+pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
+    let live: Vec<&Instance> = state
+        .instances_of(&w.name)
+        .filter(|i| !i.record.phase.is_final() && i.record.phase != Phase::Stopping)
+        .filter(|i| i.record.replaced_by.is_none())
+        .collect();
+    let updated = live.iter().filter(|i| i.record.revision == w.revision).count() as u32;
+    let updated_ready = live
+        .iter()
+        .filter(|i| i.record.revision == w.revision && i.record.ready)
+        .count() as u32;
+    let old = state
+        .instances_of(&w.name)
+        .filter(|i| i.record.revision != w.revision && !i.record.phase.is_final())
+        .count() as u32;
+    let desired = w.spec.replicas;
+    let pending: Vec<&Instance> = live
+        .iter()
+        .copied()
+        .filter(|i| i.record.phase == Phase::Pending && i.record.reason.is_some())
+        .collect();
+    let backing_off = live.iter().filter(|i| i.record.phase == Phase::BackOff).count();
+    let (state_name, message) = if updated_ready >= desired && old == 0 && updated == desired {
+        (
+            "complete",
+            format!("revision {} rolled out: {updated_ready}/{desired} ready", w.revision),
+        )
+    } else if let Some(p) = pending.first() {
+        (
+            "stalled",
+            format!(
+                "{updated_ready}/{desired} ready; {} pending: {}",
+                p.record.id,
+                p.record.reason.clone().unwrap_or_default()
+            ),
+        )
+    } else if backing_off > 0 && updated_ready < desired {
+        (
+            "stalled",
+            format!("{updated_ready}/{desired} ready; {backing_off} instance(s) crash-looping"),
+        )
+    } else {
+        (
+            "progressing",
+            format!("{updated_ready}/{desired} of revision {} ready, {old} old left", w.revision),
+        )
+    };
+    RolloutStatus {
+        workload: w.name.clone(),
+        revision: w.revision,
+        state: state_name.into(),
+        desired,
+        updated,
+        updated_ready,
+        old,
+        message,
+    }
+}
+
+/// A workload's row.
+pub fn workload_view(state: &State, w: &WorkloadRecord) -> WorkloadView {
+    let ready = state
+        .instances_of(&w.name)
+        .filter(|i| i.record.ready && i.record.phase == Phase::Running)
+        .filter(|i| i.record.replaced_by.is_none())
+        .count() as u32;
+    let r = rollout(state, w);
+    let status = if w.deleting {
+        "deleting"
+    } else if r.state == "complete" {
+        "available"
+    } else if r.state == "stalled" {
+        "degraded"
+    } else {
+        "progressing"
+    };
+    WorkloadView {
+        name: w.name.clone(),
+        replicas: w.spec.replicas,
+        ready,
+        up_to_date: r.updated_ready,
+        revision: w.revision,
+        priority: w.spec.priority,
+        status: status.into(),
+        created_at: w.created_at.clone(),
+    }
+}
+
+/// A workload's details.
+pub fn workload_detail(state: &State, w: &WorkloadRecord) -> WorkloadDetail {
+    WorkloadDetail {
+        workload: workload_view(state, w),
+        spec: serde_json::to_value(&w.spec).expect("specs serialize"),
+        revisions: w
+            .revisions
+            .iter()
+            .map(|r| RevisionView {
+                revision: r.revision,
+                created_at: r.created_at.clone(),
+                spec: serde_json::to_value(&r.spec).expect("specs serialize"),
+            })
+            .collect(),
+        rollout: rollout(state, w),
+        instances: state.instances_of(&w.name).map(instance_view).collect(),
+        events: events_about(state, &[format!("workload/{}", w.name)], Some(&w.name)),
+    }
+}

@@ -1,0 +1,198 @@
+//! Changes to workloads: apply (create, update with a new revision, scale, configure), scale,
+//! rollback and delete. The controllers carry them out; these only change desired state.
+
+use super::views::{rollout, workload_view};
+use super::{no_workload, ApiError};
+use crate::api::{ApplyResult, RolloutStatus, WorkloadView};
+use crate::controller::Daemon;
+use crate::spec::{self, WorkloadSpec};
+use crate::state::{now_rfc3339, Revision, State, WorkloadRecord, REVISIONS_KEPT};
+
+/// Adds `spec` as the workload's next revision.
+fn push_revision(state: &mut State, name: &str, spec: WorkloadSpec) -> u64 {
+    let w = state.workloads.get_mut(name).expect("workload exists");
+    let revision = w.revisions.last().map_or(0, |r| r.revision) + 1;
+    w.revisions.push(Revision {
+        revision,
+        created_at: now_rfc3339(),
+        spec: spec.clone(),
+    });
+    if w.revisions.len() > REVISIONS_KEPT {
+        w.revisions.remove(0);
+    }
+    w.revision = revision;
+    w.spec = spec;
+    state.save_workload(name);
+    revision
+}
+
+/// `apply`: validates the spec text and makes it the workload's desired state.
+pub fn apply(daemon: &Daemon, text: &str, dry_run: bool) -> Result<ApplyResult, ApiError> {
+    let spec = spec::parse(text).map_err(|problems| {
+        ApiError::bad_request(format!(
+            "the workload spec is invalid:\n{}",
+            problems
+                .list()
+                .iter()
+                .map(|p| format!("  {}: {}", p.path, p.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    })?;
+    let name = spec.name.clone();
+    daemon.with(|s| {
+        let action = match s.workloads.get(&name) {
+            None => "created",
+            Some(w) if w.deleting => {
+                return Err(ApiError::conflict(format!(
+                    "workload {name} is being deleted; apply it again once it is gone"
+                )))
+            }
+            Some(w) if !w.spec.template_eq(&spec) => "updated",
+            Some(w) if w.spec == spec => "unchanged",
+            Some(w) if WorkloadSpec { replicas: w.spec.replicas, ..spec.clone() } == w.spec => {
+                "scaled"
+            }
+            Some(_) => "configured",
+        };
+        if dry_run {
+            let revision = s.workloads.get(&name).map_or(1, |w| {
+                w.revision + u64::from(action == "updated")
+            });
+            return Ok(ApplyResult {
+                workload: name,
+                revision,
+                action: action.into(),
+            });
+        }
+        let revision = match action {
+            "created" => {
+                s.workloads.insert(
+                    name.clone(),
+                    WorkloadRecord {
+                        name: name.clone(),
+                        spec: spec.clone(),
+                        revision: 0,
+                        revisions: Vec::new(),
+                        next_seq: 1,
+                        created_at: now_rfc3339(),
+                        deleting: false,
+                    },
+                );
+                let revision = push_revision(s, &name, spec);
+                s.event(
+                    format!("workload/{name}"),
+                    "Created",
+                    format!("revision {revision}"),
+                );
+                revision
+            }
+            "updated" => {
+                let revision = push_revision(s, &name, spec);
+                s.event(
+                    format!("workload/{name}"),
+                    "Updated",
+                    format!("rolling out revision {revision}"),
+                );
+                revision
+            }
+            "unchanged" => s.workloads[&name].revision,
+            _ => {
+                // Same template: the current revision takes the new settings (replicas,
+                // priority, update strategy, depends_on).
+                let w = s.workloads.get_mut(&name).expect("exists");
+                w.spec = spec.clone();
+                if let Some(current) = w.revisions.last_mut() {
+                    current.spec = spec;
+                }
+                let revision = w.revision;
+                s.save_workload(&name);
+                s.event(format!("workload/{name}"), "Configured", action.to_string());
+                revision
+            }
+        };
+        Ok(ApplyResult {
+            workload: name,
+            revision,
+            action: action.into(),
+        })
+    })
+}
+
+/// `scale`: a new desired replica count.
+pub fn scale(daemon: &Daemon, name: &str, replicas: u32) -> Result<WorkloadView, ApiError> {
+    daemon.with(|s| {
+        let w = s.workloads.get_mut(name).ok_or_else(|| no_workload(name))?;
+        if w.deleting {
+            return Err(ApiError::conflict(format!("workload {name} is being deleted")));
+        }
+        let from = w.spec.replicas;
+        w.spec.replicas = replicas;
+        if let Some(current) = w.revisions.last_mut() {
+            current.spec.replicas = replicas;
+        }
+        s.save_workload(name);
+        s.event(
+            format!("workload/{name}"),
+            "Scaled",
+            format!("replicas {from} → {replicas}"),
+        );
+        Ok(workload_view(s, &s.workloads[name]))
+    })
+}
+
+/// `rollout undo`: the template of `revision` (default: the one before the current) becomes a
+/// new revision, keeping the current replica count.
+pub fn rollback(
+    daemon: &Daemon,
+    name: &str,
+    revision: Option<u64>,
+) -> Result<RolloutStatus, ApiError> {
+    daemon.with(|s| {
+        let w = s.workloads.get(name).ok_or_else(|| no_workload(name))?;
+        let target = match revision {
+            Some(n) => w.revisions.iter().find(|r| r.revision == n).ok_or_else(|| {
+                let kept: Vec<String> = w.revisions.iter().map(|r| r.revision.to_string()).collect();
+                ApiError::not_found(format!(
+                    "workload {name} has no revision {n} (kept: {})",
+                    kept.join(", ")
+                ))
+            })?,
+            None => w.revisions.iter().rev().nth(1).ok_or_else(|| {
+                ApiError::conflict(format!("workload {name} has no earlier revision to roll back to"))
+            })?,
+        };
+        let from = target.revision;
+        let spec = WorkloadSpec {
+            replicas: w.spec.replicas,
+            ..target.spec.clone()
+        };
+        if spec.template_eq(&w.spec) {
+            return Err(ApiError::conflict(format!(
+                "revision {from} is what workload {name} runs already"
+            )));
+        }
+        let revision = push_revision(s, name, spec);
+        s.event(
+            format!("workload/{name}"),
+            "RolledBack",
+            format!("revision {revision} restores the template of revision {from}"),
+        );
+        Ok(rollout(s, &s.workloads[name]))
+    })
+}
+
+/// `delete workload`: its instances stop, then it is gone.
+pub fn delete(daemon: &Daemon, name: &str) -> Result<WorkloadView, ApiError> {
+    daemon.with(|s| {
+        let w = s.workloads.get_mut(name).ok_or_else(|| no_workload(name))?;
+        w.deleting = true;
+        s.save_workload(name);
+        s.event(
+            format!("workload/{name}"),
+            "Deleting",
+            "stopping every instance".into(),
+        );
+        Ok(workload_view(s, &s.workloads[name]))
+    })
+}

@@ -1,0 +1,310 @@
+//! The daemon's state: records that the store keeps (nodes, workloads, instances, events) and
+//! what is only known while running (heartbeats, probe counts, calls in flight).
+//!
+//! Every change to a record goes through [`State`]'s `save_*` methods, which add it to the
+//! pending [`Batch`]; the daemon commits that batch before it acts on the change (see
+//! [`crate::store`]).
+
+use crate::api::{Event, ExitView, NodeState, Phase, TaintView};
+use crate::spec::WorkloadSpec;
+use crate::store::{event_key, Batch, Table};
+use mini_shim::protocol::{ContainerInfo, NodeStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// Events kept in memory and in the store.
+pub const EVENTS_KEPT: usize = 2000;
+
+/// A registered node as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Name.
+    pub name: String,
+    /// The agent's address.
+    pub address: SocketAddr,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Taints.
+    pub taints: Vec<TaintView>,
+    /// Takes no new instances.
+    pub cordoned: bool,
+    /// Declared lost (no heartbeat for the node timeout); cleared by the next heartbeat.
+    pub lost: bool,
+    /// When it joined (RFC 3339).
+    pub joined_at: String,
+}
+
+/// What is known of a node from its heartbeats.
+#[derive(Debug, Default)]
+pub struct NodeLive {
+    /// When the last heartbeat succeeded.
+    pub last_heartbeat: Option<Instant>,
+    /// Its wall-clock time, for people.
+    pub last_heartbeat_at: Option<SystemTime>,
+    /// The last capacity and usage report.
+    pub status: Option<NodeStatus>,
+    /// The containers it reported last.
+    pub containers: Vec<ContainerInfo>,
+    /// A heartbeat call is under way.
+    pub polling: bool,
+    /// When the last heartbeat call started.
+    pub last_poll: Option<Instant>,
+    /// When it joined, if it joined while this daemon runs: the node timeout counts from here
+    /// until the first heartbeat.
+    pub joined: Option<Instant>,
+}
+
+/// A node: its record and live view.
+#[derive(Debug)]
+pub struct Node {
+    /// Stored.
+    pub record: NodeRecord,
+    /// Not stored.
+    pub live: NodeLive,
+}
+
+impl Node {
+    /// Health as the API reports it.
+    pub fn state(&self) -> NodeState {
+        if self.record.lost {
+            NodeState::Lost
+        } else if self.live.last_heartbeat.is_none() {
+            NodeState::Joining
+        } else {
+            NodeState::Ready
+        }
+    }
+
+    /// Heard from and not lost: may take instances.
+    pub fn ready(&self) -> bool {
+        self.state() == NodeState::Ready
+    }
+}
+
+/// One revision of a workload's template.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revision {
+    /// Number, from 1.
+    pub revision: u64,
+    /// When it was applied (RFC 3339).
+    pub created_at: String,
+    /// The spec as applied.
+    pub spec: WorkloadSpec,
+}
+
+/// Revisions kept per workload for rollback.
+pub const REVISIONS_KEPT: usize = 10;
+
+/// A workload as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadRecord {
+    /// Name.
+    pub name: String,
+    /// The current spec (its replica count is the desired count).
+    pub spec: WorkloadSpec,
+    /// The current revision's number.
+    pub revision: u64,
+    /// Revisions kept, oldest first; the last is the current one.
+    pub revisions: Vec<Revision>,
+    /// The next instance sequence number (instance ids are never reused).
+    pub next_seq: u64,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Being deleted: every instance is stopped, then the record goes.
+    pub deleting: bool,
+}
+
+/// An instance as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// `<workload>-<seq>`, also the container id.
+    pub id: String,
+    /// Its workload.
+    pub workload: String,
+    /// The revision it runs.
+    pub revision: u64,
+    /// Where it is placed.
+    pub node: Option<String>,
+    /// Phase.
+    pub phase: Phase,
+    /// Readiness.
+    pub ready: bool,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// When its current process started (RFC 3339).
+    pub started_at: Option<String>,
+    /// How its last process ended.
+    pub exit: Option<ExitView>,
+    /// Why it is pending, stopping or failed.
+    pub reason: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// During back-off, when the restart is due (RFC 3339).
+    pub next_restart_at: Option<String>,
+    /// A migration's replacement for this instance (it stops once the replacement is ready).
+    pub replaced_by: Option<String>,
+    /// The instance this one replaces (migration).
+    pub replaces: Option<String>,
+    /// The node this instance must go to (migration to a named node).
+    pub target_node: Option<String>,
+    /// When it was last moved by a migration or the rebalancer (RFC 3339): the rebalancer's
+    /// cool-down.
+    pub moved_at: Option<String>,
+}
+
+/// What is known of an instance only while running.
+#[derive(Debug, Default)]
+pub struct InstanceLive {
+    /// An agent call about it is under way: do not start another.
+    pub in_flight: bool,
+    /// When its process was seen starting.
+    pub started: Option<Instant>,
+    /// Consecutive liveness failures.
+    pub liveness_failures: u32,
+    /// Consecutive readiness successes and failures.
+    pub readiness_successes: u32,
+    /// Consecutive readiness failures.
+    pub readiness_failures: u32,
+    /// When the last liveness probe ran.
+    pub last_liveness: Option<Instant>,
+    /// When the last readiness probe ran.
+    pub last_readiness: Option<Instant>,
+    /// A probe call is under way.
+    pub probing: bool,
+    /// Back-off: not before this.
+    pub not_before: Option<Instant>,
+    /// The back-off's exponent: restarts since the process last ran long enough.
+    pub backoff_step: u32,
+}
+
+/// An instance: its record and live view.
+#[derive(Debug)]
+pub struct Instance {
+    /// Stored.
+    pub record: InstanceRecord,
+    /// Not stored.
+    pub live: InstanceLive,
+}
+
+/// Everything the daemon knows, and the changes not committed yet.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, Node>,
+    /// Workloads by name.
+    pub workloads: BTreeMap<String, WorkloadRecord>,
+    /// Instances by id.
+    pub instances: BTreeMap<String, Instance>,
+    /// Recent events, oldest first.
+    pub events: VecDeque<Event>,
+    /// The next event's number.
+    pub next_event: u64,
+    /// Changes to commit.
+    pub batch: Batch,
+    /// Stale containers being removed, as (node, container id).
+    pub removing: HashSet<(String, String)>,
+    /// When the rebalancer last ran.
+    pub last_rebalance: Option<Instant>,
+}
+
+/// Now as RFC 3339 (seconds precision).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// `t` as RFC 3339 (milliseconds precision).
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl State {
+    /// Records the node `name` for the store.
+    pub fn save_node(&mut self, name: &str) {
+        if let Some(node) = self.nodes.get(name) {
+            self.batch.put(Table::Nodes, name, &node.record);
+        }
+    }
+
+    /// Records the workload `name` for the store (or its removal, when it is gone).
+    pub fn save_workload(&mut self, name: &str) {
+        match self.workloads.get(name) {
+            Some(w) => self.batch.put(Table::Workloads, name, w),
+            None => self.batch.remove(Table::Workloads, name),
+        }
+    }
+
+    /// Records the instance `id` for the store (or its removal, when it is gone).
+    pub fn save_instance(&mut self, id: &str) {
+        match self.instances.get(id) {
+            Some(i) => self.batch.put(Table::Instances, id, &i.record),
+            None => self.batch.remove(Table::Instances, id),
+        }
+    }
+
+    /// Records an event about `object` (`workload/w`, `instance/i`, `node/n`).
+    pub fn event(&mut self, object: String, reason: &str, message: String) {
+        let seq = self.next_event;
+        self.next_event += 1;
+        let event = Event {
+            seq,
+            time: rfc3339(SystemTime::now()),
+            object,
+            reason: reason.to_string(),
+            message,
+        };
+        self.batch.put(Table::Events, &event_key(seq), &event);
+        self.events.push_back(event);
+        while self.events.len() > EVENTS_KEPT {
+            if let Some(old) = self.events.pop_front() {
+                self.batch.remove(Table::Events, &event_key(old.seq));
+            }
+        }
+    }
+
+    /// Sets an instance's phase and reason, saves it and records an event when the phase
+    /// changes.
+    pub fn set_phase(&mut self, id: &str, phase: Phase, reason: Option<String>) {
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
+        let changed = instance.record.phase != phase;
+        instance.record.phase = phase;
+        if phase != Phase::Running {
+            instance.record.ready = false;
+        }
+        if reason.is_some() || changed {
+            instance.record.reason = reason.clone();
+        }
+        self.save_instance(id);
+        if changed {
+            let message = match reason {
+                Some(r) => format!("{phase:?}: {r}"),
+                None => format!("{phase:?}"),
+            };
+            self.event(format!("instance/{id}"), &format!("{phase:?}"), message);
+        }
+    }
+
+    /// The spec instance `id` runs: its revision's, or the workload's current one when that
+    /// revision is no longer kept.
+    pub fn spec_of(&self, id: &str) -> Option<&WorkloadSpec> {
+        let instance = &self.instances.get(id)?.record;
+        let workload = self.workloads.get(&instance.workload)?;
+        Some(
+            workload
+                .revisions
+                .iter()
+                .find(|r| r.revision == instance.revision)
+                .map_or(&workload.spec, |r| &r.spec),
+        )
+    }
+
+    /// The instances of `workload`.
+    pub fn instances_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Instance> {
+        self.instances
+            .values()
+            .filter(move |i| i.record.workload == workload)
+    }
+}
