@@ -42,6 +42,20 @@ pub fn config(
 ) -> Result<Value, Error> {
     let mut spec = mini_run::spec::default_spec(false);
     spec["root"] = json!({"path": root.path, "readonly": root.readonly});
+    if root.readonly {
+        // A shared root filesystem directory is mounted read-only; /tmp is the container's
+        // own scratch space (a tmpfs, counted against its memory limit), as with
+        // `docker run --read-only --tmpfs /tmp`.
+        spec["mounts"]
+            .as_array_mut()
+            .expect("the default spec has mounts")
+            .push(json!({
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777", "size=64m"],
+            }));
+    }
     spec["hostname"] = json!(req.id);
     let process = &mut spec["process"];
     process["terminal"] = json!(false);
@@ -137,6 +151,25 @@ mod tests {
 
     fn request(body: &str) -> RunRequest {
         serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn a_read_only_root_gets_a_private_writable_tmp() {
+        let req = request(r#"{"id":"a","source":{"rootfs":"/r"},"process":{"args":["sh"]}}"#);
+        let c = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap();
+        let tmp = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/tmp")
+            .expect("a /tmp mount");
+        assert_eq!(tmp["type"], "tmpfs");
+        let writable = Root {
+            path: "/r".into(),
+            readonly: false,
+        };
+        let c = config(&req, &writable, &ImageDefaults::default(), "/x/a").unwrap();
+        assert!(!c["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/tmp"));
     }
 
     #[test]
