@@ -1,0 +1,371 @@
+//! `mini-sched`: the scheduler's command line. Parses arguments, calls `mini_sched::cli` and
+//! prints; every failure is one line on stderr and a non-zero exit.
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand, ValueEnum};
+use mini_sched::api::DEFAULT_SOCKET;
+use mini_sched::cli::commands::{self, Kind, Listing, NodeAction, Output};
+use mini_sched::cli::{rollout, Client, Error};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Deploys and runs workloads on a cluster of mini-shim agents.
+#[derive(Parser)]
+#[command(name = "mini-sched", version)]
+struct Cli {
+    /// The daemon's socket.
+    #[arg(long, global = true, env = "MINI_SCHED_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates or updates the workload a spec file describes.
+    Apply {
+        /// The spec (YAML or JSON); `-` reads stdin.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: String,
+        /// Validate and report what would happen, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Lists nodes, workloads or instances.
+    Get {
+        /// What to list.
+        kind: Kind,
+        /// Only the instances of this workload.
+        #[arg(short = 'w', long)]
+        workload: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Shows one node, workload or instance in detail, with its events.
+    Describe {
+        /// What kind of object.
+        kind: Kind,
+        /// Its name.
+        name: String,
+    },
+    /// Sets a workload's replica count.
+    Scale {
+        /// The workload.
+        workload: String,
+        /// The new count.
+        replicas: u32,
+    },
+    /// Deletes a workload (`delete workload W` or `delete -f FILE`).
+    Delete {
+        /// The workload a spec file names.
+        #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with_all = ["kind", "name"])]
+        file: Option<String>,
+        /// `workload`.
+        #[arg(required_unless_present = "file", requires = "name")]
+        kind: Option<WorkloadKind>,
+        /// The workload's name.
+        #[arg(required_unless_present = "file")]
+        name: Option<String>,
+    },
+    /// Follows, undoes or lists a workload's rollouts.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// Moves an instance to another node (make-before-break).
+    Migrate {
+        /// The instance.
+        instance: String,
+        /// The target node; default: placement chooses.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Marks a node so that it takes no new instances.
+    Cordon {
+        /// The node.
+        node: String,
+    },
+    /// Lets a cordoned node take new instances again.
+    Uncordon {
+        /// The node.
+        node: String,
+    },
+    /// Cordons a node and moves its instances elsewhere.
+    Drain {
+        /// The node.
+        node: String,
+    },
+    /// Sets (`key=value`) or removes (`key-`) a node's labels.
+    Label {
+        /// `node`.
+        kind: NodeKind,
+        /// The node.
+        node: String,
+        /// `key=value` or `key-`.
+        #[arg(required = true, value_name = "CHANGE")]
+        changes: Vec<String>,
+    },
+    /// Adds (`key=value:Effect`, `key:Effect`) or removes (`key-`) a node's taints.
+    Taint {
+        /// `node`.
+        kind: NodeKind,
+        /// The node.
+        node: String,
+        /// `key=value:Effect`, `key:Effect` or `key-`.
+        #[arg(required = true, value_name = "CHANGE")]
+        changes: Vec<String>,
+    },
+    /// Prints an instance's output.
+    Logs {
+        /// The instance.
+        instance: String,
+        /// Keep printing new output until the instance exits.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+    },
+    /// Runs a command in an instance and exits with its code.
+    Exec {
+        /// The instance.
+        instance: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Lists recent events.
+    Events {
+        /// Only about this workload and its instances.
+        #[arg(short = 'w', long)]
+        workload: Option<String>,
+        /// Output format (`wide` is the table).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Moves instances off hot nodes and onto idle ones.
+    Rebalance,
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Follows a rollout until it completes.
+    Status {
+        /// The workload.
+        workload: String,
+        /// Give up (exit 1) after this long without completion; `0s` waits forever.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Rolls back to the previous (or a given) revision.
+    Undo {
+        /// The workload.
+        workload: String,
+        /// The revision to return to.
+        #[arg(long, value_name = "N")]
+        to_revision: Option<u64>,
+    },
+    /// Lists a workload's revisions.
+    History {
+        /// The workload.
+        workload: String,
+    },
+}
+
+/// The only kind `label` and `taint` change.
+#[derive(Clone, Copy, ValueEnum)]
+enum NodeKind {
+    #[value(alias = "nodes")]
+    Node,
+}
+
+/// The only kind `delete` deletes by name.
+#[derive(Clone, Copy, ValueEnum)]
+enum WorkloadKind {
+    #[value(alias = "workloads")]
+    Workload,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mini-sched: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = Client::new(cli.socket);
+    match runtime.block_on(run(&client, cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mini-sched: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints clap's help and version as clap does; any other parse error as one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap's message runs to the first blank line (the problem, then e.g. the missing
+    // arguments or the possible values on lines of their own); the usage follows.
+    let rendered = e.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let joined = message.join(" ");
+    let mut line = joined
+        .strip_prefix("error: ")
+        .unwrap_or(&joined)
+        .to_string();
+    if let Some(ContextValue::StyledStr(usage)) = e.get(ContextKind::Usage) {
+        let usage = usage.to_string();
+        line.push_str(&format!(
+            "; usage: {}",
+            usage.trim().trim_start_matches("Usage: ")
+        ));
+    }
+    eprintln!("mini-sched: {line}");
+    ExitCode::from(2)
+}
+
+/// Writes `text` to stdout ending in a newline.
+fn emit(text: &str) -> Result<(), Error> {
+    if text.ends_with('\n') || text.is_empty() {
+        emit_raw(text)
+    } else {
+        emit_raw(&format!("{text}\n"))
+    }
+}
+
+/// Writes `text` to stdout as it is; a closed pipe (`| head`) is not an error.
+fn emit_raw(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn emit_listing(listing: Listing) -> Result<(), Error> {
+    match listing {
+        Listing::Text(text) => emit(&text),
+        Listing::Empty(note) => {
+            eprintln!("{note}");
+            Ok(())
+        }
+    }
+}
+
+async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Apply { file, dry_run } => {
+            let (what, text) = commands::read_spec(&file)?;
+            emit(&commands::apply(client, &what, text, dry_run).await?)?;
+        }
+        Command::Get {
+            kind,
+            workload,
+            output,
+        } => emit_listing(commands::get(client, kind, workload.as_deref(), output).await?)?,
+        Command::Describe { kind, name } => {
+            emit(&commands::describe(client, kind, &name).await?)?;
+        }
+        Command::Scale { workload, replicas } => {
+            emit(&commands::scale(client, &workload, replicas).await?)?;
+        }
+        Command::Delete { file, name, .. } => {
+            let text = match (file, name) {
+                (Some(file), _) => {
+                    let (what, text) = commands::read_spec(&file)?;
+                    commands::delete_spec(client, &what, text).await?
+                }
+                (None, Some(name)) => commands::delete_workload(client, &name).await?,
+                (None, None) => unreachable!("clap requires a file or a name"),
+            };
+            emit(&text)?;
+        }
+        Command::Rollout { command } => match command {
+            RolloutCommand::Status { workload, timeout } => {
+                let timeout = (!timeout.is_zero()).then_some(timeout);
+                let terminal = std::io::stdout().is_terminal();
+                let status = rollout::watch(client, &workload, timeout, terminal).await?;
+                emit(&rollout::done_line(&status))?;
+            }
+            RolloutCommand::Undo {
+                workload,
+                to_revision,
+            } => emit(&commands::rollback(client, &workload, to_revision).await?)?,
+            RolloutCommand::History { workload } => {
+                emit(&commands::history(client, &workload).await?)?;
+            }
+        },
+        Command::Migrate { instance, to } => {
+            emit(&commands::migrate(client, &instance, to).await?)?;
+        }
+        Command::Cordon { node } => {
+            emit(&commands::node_action(client, &node, NodeAction::Cordon).await?)?;
+        }
+        Command::Uncordon { node } => {
+            emit(&commands::node_action(client, &node, NodeAction::Uncordon).await?)?;
+        }
+        Command::Drain { node } => {
+            emit(&commands::node_action(client, &node, NodeAction::Drain).await?)?;
+        }
+        Command::Label { node, changes, .. } => {
+            emit(&commands::label(client, &node, &changes).await?)?
+        }
+        Command::Taint { node, changes, .. } => {
+            emit(&commands::taint(client, &node, &changes).await?)?
+        }
+        Command::Logs {
+            instance,
+            follow,
+            tail,
+        } => {
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            match commands::logs(client, &instance, follow, tail, &mut out, &mut err).await {
+                Err(Error::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
+        }
+        Command::Exec { instance, command } => {
+            let result = commands::exec(client, &instance, command).await?;
+            emit_raw(&result.stdout)?;
+            eprint!("{}", result.stderr);
+            if result.timed_out {
+                eprintln!("mini-sched: the command ran past its timeout and was killed");
+            }
+            return Ok(ExitCode::from(exit_status(result.exit_code)));
+        }
+        Command::Events { workload, output } => {
+            emit_listing(commands::events(client, workload.as_deref(), output).await?)?;
+        }
+        Command::Rebalance => emit(&commands::rebalance(client).await?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A command's exit code as this process's status (codes outside 0–255 become 255).
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(u8::MAX)
+}

@@ -1,0 +1,154 @@
+//! The `mini-sched` binary's argument handling: every mistake is one line on stderr and a
+//! non-zero exit, before (or without) any call to the daemon.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn mini_sched(args: &[&str], socket: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mini-sched"));
+    cmd.args(args).env_remove("MINI_SCHED_SOCKET");
+    if let Some(s) = socket {
+        cmd.env("MINI_SCHED_SOCKET", s);
+    }
+    cmd.output().expect("mini-sched runs")
+}
+
+/// A socket path nothing listens on, unique to this test process.
+fn absent_socket(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "mini-sched-args-{}-{name}.sock",
+        std::process::id()
+    ))
+}
+
+/// The one line on stderr; fails when there is not exactly one or anything went to stdout.
+fn one_line_failure(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("mini-sched: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn get_of_an_unknown_kind_fails_with_one_line() {
+    let line = one_line_failure(&mini_sched(&["get", "bogus"], None), 2);
+    assert!(line.contains("'bogus'"), "{line}");
+    assert!(line.contains("nodes, workloads, instances"), "{line}");
+}
+
+#[test]
+fn missing_arguments_name_what_is_missing_and_the_usage() {
+    let line = one_line_failure(&mini_sched(&["describe", "node"], None), 2);
+    assert!(line.contains("<NAME>"), "{line}");
+    assert!(
+        line.contains("usage: mini-sched describe <KIND> <NAME>"),
+        "{line}"
+    );
+    let line = one_line_failure(&mini_sched(&["exec", "web-1"], None), 2);
+    assert!(line.contains("<COMMAND>"), "{line}");
+}
+
+#[test]
+fn unknown_subcommands_and_bad_numbers_fail_with_one_line() {
+    one_line_failure(&mini_sched(&["bogus"], None), 2);
+    let line = one_line_failure(&mini_sched(&["scale", "web", "many"], None), 2);
+    assert!(line.contains("'many'"), "{line}");
+    let line = one_line_failure(
+        &mini_sched(&["rollout", "status", "web", "--timeout", "5x"], None),
+        2,
+    );
+    assert!(line.contains("'5x'"), "{line}");
+}
+
+#[test]
+fn bad_label_and_taint_changes_fail_before_calling_the_daemon() {
+    let socket = absent_socket("edits");
+    let socket = socket.to_str().unwrap();
+    let line = one_line_failure(
+        &mini_sched(&["label", "node", "n1", "zone"], Some(socket)),
+        1,
+    );
+    assert!(line.contains("key=value"), "{line}");
+    let line = one_line_failure(
+        &mini_sched(&["taint", "node", "n1", "gpu=yes:Never"], Some(socket)),
+        1,
+    );
+    assert!(
+        line.contains("NoSchedule, PreferNoSchedule, NoExecute"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_absent_daemon_is_named_with_its_socket() {
+    let socket = absent_socket("env");
+    let line = one_line_failure(
+        &mini_sched(&["get", "nodes"], Some(socket.to_str().unwrap())),
+        1,
+    );
+    assert!(
+        line.contains(&format!(
+            "cannot reach the scheduler at {}",
+            socket.display()
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("(is `mini-sched daemon` running?)\n"),
+        "{line}"
+    );
+
+    let flag = absent_socket("flag");
+    let line = one_line_failure(
+        &mini_sched(
+            &["--socket", flag.to_str().unwrap(), "get", "workloads"],
+            Some(socket.to_str().unwrap()),
+        ),
+        1,
+    );
+    assert!(
+        line.contains(flag.to_str().unwrap()),
+        "--socket wins over the environment: {line}"
+    );
+}
+
+#[test]
+fn an_unreadable_spec_file_is_named() {
+    let missing = absent_socket("spec").with_extension("yaml");
+    let line = one_line_failure(
+        &mini_sched(&["apply", "-f", missing.to_str().unwrap()], None),
+        1,
+    );
+    assert!(
+        line.contains(&format!("reading {}", missing.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = mini_sched(&["--help"], None);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in [
+        "apply",
+        "get",
+        "describe",
+        "scale",
+        "delete",
+        "rollout",
+        "migrate",
+        "cordon",
+        "drain",
+        "label",
+        "taint",
+        "logs",
+        "exec",
+        "events",
+        "rebalance",
+    ] {
+        assert!(help.contains(command), "{command} in {help}");
+    }
+}
