@@ -5,8 +5,10 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand, ValueEnum};
 use mini_sched::api::DEFAULT_SOCKET;
 use mini_sched::cli::commands::{self, Kind, Listing, NodeAction, Output};
-use mini_sched::cli::{rollout, Client, Error};
+use mini_sched::cli::{cluster, rollout, Client, Error};
+use mini_sched::{daemon, join, Policy};
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -148,7 +150,89 @@ enum Command {
     },
     /// Moves instances off hot nodes and onto idle ones.
     Rebalance,
+    /// Creates a cluster: its certificate authority, the scheduler's certificates and a join
+    /// token.
+    Init {
+        /// Where the cluster's files go.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// The address agents join through (the daemon's --join-listen as agents reach it).
+        #[arg(long, value_name = "IP:PORT")]
+        advertise: SocketAddr,
+        /// How long the first join token stays valid.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Creates or lists join tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Runs the scheduler: the API on --socket, the join listener, heartbeats and controllers.
+    Daemon {
+        /// The cluster made by `init`, and the state store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Where agents join.
+        #[arg(long, value_name = "IP:PORT", default_value = join::DEFAULT_JOIN_LISTEN)]
+        join_listen: SocketAddr,
+        /// How often every node is polled.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Duration,
+        /// Silence after which a node is lost and its instances are replaced elsewhere.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        node_timeout: Duration,
+        /// How placement prefers nodes.
+        #[arg(long, value_enum, default_value_t = PolicyArg::LeastAllocated)]
+        policy: PolicyArg,
+        /// How often the rebalancer runs; `0s`: only on `mini-sched rebalance`.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        rebalance_interval: Duration,
+    },
 }
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Makes a join token and prints it with the join command.
+    Create {
+        /// The cluster's state directory.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// How long it stays valid.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Lists the join tokens (never their secrets).
+    List {
+        /// The cluster's state directory.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+/// `--policy`.
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyArg {
+    /// Prefer the emptiest nodes.
+    LeastAllocated,
+    /// Pack onto the fullest nodes that fit.
+    MostAllocated,
+    /// Prefer nodes whose cpu and memory end up equally used.
+    Balanced,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Policy {
+        match p {
+            PolicyArg::LeastAllocated => Policy::LeastAllocated,
+            PolicyArg::MostAllocated => Policy::MostAllocated,
+            PolicyArg::Balanced => Policy::Balanced,
+        }
+    }
+}
+
+/// Where `init`, `token` and `daemon` keep the cluster unless told otherwise.
+const DEFAULT_STATE_DIR: &str = "/var/lib/mini-sched";
 
 #[derive(Subcommand)]
 enum RolloutCommand {
@@ -194,6 +278,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    let command = match local(cli.command, cli.socket.clone()) {
+        Ok(Some(command)) => command,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mini-sched: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -205,13 +297,63 @@ fn main() -> ExitCode {
         }
     };
     let client = Client::new(cli.socket);
-    match runtime.block_on(run(&client, cli.command)) {
+    match runtime.block_on(run(&client, command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mini-sched: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the commands that do not call the daemon (`init`, `token`, `daemon` itself); hands
+/// back the others.
+fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
+    match command {
+        Command::Init {
+            state_dir,
+            advertise,
+            ttl,
+        } => {
+            let text = cluster::init(&state_dir, advertise, ttl).map_err(|e| e.to_string())?;
+            emit(&text).map_err(|e| e.to_string())?;
+        }
+        Command::Token {
+            command: TokenCommand::Create { state_dir, ttl },
+        } => {
+            let text = cluster::token_create(&state_dir, ttl).map_err(|e| e.to_string())?;
+            emit(&text).map_err(|e| e.to_string())?;
+        }
+        Command::Token {
+            command: TokenCommand::List { state_dir },
+        } => {
+            let table = cluster::token_list(&state_dir).map_err(|e| e.to_string())?;
+            if table.is_empty() {
+                eprintln!("No tokens found.");
+            } else {
+                emit(&table.render()).map_err(|e| e.to_string())?;
+            }
+        }
+        Command::Daemon {
+            state_dir,
+            join_listen,
+            heartbeat_interval,
+            node_timeout,
+            policy,
+            rebalance_interval,
+        } => daemon::run(daemon::Config {
+            state_dir,
+            socket,
+            join_listen,
+            heartbeat_interval,
+            node_timeout,
+            policy: policy.into(),
+            rebalance_interval,
+        })
+        .map_err(|e| e.to_string())?,
+        other => return Ok(Some(other)),
+    }
+    Ok(None)
 }
 
 /// Prints clap's help and version as clap does; any other parse error as one line.
@@ -361,6 +503,9 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
             emit_listing(commands::events(client, workload.as_deref(), output).await?)?;
         }
         Command::Rebalance => emit(&commands::rebalance(client).await?)?,
+        Command::Init { .. } | Command::Token { .. } | Command::Daemon { .. } => {
+            unreachable!("run by `local`")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -93,15 +93,22 @@ async fn apply_call(
             status: 400,
             message,
             ..
-        }) => Err(Error::Invalid {
-            what: what.to_string(),
-            problems: message
+        }) => {
+            let mut problems: Vec<String> = message
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .map(str::to_string)
-                .collect(),
-        }),
+                .collect();
+            // The daemon's own heading ("the workload spec is invalid:") repeats ours.
+            if problems.len() > 1 && problems[0].ends_with(':') {
+                problems.remove(0);
+            }
+            Err(Error::Invalid {
+                what: what.to_string(),
+                problems,
+            })
+        }
         other => other,
     }
 }

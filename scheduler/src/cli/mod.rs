@@ -3,6 +3,7 @@
 //! ([`tables`], [`describe`], [`format`]). The binary only parses arguments and prints.
 
 pub mod client;
+pub mod cluster;
 pub mod commands;
 pub mod describe;
 pub mod edits;
