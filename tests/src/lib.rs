@@ -2,6 +2,8 @@
 //! state root per test, and leak accounting. Everything a test creates has a unique name and
 //! is removed when the helper is dropped, even if the test fails.
 
+pub mod cluster;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -43,7 +45,7 @@ pub fn mini_shim_bin() -> PathBuf {
 
 /// `$var`, or the workspace binary `name` beside the test binary (target/<profile>/deps/<test>
 /// → target/<profile>/<name>), which must exist (`build` says how to make it).
-fn built_binary(var: &str, name: &str, build: &str) -> PathBuf {
+pub(crate) fn built_binary(var: &str, name: &str, build: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
