@@ -40,12 +40,47 @@ pub struct Node {
     /// Labels as sorted (key, value) symbols.
     pub(crate) labels: Vec<(Sym, Sym)>,
     pub(crate) taints: Vec<NodeTaint>,
+    /// Per priority of the instances placed here, ascending: how many and their requests summed.
+    pub(crate) by_priority: Vec<(i32, u32, Resources)>,
 }
 
 impl Node {
     /// Capacity not yet requested by any instance.
     pub fn free(&self) -> Resources {
         self.spec.capacity.saturating_sub(&self.allocated)
+    }
+
+    /// The room the node would have with every instance of priority `priority` or lower evicted.
+    pub(crate) fn room_evicting(&self, priority: i32) -> Resources {
+        self.by_priority
+            .iter()
+            .take_while(|&&(p, _, _)| p <= priority)
+            .fold(self.free(), |room, &(_, _, requests)| room + requests)
+    }
+
+    fn add_priority(&mut self, priority: i32, requests: Resources) {
+        match self
+            .by_priority
+            .binary_search_by_key(&priority, |&(p, _, _)| p)
+        {
+            Ok(i) => {
+                self.by_priority[i].1 += 1;
+                self.by_priority[i].2 += requests;
+            }
+            Err(i) => self.by_priority.insert(i, (priority, 1, requests)),
+        }
+    }
+
+    fn remove_priority(&mut self, priority: i32, requests: Resources) {
+        let i = self
+            .by_priority
+            .binary_search_by_key(&priority, |&(p, _, _)| p)
+            .expect("a placed instance's priority is summed");
+        self.by_priority[i].1 -= 1;
+        self.by_priority[i].2 -= requests;
+        if self.by_priority[i].1 == 0 {
+            self.by_priority.remove(i);
+        }
     }
 
     pub(crate) fn label(&self, key: Sym) -> Option<Sym> {
@@ -64,6 +99,16 @@ pub struct Placed {
     /// What it is.
     pub spec: InstanceSpec,
     pub(crate) workload: Sym,
+}
+
+/// For one priority, the nodes by the room evicting instances of that priority or lower makes.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    /// By the room evicting every one of them.
+    pub all: FreeIndex,
+    /// By an upper bound on the room evicting one of them makes (see
+    /// [`Cluster::room_evicting_one`]): where a single victim may be enough.
+    pub one: FreeIndex,
 }
 
 /// Why a bind was refused.
@@ -103,6 +148,10 @@ pub struct Cluster {
     live: HashMap<Sym, u32>,
     /// Placed instances per priority.
     priorities: BTreeMap<i32, u32>,
+    /// For each priority with placed instances, the nodes by the room evicting instances of
+    /// that priority or lower would make: preemption looks there for nodes to free up instead
+    /// of going through every node.
+    pub(crate) rooms: BTreeMap<i32, Rooms>,
     capacity: Resources,
     allocated: Resources,
 }
@@ -138,6 +187,7 @@ impl Cluster {
             instances: Vec::new(),
             labels,
             taints,
+            by_priority: Vec::new(),
         };
         for (t, domains) in self.topologies.iter_mut().enumerate() {
             let value = domains.key.and_then(|key| node.label(key));
@@ -153,6 +203,10 @@ impl Cluster {
         }
         self.capacity += node.spec.capacity;
         self.free_index.add(id, &node.free(), true);
+        for rooms in self.rooms.values_mut() {
+            rooms.all.add(id, &node.free(), false);
+            rooms.one.add(id, &node.free(), false);
+        }
         self.nodes.push(node);
         id
     }
@@ -200,11 +254,12 @@ impl Cluster {
             });
         }
         n.allocated += spec.requests;
+        n.add_priority(spec.priority, spec.requests);
         self.allocated += spec.requests;
-        *self.priorities.entry(spec.priority).or_default() += 1;
         let id = InstanceId(self.instances.len() as u32);
         n.instances.push(id);
         self.free_index.update(node, &n.free(), false);
+        let priority = spec.priority;
         let workload = self.symbols.intern(&spec.workload);
         *self.live.entry(workload).or_default() += 1;
         if let Some(counts) = self.counts.get_mut(&workload) {
@@ -220,6 +275,20 @@ impl Cluster {
             spec,
             workload,
         }));
+        let placed_here = self.priorities.entry(priority).or_default();
+        *placed_here += 1;
+        if *placed_here == 1 {
+            let mut rooms = Rooms::default();
+            for (i, n) in self.nodes.iter().enumerate() {
+                let id = NodeId(i as u32);
+                rooms.all.add(id, &n.room_evicting(priority), false);
+                rooms
+                    .one
+                    .add(id, &self.room_evicting_one(n, priority), false);
+            }
+            self.rooms.insert(priority, rooms);
+        }
+        self.update_rooms(node, priority);
         Ok(id)
     }
 
@@ -228,16 +297,21 @@ impl Cluster {
         let placed = self.instances.get_mut(id.0 as usize)?.take()?;
         let n = &mut self.nodes[placed.node.0 as usize];
         n.allocated -= placed.spec.requests;
+        n.remove_priority(placed.spec.priority, placed.spec.requests);
         self.allocated -= placed.spec.requests;
-        if let Some(count) = self.priorities.get_mut(&placed.spec.priority) {
-            *count -= 1;
-            if *count == 0 {
-                self.priorities.remove(&placed.spec.priority);
-            }
+        let count = self
+            .priorities
+            .get_mut(&placed.spec.priority)
+            .expect("a placed instance's priority is counted");
+        *count -= 1;
+        if *count == 0 {
+            self.priorities.remove(&placed.spec.priority);
+            self.rooms.remove(&placed.spec.priority);
         }
         n.instances.retain(|&i| i != id);
         self.free_index
             .update(placed.node, &n.free(), n.instances.is_empty());
+        self.update_rooms(placed.node, placed.spec.priority);
         *self
             .live
             .get_mut(&placed.workload)
@@ -253,6 +327,36 @@ impl Cluster {
         Some(placed.spec)
     }
 
+    /// Records in the room indexes that an instance of `priority` came to or left `node`.
+    fn update_rooms(&mut self, node: NodeId, priority: i32) {
+        let n = &self.nodes[node.0 as usize];
+        let mut rooms = std::mem::take(&mut self.rooms);
+        for (&level, index) in rooms.iter_mut() {
+            // Evicting everything at `priority` or above, the instance makes no difference.
+            if level < priority {
+                index.all.update(node, &n.room_evicting(level), false);
+            }
+            index
+                .one
+                .update(node, &self.room_evicting_one(n, level), false);
+        }
+        self.rooms = rooms;
+    }
+
+    /// An upper bound on the room evicting one instance of `priority` or lower from `node`
+    /// would make: its free room plus, per resource, the largest such request.
+    fn room_evicting_one(&self, node: &Node, priority: i32) -> Resources {
+        let largest = node
+            .instances
+            .iter()
+            .filter_map(|&id| self.instance(id))
+            .filter(|placed| placed.spec.priority <= priority)
+            .fold(Resources::ZERO, |largest, placed| {
+                largest.max(&placed.spec.requests)
+            });
+        node.free() + largest
+    }
+
     /// The lowest priority among placed instances.
     pub fn lowest_priority(&self) -> Option<i32> {
         self.priorities.keys().next().copied()
@@ -260,7 +364,12 @@ impl Cluster {
 
     /// The resource of which the cluster has requested the larger fraction.
     pub(crate) fn scarce(&self) -> Resource {
-        let (cpu, memory) = self.allocated.fractions_of(&self.capacity);
+        self.scarce_with(&Resources::ZERO)
+    }
+
+    /// The resource of which the cluster would have requested the larger fraction with `more`.
+    pub(crate) fn scarce_with(&self, more: &Resources) -> Resource {
+        let (cpu, memory) = (self.allocated + *more).fractions_of(&self.capacity);
         if memory > cpu {
             Resource::Memory
         } else {
@@ -314,5 +423,79 @@ impl Cluster {
             .find(|(t, _)| *t == topo)
             .expect("counted topology")
             .1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every node is filed in the free index and in each priority's room index where its
+    /// current allocations put it, and the room indexes are those of the priorities placed.
+    fn assert_indexes_agree(cluster: &Cluster) {
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let id = NodeId(i as u32);
+            assert!(cluster
+                .free_index
+                .files(id, &node.free(), node.instances.is_empty()));
+            for (&priority, rooms) in &cluster.rooms {
+                let evictable: Vec<Resources> = node
+                    .instances
+                    .iter()
+                    .filter_map(|&i| cluster.instance(i))
+                    .filter(|p| p.spec.priority <= priority)
+                    .map(|p| p.spec.requests)
+                    .collect();
+                let all = evictable.iter().fold(node.free(), |room, &r| room + r);
+                let largest = evictable.iter().fold(Resources::ZERO, |m, r| m.max(r));
+                let one = node.free() + largest;
+                assert!(
+                    rooms.all.files(id, &all, false),
+                    "node {i}, priority {priority}"
+                );
+                assert!(
+                    rooms.one.files(id, &one, false),
+                    "node {i}, priority {priority}"
+                );
+            }
+        }
+        let placed: std::collections::BTreeSet<i32> =
+            cluster.placed().map(|(_, p)| p.spec.priority).collect();
+        assert!(cluster.rooms.keys().copied().eq(placed));
+    }
+
+    proptest! {
+        #[test]
+        fn indexes_follow_binds_and_evictions(
+            ops in prop::collection::vec((0u32..4, 1u64..=8, 1u64..=16, 0i32..4, 0usize..64), 1..80),
+        ) {
+            let mut cluster = Cluster::new();
+            for n in 0..4 {
+                cluster.add_node(NodeSpec {
+                    name: format!("n{n}"),
+                    capacity: Resources::new(16_000, 32 << 30, 1000),
+                    labels: BTreeMap::new(),
+                    taints: Vec::new(),
+                    cordoned: false,
+                });
+            }
+            let mut live = Vec::new();
+            for (node, cores, gib, priority, evict) in ops {
+                // One operation in three evicts an earlier instance, the others bind.
+                if evict % 3 == 0 && !live.is_empty() {
+                    let id = live.swap_remove(evict % live.len());
+                    cluster.evict(id).expect("live instance");
+                } else {
+                    let mut spec = InstanceSpec::new("w", Resources::new(cores * 1000, gib << 30, 1));
+                    spec.priority = priority;
+                    if let Ok(id) = cluster.bind(NodeId(node), spec) {
+                        live.push(id);
+                    }
+                }
+                assert_indexes_agree(&cluster);
+            }
+        }
     }
 }

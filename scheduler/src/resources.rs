@@ -55,6 +55,15 @@ impl Resources {
         }
     }
 
+    /// Per resource, the smaller of the two amounts.
+    pub fn min(&self, other: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.min(other.cpu_millis),
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            pids: self.pids.min(other.pids),
+        }
+    }
+
     /// The fractions of `capacity` this amount takes, for cpu and memory (0 when the capacity is 0).
     pub fn fractions_of(&self, capacity: &Resources) -> (f64, f64) {
         (

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use mini_sched::cluster::Placed;
 use mini_sched::simulation::{self, Constraints};
 use mini_sched::*;
 use proptest::prelude::*;
@@ -267,5 +268,80 @@ proptest! {
                 .collect::<Vec<_>>()
         };
         prop_assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn preemption_evicts_no_more_important_instances_than_some_node_needs(
+        nodes in prop::collection::vec(node_strategy(), 1..10),
+        running in prop::collection::vec((workload_strategy(6, false), 0usize..10, any::<bool>()), 1..40),
+        urgent in workload_strategy(1, false),
+        priority in 1i32..7,
+    ) {
+        // Instances of random priorities bound where they fit, some evicted again: the room
+        // indexes preemption reads follow every bind and eviction.
+        let mut cluster = build(nodes);
+        let count = cluster.nodes().len();
+        for (i, (w, node, evict)) in running.iter().enumerate() {
+            if let Ok(id) = cluster.bind(NodeId((node % count) as u32), spec(i, w)) {
+                if *evict {
+                    cluster.evict(id);
+                }
+            }
+        }
+        let mut newcomer = spec(99, &urgent);
+        newcomer.priority = priority;
+        // Per node the newcomer may go to, the lowest priority that evicting up to makes room.
+        let cheapest = cluster
+            .nodes()
+            .iter()
+            .filter(|n| !n.spec.cordoned && (n.spec.taints.is_empty() || !newcomer.tolerations.is_empty()))
+            .filter_map(|n| {
+                let mut placed: Vec<&Placed> = n.instances.iter().filter_map(|&i| cluster.instance(i)).collect();
+                placed.sort_by_key(|p| p.spec.priority);
+                let mut room = n.free();
+                placed
+                    .iter()
+                    .take_while(|p| p.spec.priority < priority)
+                    .find_map(|p| {
+                        room += p.spec.requests;
+                        newcomer.requests.fits_within(&room).then_some(p.spec.priority)
+                    })
+            })
+            .min();
+        let before = cluster.placed().count();
+        match Scheduler::new(Policy::MostAllocated).place(&mut cluster, newcomer.clone()) {
+            Outcome::Preempted { victims, .. } => {
+                let top = victims.iter().map(|(_, v)| v.priority).max();
+                prop_assert!(top.is_some_and(|top| top < priority));
+                prop_assert_eq!(top, cheapest);
+                prop_assert_eq!(cluster.placed().count(), before + 1 - victims.len());
+            }
+            Outcome::Placed { .. } => {}
+            Outcome::Unschedulable { .. } => {
+                prop_assert_eq!(cheapest, None);
+                prop_assert_eq!(cluster.placed().count(), before);
+            }
+        }
+        assert_no_overcommit(&cluster);
+    }
+
+    #[test]
+    fn what_a_batch_leaves_unschedulable_fits_nowhere_after_it(
+        nodes in prop::collection::vec(node_strategy(), 1..12),
+        workloads in prop::collection::vec(workload_strategy(3, true), 1..6),
+        replicas in prop::collection::vec(1usize..10, 6),
+        policy in policy_strategy(),
+    ) {
+        let mut cluster = build(nodes);
+        let scheduler = Scheduler::new(policy);
+        let outcomes = scheduler.place_batch(&mut cluster, batch(&workloads, &replicas));
+        assert_no_overcommit(&cluster);
+        for outcome in outcomes {
+            if let Outcome::Unschedulable { spec, why } = outcome {
+                prop_assert_eq!(why.feasible(), 0);
+                let now = scheduler.explain(&mut cluster, &spec);
+                prop_assert_eq!(now.feasible(), 0, "{} fits now: {}", spec.workload, now);
+            }
+        }
     }
 }

@@ -6,7 +6,6 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mini_sched::placement::batch_order;
 use mini_sched::simulation::{self, Constraints};
 use mini_sched::{Cluster, InstanceSpec, Outcome, Policy, Scheduler};
 
@@ -76,44 +75,53 @@ struct Tally {
     victims: usize,
     unschedulable: usize,
     latencies: Vec<Duration>,
+    /// The latencies of the placements that preempted.
+    preemptions: Vec<Duration>,
 }
 
-/// Places `batch` in priority order, timing each placement.
+/// Places `batch` as one batch, timing each placement: the time from the previous outcome (or
+/// the start) to this one, so a batch's preparation counts against its first placement.
 fn run(scheduler: &Scheduler, cluster: &mut Cluster, batch: Vec<InstanceSpec>) -> Tally {
     let mut tally = Tally {
         latencies: Vec::with_capacity(batch.len()),
         ..Tally::default()
     };
-    let order = batch_order(&batch);
-    let mut slots: Vec<Option<InstanceSpec>> = batch.into_iter().map(Some).collect();
-    for i in order {
-        let spec = slots[i].take().expect("placed once");
-        let start = Instant::now();
-        let outcome = scheduler.place(cluster, spec);
-        tally.latencies.push(start.elapsed());
+    let mut last = Instant::now();
+    scheduler.place_batch_each(cluster, batch, |_, outcome| {
+        let latency = last.elapsed();
+        tally.latencies.push(latency);
         match outcome {
             Outcome::Placed { .. } => tally.placed += 1,
             Outcome::Preempted { victims, .. } => {
                 tally.preempting += 1;
                 tally.victims += victims.len();
+                tally.preemptions.push(latency);
             }
             Outcome::Unschedulable { .. } => tally.unschedulable += 1,
         }
-    }
+        last = Instant::now();
+    });
     tally
+}
+
+/// The `p` quantile of sorted `latencies`, in microseconds.
+fn percentile(latencies: &[Duration], p: f64) -> f64 {
+    let n = latencies.len();
+    if n == 0 {
+        return 0.0;
+    }
+    latencies[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1e6
+}
+
+/// Operations per second over the time they took.
+fn rate(latencies: &[Duration]) -> f64 {
+    let total: Duration = latencies.iter().sum();
+    latencies.len() as f64 / total.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
 fn report(name: &str, policy: Policy, cluster: &Cluster, mut tally: Tally) {
     tally.latencies.sort_unstable();
-    let total: Duration = tally.latencies.iter().sum();
-    let n = tally.latencies.len().max(1);
-    let percentile = |p: f64| {
-        tally
-            .latencies
-            .get(((n as f64 * p) as usize).min(n - 1))
-            .copied()
-            .unwrap_or_default()
-    };
+    tally.preemptions.sort_unstable();
     let packing = simulation::packing(cluster);
     println!(
         "{name:<22} {policy:<14} {:>7} {:>7} {:>7} {:>7} {:>12.0} {:>8.1} {:>8.1} {:>6} {:>6} {:>6.3} {:>6} {:>6.3} {:>5.1}% / {:.1}%",
@@ -121,9 +129,9 @@ fn report(name: &str, policy: Policy, cluster: &Cluster, mut tally: Tally) {
         tally.preempting,
         tally.victims,
         tally.unschedulable,
-        n as f64 / total.as_secs_f64(),
-        percentile(0.50).as_secs_f64() * 1e6,
-        percentile(0.99).as_secs_f64() * 1e6,
+        rate(&tally.latencies),
+        percentile(&tally.latencies, 0.50),
+        percentile(&tally.latencies, 0.99),
         packing.nodes_used,
         packing.lower_bound,
         packing.nodes_used as f64 / packing.lower_bound.max(1) as f64,
@@ -133,6 +141,17 @@ fn report(name: &str, policy: Policy, cluster: &Cluster, mut tally: Tally) {
         packing.stranded_memory * 100.0,
         policy = format!("{policy:?}"),
     );
+    if !tally.preemptions.is_empty() {
+        println!(
+            "{:<22} {:<14} {} preemptions at {:.0}/s, p50 {:.1} µs, p99 {:.1} µs",
+            "",
+            "",
+            tally.preemptions.len(),
+            rate(&tally.preemptions),
+            percentile(&tally.preemptions, 0.50),
+            percentile(&tally.preemptions, 0.99),
+        );
+    }
 }
 
 fn cluster(options: &Options) -> Cluster {

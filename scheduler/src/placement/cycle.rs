@@ -97,6 +97,13 @@ impl Cycle {
         }
     }
 
+    /// Brings what the cycle read from the cluster up to date after other placements.
+    pub(crate) fn refresh(&mut self, cluster: &Cluster) {
+        if let Some(spread) = &mut self.spread {
+            spread.min = cluster.counts(self.workload, spread.topo).min();
+        }
+    }
+
     /// True when `workload` is one this instance's affinity or spread depends on, so evicting its
     /// instances could undo the placement's own constraints.
     pub(crate) fn depends_on(&self, workload: Sym) -> bool {

@@ -13,7 +13,7 @@ use crate::cluster::NodeId;
 use crate::resources::Resources;
 
 /// Buckets per resource.
-const SIDE: usize = 32;
+pub(crate) const SIDE: usize = 32;
 /// CPU bucket unit, in millicores.
 const CPU_UNIT: u64 = 50;
 /// Memory bucket unit, in bytes.
@@ -29,7 +29,7 @@ fn bucket(units: u64) -> usize {
     (2 * exponent + half).min(SIDE - 1)
 }
 
-fn cell(free: &Resources) -> (usize, usize) {
+pub(crate) fn cell(free: &Resources) -> (usize, usize) {
     (
         bucket(free.cpu_millis / CPU_UNIT),
         bucket(free.memory_bytes / MEMORY_UNIT),
@@ -205,6 +205,17 @@ impl FreeIndex {
         if let Some(moved) = moved {
             self.slots[moved.0 as usize].position = slot.position;
         }
+    }
+
+    /// True when `node` is filed under `free` and `empty` (for consistency checks in tests).
+    #[cfg(test)]
+    pub(crate) fn files(&self, node: NodeId, free: &Resources, empty: bool) -> bool {
+        let slot = self.slots[node.0 as usize];
+        let (i, j) = cell(free);
+        let grid = if empty { &self.empty } else { &self.used };
+        slot.empty == empty
+            && slot.cell == i * SIDE + j
+            && grid.cells[slot.cell].get(slot.position) == Some(&node)
     }
 
     /// Calls `visit` on every node that may fit `request`, in `order`, until it breaks; empty

@@ -10,6 +10,7 @@ pub mod cycle;
 pub mod explain;
 pub mod filter;
 pub mod index;
+pub mod pack;
 pub mod preempt;
 pub mod score;
 
@@ -17,6 +18,7 @@ use std::ops::ControlFlow;
 
 use crate::cluster::{Cluster, InstanceId, NodeId};
 use crate::model::{InstanceSpec, Policy};
+use crate::resources::Resources;
 use cycle::Cycle;
 use explain::Explanation;
 use filter::Filter;
@@ -64,8 +66,8 @@ pub struct Scheduler {
     filters: Vec<Box<dyn Filter>>,
     scores: Weighted,
     order: Order,
-    sample: usize,
-    examine_limit: usize,
+    pub(crate) sample: usize,
+    pub(crate) examine_limit: usize,
 }
 
 impl Scheduler {
@@ -130,7 +132,7 @@ impl Scheduler {
             .map(|f| f.as_ref())
     }
 
-    fn admits(&self, cluster: &Cluster, cycle: &Cycle, node: NodeId) -> bool {
+    pub(crate) fn admits(&self, cluster: &Cluster, cycle: &Cycle, node: NodeId) -> bool {
         self.filters.iter().all(|f| f.admits(cluster, cycle, node))
     }
 
@@ -197,21 +199,45 @@ impl Scheduler {
         }
     }
 
-    /// Places a batch: higher priorities first, and within a priority the largest requests first
-    /// (packing big items first leaves less stranded capacity). Outcomes come back in the batch's
-    /// order.
+    /// Places a batch: higher priorities first. Packing policies place each priority's
+    /// instances node by node ([`pack`]); the others place them one by one, the largest
+    /// requests first (packing big items first leaves less stranded capacity). Outcomes come
+    /// back in the batch's order.
     pub fn place_batch(&self, cluster: &mut Cluster, batch: Vec<InstanceSpec>) -> Vec<Outcome> {
-        let order = batch_order(&batch);
-        let mut slots: Vec<Option<InstanceSpec>> = batch.into_iter().map(Some).collect();
-        let mut outcomes: Vec<Option<Outcome>> = (0..slots.len()).map(|_| None).collect();
-        for i in order {
-            let spec = slots[i].take().expect("each instance is placed once");
-            outcomes[i] = Some(self.place(cluster, spec));
-        }
+        let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+        self.place_batch_each(cluster, batch, |i, outcome| outcomes[i] = Some(outcome));
         outcomes
             .into_iter()
             .map(|o| o.expect("every instance has an outcome"))
             .collect()
+    }
+
+    /// Places a batch like [`Scheduler::place_batch`], calling `each` with the batch position
+    /// and outcome of every instance as soon as it is decided (the benchmark times the gaps).
+    pub fn place_batch_each(
+        &self,
+        cluster: &mut Cluster,
+        batch: Vec<InstanceSpec>,
+        mut each: impl FnMut(usize, Outcome),
+    ) {
+        let order = batch_order(&batch);
+        let mut slots: Vec<Option<InstanceSpec>> = batch.into_iter().map(Some).collect();
+        let mut order = order.into_iter().peekable();
+        while let Some(first) = order.next() {
+            let spec = slots[first].take().expect("each instance is placed once");
+            if self.order != Order::Tight {
+                each(first, self.place(cluster, spec));
+                continue;
+            }
+            let priority = spec.priority;
+            let mut class = vec![(first, spec)];
+            while let Some(i) =
+                order.next_if(|&i| slots[i].as_ref().is_some_and(|s| s.priority == priority))
+            {
+                class.push((i, slots[i].take().expect("each instance is placed once")));
+            }
+            pack::pack(self, cluster, class, &mut each);
+        }
     }
 
     /// Why `spec` cannot be placed now, filter by filter (for `describe`).
@@ -224,34 +250,21 @@ impl Scheduler {
 /// The order a batch is placed in: priority descending, then the larger of the cpu and memory
 /// requests relative to the batch's largest descending, then batch position.
 pub fn batch_order(batch: &[InstanceSpec]) -> Vec<usize> {
-    let top_cpu = batch
+    let top = batch
         .iter()
-        .map(|s| s.requests.cpu_millis)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let top_memory = batch
+        .fold(Resources::ZERO, |top, s| top.max(&s.requests));
+    let (top_cpu, top_memory) = (top.cpu_millis.max(1) as f64, top.memory_bytes.max(1) as f64);
+    let mut keys: Vec<(i32, f64, usize)> = batch
         .iter()
-        .map(|s| s.requests.memory_bytes)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let size: Vec<f64> = batch
-        .iter()
-        .map(|s| {
-            (s.requests.cpu_millis as f64 / top_cpu)
-                .max(s.requests.memory_bytes as f64 / top_memory)
+        .enumerate()
+        .map(|(i, s)| {
+            let size = (s.requests.cpu_millis as f64 / top_cpu)
+                .max(s.requests.memory_bytes as f64 / top_memory);
+            (s.priority, size, i)
         })
         .collect();
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|&a, &b| {
-        batch[b]
-            .priority
-            .cmp(&batch[a].priority)
-            .then(size[b].total_cmp(&size[a]))
-            .then(a.cmp(&b))
-    });
-    order
+    keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+    keys.into_iter().map(|(_, _, i)| i).collect()
 }
 
 #[cfg(test)]

@@ -4,11 +4,17 @@
 //! Per node: every lower-priority instance is a possible victim; starting from the most important
 //! of them, each is spared if the room still suffices without evicting it. Nodes are compared by
 //! the highest priority evicted, then the number of victims, then the sum of their priorities.
+//! The cluster keeps, per priority, indexes of nodes by the room evicting that priority and
+//! lower would make (all of it, or a single instance), so a preemption looks only at nodes that
+//! can be freed up enough.
 //! Only capacity is made by eviction: nodes that fail any other filter are not considered, and
 //! instances of workloads the newcomer's affinity or spread counts on are never victims.
 
+use std::ops::ControlFlow;
+
 use crate::cluster::{Cluster, InstanceId, NodeId};
 use crate::placement::cycle::Cycle;
+use crate::placement::index::Order;
 use crate::placement::Scheduler;
 use crate::resources::Resources;
 
@@ -25,41 +31,91 @@ pub struct Plan {
 type Cost = (i64, usize, i64, NodeId);
 
 /// The cheapest preemption plan for `cycle`'s instance, if any node can be freed up enough.
+///
+/// The priorities below the newcomer's are tried lowest first, each through its room indexes
+/// (nodes by the room evicting that priority and lower would make, least room first): the first
+/// priority under which some node can be freed up is the lowest highest-victim priority there
+/// is. Under it, a plan with a single victim is the cheapest there is, so the nodes where one
+/// eviction may be enough are tried first; failing that, the cheapest of the first `sample`
+/// plans found among the nodes evicting everything frees up wins.
 pub(crate) fn plan(scheduler: &Scheduler, cluster: &Cluster, cycle: &Cycle) -> Option<Plan> {
-    if cluster
-        .lowest_priority()
-        .is_none_or(|lowest| lowest >= cycle.priority)
+    let scarce = cluster.scarce();
+    for (&level, rooms) in cluster.rooms.range(..cycle.priority) {
+        // The indexes hand out nodes that may be freed up evicting up to `level`; a plan for
+        // one of them may still need higher priorities, and waits for their turn.
+        let within = |cost: &Cost| cost.0 <= i64::from(level);
+        let mut single = None;
+        let mut examined = 0;
+        rooms
+            .one
+            .candidates(&cycle.requests, Order::Tight, scarce, |node| {
+                examined += 1;
+                match plan_on(scheduler, cluster, cycle, node) {
+                    Some((cost, plan)) if plan.victims.len() == 1 && within(&cost) => {
+                        single = Some(plan);
+                        ControlFlow::Break(())
+                    }
+                    _ if examined >= scheduler.examine_limit => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                }
+            });
+        if single.is_some() {
+            return single;
+        }
+        let mut best: Option<(Cost, Plan)> = None;
+        let (mut found, mut examined) = (0, 0);
+        rooms
+            .all
+            .candidates(&cycle.requests, Order::Tight, scarce, |node| {
+                examined += 1;
+                let plan =
+                    plan_on(scheduler, cluster, cycle, node).filter(|(cost, _)| within(cost));
+                if let Some((cost, plan)) = plan {
+                    found += 1;
+                    if best.as_ref().is_none_or(|(top, _)| cost < *top) {
+                        best = Some((cost, plan));
+                    }
+                }
+                if found >= scheduler.sample || (found > 0 && examined >= scheduler.examine_limit) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+        if let Some((_, plan)) = best {
+            return Some(plan);
+        }
+    }
+    None
+}
+
+/// The plan freeing up `node`, with its cost, if the node passes the filters eviction cannot
+/// change and evicting lower priorities makes enough room.
+fn plan_on(
+    scheduler: &Scheduler,
+    cluster: &Cluster,
+    cycle: &Cycle,
+    node: NodeId,
+) -> Option<(Cost, Plan)> {
+    if !scheduler
+        .fixed_filters()
+        .all(|f| f.admits(cluster, cycle, node))
     {
         return None;
     }
-    let mut best: Option<(Cost, Plan)> = None;
-    for n in 0..cluster.nodes.len() {
-        let node = NodeId(n as u32);
-        if !scheduler
-            .fixed_filters()
-            .all(|f| f.admits(cluster, cycle, node))
-        {
-            continue;
-        }
-        let Some(victims) = victims_on(cluster, cycle, node) else {
-            continue;
-        };
-        let cost: Cost = (
-            victims
-                .iter()
-                .map(|&(_, p)| i64::from(p))
-                .max()
-                .unwrap_or(i64::MIN),
-            victims.len(),
-            victims.iter().map(|&(_, p)| i64::from(p)).sum(),
-            node,
-        );
-        if best.as_ref().is_none_or(|(top, _)| cost < *top) {
-            let victims = victims.into_iter().map(|(id, _)| id).collect();
-            best = Some((cost, Plan { node, victims }));
-        }
-    }
-    best.map(|(_, plan)| plan)
+    let victims = victims_on(cluster, cycle, node)?;
+    let cost: Cost = (
+        victims
+            .iter()
+            .map(|&(_, p)| i64::from(p))
+            .max()
+            .unwrap_or(i64::MIN),
+        victims.len(),
+        victims.iter().map(|&(_, p)| i64::from(p)).sum(),
+        node,
+    );
+    let victims = victims.into_iter().map(|(id, _)| id).collect();
+    Some((cost, Plan { node, victims }))
 }
 
 /// The fewest, least important instances on `node` whose eviction lets the instance fit, with

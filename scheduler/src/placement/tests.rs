@@ -278,3 +278,72 @@ fn batches_place_higher_priority_first() {
     assert!(matches!(outcomes[0], Outcome::Unschedulable { .. }));
     assert!(matches!(outcomes[1], Outcome::Placed { .. }));
 }
+
+#[test]
+fn a_packed_batch_gives_memory_heavy_instances_the_node_with_memory_to_spare() {
+    // Placed one by one, the cpu-heavy instances could take the memory-rich node's cpu first,
+    // and the memory-heavy ones would then fit nowhere.
+    let mut c = cluster(vec![node("small", 8, 8, "z1"), node("big", 8, 32, "z1")]);
+    let scheduler = Scheduler::new(Policy::MostAllocated);
+    let mut batch = vec![instance("cpu", 2, 1); 4];
+    batch.extend(vec![instance("memory", 2, 14); 2]);
+    let outcomes = scheduler.place_batch(&mut c, batch);
+    let nodes: Vec<NodeId> = outcomes.iter().map(placed_on).collect();
+    assert_eq!(nodes[4..], [NodeId(1), NodeId(1)]);
+    assert_eq!(
+        nodes[..4].iter().filter(|&&n| n == NodeId(0)).count(),
+        2,
+        "{nodes:?}"
+    );
+}
+
+#[test]
+fn a_packed_batch_reports_every_replica_that_fits_nowhere() {
+    let mut c = cluster(vec![node("a", 4, 8, "z1")]);
+    let scheduler = Scheduler::new(Policy::MostAllocated);
+    let outcomes = scheduler.place_batch(&mut c, vec![instance("w", 3, 1); 3]);
+    assert!(matches!(outcomes[0], Outcome::Placed { .. }));
+    for outcome in &outcomes[1..] {
+        match outcome {
+            Outcome::Unschedulable { why, .. } => {
+                assert_eq!(
+                    why.to_string(),
+                    "0/1 nodes available: 1 insufficient resources"
+                )
+            }
+            other => panic!("expected unschedulable, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn preemption_follows_binds_and_evictions() {
+    let mut c = cluster(vec![node("a", 4, 16, "z1"), node("b", 4, 16, "z1")]);
+    let with_priority = |workload: &str, priority: i32| {
+        let mut spec = instance(workload, 4, 1);
+        spec.priority = priority;
+        spec
+    };
+    let low = c.bind(NodeId(0), with_priority("low", 1)).unwrap();
+    c.bind(NodeId(1), with_priority("mid", 5)).unwrap();
+    c.evict(low).unwrap();
+    c.bind(NodeId(0), with_priority("high", 7)).unwrap();
+    let scheduler = Scheduler::new(Policy::MostAllocated);
+    // Priority 1 is gone from node a: the cheapest victim is b's priority-5 instance.
+    match scheduler.place(&mut c, with_priority("urgent", 10)) {
+        Outcome::Preempted { node, victims, .. } => {
+            assert_eq!(node, NodeId(1));
+            assert_eq!(victims.len(), 1);
+            assert_eq!(victims[0].1.workload, "mid");
+        }
+        other => panic!("expected preemption, got {other:?}"),
+    }
+    // Now a holds priority 7 and b priority 10: nothing a priority-6 instance may evict.
+    match scheduler.place(&mut c, with_priority("batch", 6)) {
+        Outcome::Unschedulable { why, .. } => {
+            assert_eq!(why.rejected, vec![("insufficient resources", 2)])
+        }
+        other => panic!("expected unschedulable, got {other:?}"),
+    }
+    assert_eq!(c.placed().count(), 2);
+}
