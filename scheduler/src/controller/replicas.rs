@@ -67,7 +67,7 @@ pub fn create_instance(state: &mut State, workload: &str, revision: u64) -> Stri
 fn stop_order(state: &State, mut ids: Vec<String>) -> Vec<String> {
     ids.sort_by_key(|id| {
         let r = &state.instances[id].record;
-        let seq: u64 = id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let seq = sequence(id);
         (
             r.phase != Phase::Pending,
             r.ready,
@@ -78,6 +78,10 @@ fn stop_order(state: &State, mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
+/// Finished instances remembered per workload (for `get instances`, `describe`); older ones
+/// are forgotten. A container left on a node by a forgotten instance is removed as stale.
+pub const FINISHED_KEPT: usize = 20;
+
 /// Reconciles every workload's instances with its spec.
 pub fn reconcile(state: &mut State) {
     let names: Vec<String> = state.workloads.keys().cloned().collect();
@@ -86,7 +90,33 @@ pub fn reconcile(state: &mut State) {
             delete(state, &name);
         } else {
             scale_and_roll(state, &name);
+            forget_old(state, &name);
         }
+    }
+}
+
+fn sequence(id: &str) -> u64 {
+    id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Forgets the oldest finished instances beyond [`FINISHED_KEPT`] (not those still counting
+/// toward the replicas under their restart policy).
+fn forget_old(state: &mut State, name: &str) {
+    let revision = state.workloads[name].revision;
+    let mut finished: Vec<String> = state
+        .instances_of(name)
+        .filter(|i| i.record.phase.is_final() && !ended_under_policy(i, revision))
+        .filter(|i| !i.live.in_flight)
+        .map(|i| i.record.id.clone())
+        .collect();
+    if finished.len() <= FINISHED_KEPT {
+        return;
+    }
+    finished.sort_by_key(|id| sequence(id));
+    let extra = finished.len() - FINISHED_KEPT;
+    for id in finished.into_iter().take(extra) {
+        state.instances.remove(&id);
+        state.save_instance(&id);
     }
 }
 

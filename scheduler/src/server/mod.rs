@@ -264,11 +264,14 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             let q = query(&req);
             let workload = q.get("workload");
             ok(&d.with(|s| {
-                s.instances
+                let mut rows: Vec<_> = s
+                    .instances
                     .values()
                     .filter(|i| workload.is_none_or(|w| &i.record.workload == w))
                     .map(views::instance_view)
-                    .collect::<Vec<_>>()
+                    .collect();
+                rows.sort_by_key(|i| (i.workload.clone(), views::sequence(&i.id)));
+                rows
             }))
         }
         (&Method::GET, ["v1", "instances", id]) => d.with(|s| {

@@ -26,6 +26,11 @@ pub fn events_about(state: &State, objects: &[String], instance_prefix: Option<&
         .collect()
 }
 
+/// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.
+pub fn sequence(id: &str) -> u64 {
+    id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 /// A node's row.
 pub fn node_view(state: &State, node: &Node) -> NodeView {
     let status = node.live.status.as_ref();
@@ -212,7 +217,12 @@ pub fn workload_detail(state: &State, w: &WorkloadRecord) -> WorkloadDetail {
             })
             .collect(),
         rollout: rollout(state, w),
-        instances: state.instances_of(&w.name).map(instance_view).collect(),
+        instances: {
+            let mut rows: Vec<InstanceView> =
+                state.instances_of(&w.name).map(instance_view).collect();
+            rows.sort_by_key(|i| sequence(&i.id));
+            rows
+        },
         events: events_about(state, &[format!("workload/{}", w.name)], Some(&w.name)),
     }
 }
