@@ -450,8 +450,13 @@ impl Cluster {
 
     /// A curl command run in the hub namespace with the cluster's admin certificate.
     fn curl(&self, method: &str, url: &str) -> Command {
+        self.curl_in(&self.hub, method, url)
+    }
+
+    /// A curl command run in namespace `ns` with the cluster's admin certificate.
+    fn curl_in(&self, ns: &Netns, method: &str, url: &str) -> Command {
         let pki = self.state_dir().join("pki");
-        let mut c = self.hub.command(Path::new("/usr/bin/curl"));
+        let mut c = ns.command(Path::new("/usr/bin/curl"));
         c.args(["-sS", "--max-time", "10", "-X", method, "--cacert"])
             .arg(pki.join("ca.pem"))
             .arg("--cert")
@@ -486,6 +491,39 @@ impl Cluster {
                 String::from_utf8_lossy(&out.stdout)
             )
         })
+    }
+
+    /// The ids of the containers agent `i` has, asked from inside its own host (so even while
+    /// its link is cut).
+    pub fn agent_container_ids_from_inside(&self, i: usize) -> Vec<String> {
+        let url = self.agent_url(i, "/v1/containers");
+        let out = captured_output(&mut self.curl_in(&self.agents[i].netns, "GET", &url));
+        serde_json::from_slice::<ContainerList>(&out.stdout)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "agent {i}'s container list from inside ({e}): {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .containers
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// The containers on agent `i`'s host whose monitor process is alive, seen from the host
+    /// (works while the agent is dead): the directories under its `containers/` that a
+    /// running process names.
+    pub fn monitored_containers(&self, i: usize) -> Vec<String> {
+        let dir = self.agents[i].state.join("containers");
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !processes_mentioning(&e.path().to_string_lossy()).is_empty())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
     }
 
     /// The ids of the containers on agent `i`.

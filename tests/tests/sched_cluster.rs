@@ -194,6 +194,43 @@ fn deploy_with_spread_then_scale_down_and_up() {
     traces.assert_gone();
 }
 
+/// Samples `get instances` until `workload`'s `replicas` instances all run `revision` and are
+/// ready, asserting on every sample that at least `replicas` are ready (max_unavailable 0)
+/// and at most `replicas` + 1 are not being stopped (max_surge 1; instances being stopped do
+/// not count against the surge, as in Kubernetes).
+fn follow_rollout(c: &Cluster, workload: &str, revision: u64, replicas: usize) {
+    let (mut samples, mut least_ready, mut most_up) = (0, usize::MAX, 0);
+    let mut all = Vec::new();
+    let done = wait_until(SETTLE, || {
+        all = live(c, workload);
+        samples += 1;
+        let ready = all
+            .iter()
+            .filter(|i| i.phase == Phase::Running && i.ready)
+            .count();
+        least_ready = least_ready.min(ready);
+        most_up = most_up.max(all.iter().filter(|i| i.phase != Phase::Stopping).count());
+        all.len() == replicas && all.iter().all(|i| i.revision == revision && i.ready)
+    });
+    assert!(
+        done,
+        "the rollout to revision {revision} did not complete: {all:#?}\n{}",
+        c.logs()
+    );
+    println!(
+        "rollout to revision {revision}: {samples} samples, at least {least_ready} ready, at \
+         most {most_up} not stopping"
+    );
+    assert!(
+        least_ready >= replicas,
+        "only {least_ready} ready during the rollout to revision {revision}"
+    );
+    assert!(
+        most_up <= replicas + 1,
+        "{most_up} instances up at once with max_surge 1"
+    );
+}
+
 #[test]
 fn rolling_update_keeps_replicas_ready_and_undo_restores_the_template() {
     let c = Cluster::start(3, Options::default());
@@ -216,38 +253,8 @@ fn rolling_update_keeps_replicas_ready_and_undo_restores_the_template() {
         &format!("env: {{GREETING: two}}\n{WEB_PROBE}{update}"),
     );
     let out = c.apply_ok(&v2);
-    assert!(out.contains("updated") || out.contains('2'), "{out}");
-    // Sample while it runs: never fewer than 3 ready, never more than 3 + 1 not stopping.
-    let mut samples = 0;
-    let mut least_ready = usize::MAX;
-    let mut most_live = 0;
-    let done = wait_until(SETTLE, || {
-        let all = live(&c, &w);
-        let r = all
-            .iter()
-            .filter(|i| i.phase == Phase::Running && i.ready)
-            .count();
-        samples += 1;
-        least_ready = least_ready.min(r);
-        // Instances being stopped do not count against the surge (as in Kubernetes).
-        most_live = most_live.max(all.iter().filter(|i| i.phase != Phase::Stopping).count());
-        all.len() == 3 && all.iter().all(|i| i.revision == 2 && i.ready)
-    });
-    assert!(
-        done,
-        "the rollout did not complete: {:#?}\n{}",
-        live(&c, &w),
-        c.logs()
-    );
-    println!("rollout: {samples} samples, at least {least_ready} ready, at most {most_live} live");
-    assert!(
-        least_ready >= 3,
-        "only {least_ready} ready during the rollout"
-    );
-    assert!(
-        most_live <= 4,
-        "{most_live} live instances with max_surge 1"
-    );
+    assert!(out.contains("updated"), "{out}");
+    follow_rollout(&c, &w, 2, 3);
     let status = c.cli_ok(&["rollout", "status", &w]);
     assert!(status.contains("successfully rolled out"), "{status}");
     for i in ready(&c, &w) {
@@ -256,16 +263,7 @@ fn rolling_update_keeps_replicas_ready_and_undo_restores_the_template() {
     }
 
     c.cli_ok(&["rollout", "undo", &w]);
-    let done = wait_until(SETTLE, || {
-        let all = live(&c, &w);
-        all.len() == 3 && all.iter().all(|i| i.revision == 3 && i.ready)
-    });
-    assert!(
-        done,
-        "undo did not complete: {:#?}\n{}",
-        live(&c, &w),
-        c.logs()
-    );
+    follow_rollout(&c, &w, 3, 3);
     // Revision 3 runs revision 1's template.
     for i in ready(&c, &w) {
         let logs = c.cli_ok(&["logs", &i.id]);
@@ -323,9 +321,11 @@ fn a_failing_liveness_probe_restarts_the_instance_with_back_off() {
 
 /// Deploys 6 replicas over 4 nodes, takes the host of some of them away with `take`, and
 /// checks they are replaced on the others in time; `give_back` returns the host, whose stale
-/// copies must then be stopped and removed. Returns the time to replacement.
+/// copies must then be stopped and removed. `stale_copies` lists the containers still on the
+/// host while it is away. Returns the time to replacement.
 fn host_loss(
     take: impl Fn(&mut Cluster, usize),
+    stale_copies: impl Fn(&Cluster, usize) -> Vec<String>,
     give_back: impl Fn(&mut Cluster, usize),
 ) -> Duration {
     let options = Options::default();
@@ -374,8 +374,13 @@ fn host_loss(
     let nodes = c.nodes();
     let node = nodes.iter().find(|n| n.name == victim_name).unwrap();
     assert_eq!(node.state, mini_sched::api::NodeState::Lost);
-    // Meanwhile the stale copies still run on the cut-off host (it cannot be told).
+    // Meanwhile the stale copies are still on the cut-off host (it cannot be told).
     assert_no_duplicates(&c, &w, Some(victim));
+    let still_there = stale_copies(&c, victim);
+    assert!(
+        on_victim.iter().all(|id| still_there.contains(id)),
+        "{victim_name} holds {still_there:?} while away, expected {on_victim:?}"
+    );
 
     give_back(&mut c, victim);
     let mut stale = Vec::new();
@@ -404,12 +409,22 @@ fn host_loss(
 
 #[test]
 fn a_cut_link_replaces_the_hosts_instances_and_fences_them_when_it_returns() {
-    host_loss(|c, i| c.cut_link(i), |c, i| c.restore_link(i));
+    host_loss(
+        |c, i| c.cut_link(i),
+        |c, i| c.agent_container_ids_from_inside(i),
+        |c, i| c.restore_link(i),
+    );
 }
 
 #[test]
 fn a_killed_agent_replaces_the_hosts_instances_and_fences_them_when_it_restarts() {
-    host_loss(|c, i| c.kill_agent(i), |c, i| c.restart_agent(i));
+    // With the agent dead its containers live on under their monitors until the restarted
+    // agent adopts them and the scheduler fences them.
+    host_loss(
+        |c, i| c.kill_agent(i),
+        |c, i| c.monitored_containers(i),
+        |c, i| c.restart_agent(i),
+    );
 }
 
 #[test]
@@ -487,18 +502,16 @@ fn the_scheduler_killed_mid_rollout_resumes_without_duplicates_or_orphans() {
         WEB,
         &format!("env: {{GREETING: two}}\n{WEB_PROBE}{update}"),
     ));
-    // Wait until the rollout is under way: a revision-2 instance exists.
-    assert!(wait_until(SETTLE, || live(&c, &w)
-        .iter()
-        .any(|i| i.revision == 2)));
+    // Mid-rollout: a revision-2 instance is ready, revision-1 ones still run.
+    let mut seen = Vec::new();
+    let midway = wait_until(SETTLE, || {
+        seen = live(&c, &w);
+        seen.iter().any(|i| i.revision == 2 && i.ready) && seen.iter().any(|i| i.revision == 1)
+    });
+    assert!(midway, "never caught the rollout midway: {seen:#?}");
     c.kill_scheduler();
     c.restart_scheduler();
-    let mut last = Vec::new();
-    let done = wait_until(SETTLE, || {
-        last = live(&c, &w);
-        last.len() == 4 && last.iter().all(|i| i.revision == 2 && i.ready)
-    });
-    assert!(done, "the rollout did not resume: {last:#?}\n{}", c.logs());
+    follow_rollout(&c, &w, 2, 4);
     // No duplicate ids, and the agents hold exactly the live instances' containers.
     let all = c.instances();
     let ids: BTreeSet<&String> = all.iter().map(|i| &i.id).collect();
@@ -553,6 +566,7 @@ fn drain_moves_instances_and_a_too_large_instance_says_why_it_is_pending() {
     let p = pending.unwrap();
     assert_eq!(p.phase, Phase::Pending);
     let describe = c.cli_ok(&["describe", "instance", &p.id]);
+    println!("{describe}");
     assert!(
         describe.contains("0/3 nodes") && describe.contains("insufficient"),
         "{describe}"
@@ -563,24 +577,60 @@ fn drain_moves_instances_and_a_too_large_instance_says_why_it_is_pending() {
 fn an_invalid_spec_is_refused_with_every_problem() {
     let c = Cluster::start(3, Options::default());
     let text = format!(
-        "name: Bad_Name!\nsource: {{rootfs: {}}}\ncommand: []\nreplicas: -1\n\
+        "name: Bad_Name!\nsource: {{rootfs: {}}}\nreplicas: -1\n\
          resources:\n  requests: {{cpu: lots, memory: 8Mi}}\nliveness: {{tcp: {{port: 0}}}}\n\
+         readiness: {{exec: {{command: []}}}}\n\
          update: {{max_surge: 0, max_unavailable: 0}}\nbogus: 1\n",
         fixture_rootfs().display()
     );
     let out = c.apply(&text);
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    for word in [
-        "name",
-        "command",
-        "replicas",
-        "cpu",
-        "port",
-        "max_surge",
-        "bogus",
+    // One line per problem, each naming the field.
+    for field in [
+        "name:",
+        "replicas:",
+        "resources.requests.cpu:",
+        "liveness.tcp.port:",
+        "readiness.exec.command:",
+        "update:",
+        "bogus:",
     ] {
-        assert!(err.contains(word), "the error should mention {word}: {err}");
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with(field)),
+            "no problem listed for {field}: {err}"
+        );
     }
     assert!(c.workloads().is_empty(), "nothing was created");
+    // The same spec made valid is accepted: the problems were the listed fields only.
+    let fixed = text
+        .replace("Bad_Name!", "good-name")
+        .replace("replicas: -1", "replicas: 1")
+        .replace("cpu: lots", "cpu: 50m")
+        .replace("port: 0", "port: 8080")
+        .replace("command: []", "command: [\"true\"]")
+        .replace("max_surge: 0", "max_surge: 1")
+        .replace("bogus: 1\n", "");
+    c.apply_ok(&fixed);
+}
+
+#[test]
+fn a_cluster_torn_down_mid_failure_leaves_nothing() {
+    let mut traces = None;
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut c = Cluster::start(3, Options::default());
+        let w = unique("web");
+        c.apply_ok(&spec(&w, 3, SLEEPER, ""));
+        wait_ready(&c, &w, 3);
+        traces = Some(c.traces());
+        // The messiest moment to fail: a host cut off, an agent and the scheduler dead,
+        // containers running everywhere.
+        c.cut_link(0);
+        c.kill_agent(1);
+        c.kill_scheduler();
+        panic!("the test fails here");
+    }));
+    assert!(failed.is_err());
+    traces.expect("the cluster ran").assert_gone();
 }
