@@ -11,7 +11,7 @@
 use crate::agents::Agents;
 use crate::api::Event;
 use crate::controller::{Daemon, Settings};
-use crate::join::{self, ClusterPki, Registration, RegisterError, Tokens};
+use crate::join::{self, ClusterPki, RegisterError, Registration, Tokens};
 use crate::model::Policy;
 use crate::state::{
     now_rfc3339, Instance, InstanceLive, InstanceRecord, Node, NodeLive, NodeRecord, State,

@@ -177,6 +177,40 @@ pub struct InstanceLive {
     pub not_before: Option<Instant>,
     /// The back-off's exponent: restarts since the process last ran long enough.
     pub backoff_step: u32,
+    /// Measured usage, from the heartbeats' container stats.
+    pub usage: Usage,
+}
+
+/// An instance's measured usage: cpu as a rate between two heartbeats, memory as its working
+/// set.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    /// CPU in use, millicores (0 until two samples exist).
+    pub cpu_millis: u64,
+    /// Memory working set, bytes.
+    pub memory_bytes: u64,
+    /// The cumulative cpu time of the last sample, ns.
+    pub cpu_ns: u64,
+    /// When the last sample arrived.
+    pub at: Option<Instant>,
+    /// A cpu rate exists (two samples arrived).
+    pub rated: bool,
+}
+
+impl Usage {
+    /// Adds a sample of cumulative cpu time `cpu_ns` and working set `memory_bytes` taken now.
+    pub fn sample(&mut self, cpu_ns: u64, memory_bytes: u64, now: Instant) {
+        if let Some(at) = self.at {
+            let elapsed = now.duration_since(at).as_nanos() as u64;
+            if elapsed > 0 && cpu_ns >= self.cpu_ns {
+                self.cpu_millis = (cpu_ns - self.cpu_ns).saturating_mul(1000) / elapsed;
+                self.rated = true;
+            }
+        }
+        self.cpu_ns = cpu_ns;
+        self.memory_bytes = memory_bytes;
+        self.at = Some(now);
+    }
 }
 
 /// An instance: its record and live view.

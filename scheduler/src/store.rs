@@ -129,12 +129,16 @@ impl Store {
         for op in &batch.ops {
             match op {
                 Op::Put(table, key, value) => {
-                    let mut t = tx.open_table(table.definition()).map_err(|e| self.error(e))?;
+                    let mut t = tx
+                        .open_table(table.definition())
+                        .map_err(|e| self.error(e))?;
                     t.insert(key.as_str(), value.as_slice())
                         .map_err(|e| self.error(e))?;
                 }
                 Op::Remove(table, key) => {
-                    let mut t = tx.open_table(table.definition()).map_err(|e| self.error(e))?;
+                    let mut t = tx
+                        .open_table(table.definition())
+                        .map_err(|e| self.error(e))?;
                     t.remove(key.as_str()).map_err(|e| self.error(e))?;
                 }
             }
@@ -145,7 +149,9 @@ impl Store {
     /// Every record of `table`, in key order.
     pub fn load<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.error(e))?;
-        let t = tx.open_table(table.definition()).map_err(|e| self.error(e))?;
+        let t = tx
+            .open_table(table.definition())
+            .map_err(|e| self.error(e))?;
         let mut out = Vec::new();
         for entry in t.iter().map_err(|e| self.error(e))? {
             let (key, value) = entry.map_err(|e| self.error(e))?;

@@ -170,6 +170,9 @@ pub struct ContainerInfo {
     /// The labels it was run with.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Its usage, in `GET /v1/containers?stats=true` for running containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ContainerStats>,
 }
 
 /// `GET /v1/containers`.

@@ -109,7 +109,9 @@ impl Daemon {
                 let timeout = self.settings.heartbeat_interval.max(Duration::from_secs(1)) * 2;
                 let began = Instant::now();
                 let status = self.agents.get::<NodeStatus>(addr, "/v1/node", timeout);
-                let list = self.agents.get::<ContainerList>(addr, "/v1/containers", timeout);
+                let list =
+                    self.agents
+                        .get::<ContainerList>(addr, "/v1/containers?stats=true", timeout);
                 let result = match tokio::join!(status, list) {
                     (Ok(s), Ok(l)) => Ok((s, l.containers)),
                     (Err(e), _) | (_, Err(e)) => Err(e),
@@ -150,7 +152,8 @@ impl Daemon {
                     match result {
                         Ok(()) => state.set_phase(&id, Phase::Stopped, None),
                         Err(e) => {
-                            instance.live.not_before = Some(Instant::now() + Duration::from_secs(1));
+                            instance.live.not_before =
+                                Some(Instant::now() + Duration::from_secs(1));
                             state.event(format!("instance/{id}"), "StopFailed", e.to_string());
                         }
                     }
@@ -164,7 +167,12 @@ impl Daemon {
                 };
                 let result = self
                     .agents
-                    .post::<_, ContainerInfo>(addr, &path(&id, "/stop"), &request, timeout + RUN_TIMEOUT)
+                    .post::<_, ContainerInfo>(
+                        addr,
+                        &path(&id, "/stop"),
+                        &request,
+                        timeout + RUN_TIMEOUT,
+                    )
                     .await;
                 self.with(|state| {
                     if let Some(instance) = state.instances.get_mut(&id) {
@@ -186,8 +194,14 @@ impl Daemon {
                 self.with(|state| {
                     state.removing.remove(&(node.clone(), container.clone()));
                     let (reason, message) = match &result {
-                        Ok(()) => ("Fenced", format!("stopped and removed stale container {container} on {node}")),
-                        Err(e) => ("FenceFailed", format!("removing stale container {container} on {node}: {e}")),
+                        Ok(()) => (
+                            "Fenced",
+                            format!("stopped and removed stale container {container} on {node}"),
+                        ),
+                        Err(e) => (
+                            "FenceFailed",
+                            format!("removing stale container {container} on {node}: {e}"),
+                        ),
                     };
                     state.event(format!("node/{node}"), reason, message);
                 });
@@ -204,7 +218,12 @@ impl Daemon {
             } => {
                 let result = self
                     .agents
-                    .post::<_, ProbeResult>(addr, &path(&id, "/probe"), &probe, timeout + Duration::from_secs(5))
+                    .post::<_, ProbeResult>(
+                        addr,
+                        &path(&id, "/probe"),
+                        &probe,
+                        timeout + Duration::from_secs(5),
+                    )
                     .await;
                 let actions = self.with(|state| lifecycle::probe_outcome(state, &id, kind, result));
                 self.spawn(actions);
@@ -262,16 +281,21 @@ fn run_outcome(
     match result {
         Ok(info) if info.status == Status::Running => {
             instance.live.started = Some(Instant::now());
-            instance.record.started_at = info
-                .started_at
-                .or_else(|| Some(rfc3339(SystemTime::now())));
+            instance.record.started_at =
+                info.started_at.or_else(|| Some(rfc3339(SystemTime::now())));
             let node = instance.record.node.clone().unwrap_or_default();
             state.set_phase(id, Phase::Running, Some(format!("running on {node}")));
             lifecycle::mark_ready_without_probe(state, id);
         }
         Ok(info) => {
             // It ran and already ended: the exit goes through the restart policy.
-            lifecycle::exited(daemon, state, id, info.exit.as_ref(), "exited right after starting");
+            lifecycle::exited(
+                daemon,
+                state,
+                id,
+                info.exit.as_ref(),
+                "exited right after starting",
+            );
         }
         Err(e) if e.code() == Some("conflict") => {
             // Already there (a start repeated after a crash): the next heartbeat adopts it.

@@ -133,7 +133,10 @@ fn follow(
             }
         };
         if stale {
-            if state.removing.insert((node.to_string(), container.id.clone())) {
+            if state
+                .removing
+                .insert((node.to_string(), container.id.clone()))
+            {
                 actions.push(Action::Remove {
                     node: node.to_string(),
                     addr,
@@ -141,6 +144,14 @@ fn follow(
                 });
             }
             continue;
+        }
+        if let Some(stats) = &container.stats {
+            let usage = &mut state.instances.get_mut(id).expect("looked up").live.usage;
+            usage.sample(
+                stats.cpu_usage_ns,
+                stats.memory_working_set_bytes,
+                Instant::now(),
+            );
         }
         let instance = &state.instances[id];
         if instance.live.in_flight {
@@ -184,7 +195,13 @@ fn follow(
         .map(|i| i.record.id.clone())
         .collect();
     for id in vanished {
-        lifecycle::exited(daemon, state, &id, None, "its container vanished from the node");
+        lifecycle::exited(
+            daemon,
+            state,
+            &id,
+            None,
+            "its container vanished from the node",
+        );
     }
     actions
 }

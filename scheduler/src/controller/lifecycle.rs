@@ -18,13 +18,7 @@ pub fn backoff(initial: Duration, max: Duration, step: u32) -> Duration {
 
 /// An instance's process ended (or was found gone): restart it after the back-off, or let it
 /// end, as its restart policy says.
-pub fn exited(
-    daemon: &Daemon,
-    state: &mut State,
-    id: &str,
-    exit: Option<&ExitInfo>,
-    what: &str,
-) {
+pub fn exited(daemon: &Daemon, state: &mut State, id: &str, exit: Option<&ExitInfo>, what: &str) {
     let Some(spec) = state.spec_of(id).cloned() else {
         return;
     };
@@ -45,7 +39,14 @@ pub fn exited(
         },
         None => what.to_string(),
     };
-    end_or_restart(daemon, state, id, &spec, exit.map(|e| e.code) == Some(0), detail);
+    end_or_restart(
+        daemon,
+        state,
+        id,
+        &spec,
+        exit.map(|e| e.code) == Some(0),
+        detail,
+    );
 }
 
 /// The agent could not start the instance: a failure under the restart policy.
@@ -53,7 +54,14 @@ pub fn start_failed(daemon: &Daemon, state: &mut State, id: &str, why: &str) {
     let Some(spec) = state.spec_of(id).cloned() else {
         return;
     };
-    end_or_restart(daemon, state, id, &spec, false, format!("failed to start: {why}"));
+    end_or_restart(
+        daemon,
+        state,
+        id,
+        &spec,
+        false,
+        format!("failed to start: {why}"),
+    );
 }
 
 fn end_or_restart(
@@ -88,7 +96,11 @@ fn end_or_restart(
     {
         instance.live.backoff_step = 0;
     }
-    let delay = backoff(backoff_spec.initial, backoff_spec.max, instance.live.backoff_step);
+    let delay = backoff(
+        backoff_spec.initial,
+        backoff_spec.max,
+        instance.live.backoff_step,
+    );
     instance.live.backoff_step += 1;
     instance.live.not_before = Some(Instant::now() + delay);
     instance.live.started = None;
@@ -168,7 +180,10 @@ pub fn run_request(state: &State, id: &str) -> Option<mini_shim::protocol::RunRe
     let labels = [
         (super::heartbeat::INSTANCE_LABEL, record.id.clone()),
         (super::heartbeat::WORKLOAD_LABEL, record.workload.clone()),
-        (super::heartbeat::REVISION_LABEL, record.revision.to_string()),
+        (
+            super::heartbeat::REVISION_LABEL,
+            record.revision.to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -6,8 +6,8 @@
 //! cannot be placed the migration is refused and nothing changes; if it fails later, the
 //! original simply stays.
 //!
-//! The rebalancer compares node load — the largest of the requested cpu and memory fractions
-//! and the measured cpu busy fraction — and moves one instance at a time from the most loaded
+//! The rebalancer compares node load — the largest of the requested and the measured (its
+//! instances' cgroups, sampled at each heartbeat) cpu and memory fractions — and moves one instance at a time from the most loaded
 //! node to the least loaded one when they differ by more than the threshold. A move is made
 //! only if afterwards the source is still at least as loaded as the target (it never
 //! overshoots), a moved instance is left alone for the cool-down, and nothing moves while a
@@ -17,8 +17,11 @@ use super::placing::{assign, occupies, place_one, view};
 use super::replicas::create_instance;
 use super::{Action, Daemon};
 use crate::api::{MigrateResult, Phase, RebalanceResult};
+use crate::cluster::NodeId;
 use crate::placement::Outcome;
+use crate::resources::Resources;
 use crate::state::{now_rfc3339, State};
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 /// Why a migration was refused.
@@ -60,7 +63,9 @@ pub fn migrate(
             .get(target)
             .ok_or_else(|| MigrateError::NotFound(format!("no node {target}")))?;
         if !node.ready() {
-            return Err(MigrateError::Conflict(format!("node {target} is not ready")));
+            return Err(MigrateError::Conflict(format!(
+                "node {target} is not ready"
+            )));
         }
         if r.node.as_deref() == Some(target) {
             return Err(MigrateError::Conflict(format!(
@@ -90,7 +95,12 @@ pub fn migrate(
             )));
         }
     };
-    state.instances.get_mut(id).expect("checked").record.replaced_by = Some(new_id.clone());
+    state
+        .instances
+        .get_mut(id)
+        .expect("checked")
+        .record
+        .replaced_by = Some(new_id.clone());
     state.save_instance(id);
     state.save_instance(&new_id);
     assign(daemon, state, &new_id, &node, actions);
@@ -128,7 +138,12 @@ pub fn finish(state: &mut State) {
         let replacement = &state.instances[&new].record;
         if replacement.ready {
             let node = replacement.node.clone().unwrap_or_default();
-            state.instances.get_mut(&new).expect("listed").record.moved_at = Some(now_rfc3339());
+            state
+                .instances
+                .get_mut(&new)
+                .expect("listed")
+                .record
+                .moved_at = Some(now_rfc3339());
             state.save_instance(&new);
             super::lifecycle::request_stop(state, &old, format!("migrated to {node} as {new}"));
             state.event(
@@ -137,7 +152,12 @@ pub fn finish(state: &mut State) {
                 format!("{new} is ready on {node}"),
             );
         } else if replacement.phase.is_final() || replacement.phase == Phase::Stopping {
-            state.instances.get_mut(&old).expect("listed").record.replaced_by = None;
+            state
+                .instances
+                .get_mut(&old)
+                .expect("listed")
+                .record
+                .replaced_by = None;
             state.save_instance(&old);
             state.event(
                 format!("instance/{old}"),
@@ -163,7 +183,11 @@ pub fn drain(
         .ok_or_else(|| MigrateError::NotFound(format!("no node {name}")))?;
     node.record.cordoned = true;
     state.save_node(name);
-    state.event(format!("node/{name}"), "Drain", "cordoned; moving its instances".into());
+    state.event(
+        format!("node/{name}"),
+        "Drain",
+        "cordoned; moving its instances".into(),
+    );
     let ids: Vec<String> = state
         .instances
         .values()
@@ -200,17 +224,39 @@ pub fn rebalance(daemon: &Daemon, state: &mut State, actions: &mut Vec<Action>) 
         moves: Vec::new(),
         message: message.to_string(),
     };
-    if state.instances.values().any(|i| {
-        i.record.replaced_by.is_some() && !i.record.phase.is_final() && i.record.phase != Phase::Stopping
-    }) {
-        return quiet("a migration is under way; the next pass measures again");
+    // A migration settles once its original has stopped and its replacement has been measured;
+    // until then the loads are not known.
+    let settling = state.instances.values().any(|i| {
+        let Some(original) = &i.record.replaces else {
+            return false;
+        };
+        let original_gone = state
+            .instances
+            .get(original)
+            .is_none_or(|o| o.record.phase.is_final());
+        !i.record.phase.is_final() && (!original_gone || !i.live.usage.rated)
+    });
+    if settling {
+        return quiet("a migration is settling; the next pass measures again");
     }
     let v = view(state);
+    // Measured usage per node: the sum of its instances' (container cgroups), so that one
+    // host's other tenants or the agent itself never make a node look hot.
+    let mut used: HashMap<NodeId, Resources> = HashMap::new();
+    for (&bound, id) in &v.instances {
+        if state.instances[id].record.phase == Phase::Stopping {
+            continue;
+        }
+        let u = state.instances[id].live.usage;
+        let node = v.cluster.instance(bound).expect("bound").node;
+        *used.entry(node).or_default() += Resources::new(u.cpu_millis, u.memory_bytes, 0);
+    }
     let load = |id| {
         let node = v.cluster.node(id);
         let (cpu, memory) = node.allocated.fractions_of(&node.spec.capacity);
-        let (busy, _) = node.usage.fractions_of(&node.spec.capacity);
-        cpu.max(memory).max(busy)
+        let measured = used.get(&id).copied().unwrap_or_default();
+        let (used_cpu, used_memory) = measured.fractions_of(&node.spec.capacity);
+        cpu.max(memory).max(used_cpu).max(used_memory)
     };
     let open: Vec<_> = v
         .nodes
@@ -251,11 +297,17 @@ pub fn rebalance(daemon: &Daemon, state: &mut State, actions: &mut Vec<Action>) 
         if r.phase != Phase::Running || !r.ready || r.replaces.is_some() || !cooled(&r.moved_at) {
             continue;
         }
+        let u = state.instances[id].live.usage;
+        let measured = Resources::new(u.cpu_millis, u.memory_bytes, 0);
         let share = |capacity| {
             let (c, m) = placed.spec.requests.fractions_of(capacity);
-            c.max(m)
+            let (uc, um) = measured.fractions_of(capacity);
+            c.max(m).max(uc).max(um)
         };
-        let (from, to) = (share(&hot_node.spec.capacity), share(&cold_node.spec.capacity));
+        let (from, to) = (
+            share(&hot_node.spec.capacity),
+            share(&cold_node.spec.capacity),
+        );
         if from <= 0.0 || hot_load - from < cold_load + to {
             continue;
         }

@@ -155,12 +155,10 @@ pub fn place_one(daemon: &Daemon, state: &State, view: &mut View, id: &str) -> O
     let mut outcome = None;
     if !deps.is_empty() {
         let mut preferred = spec.clone();
-        preferred
-            .affinity
-            .extend(deps.iter().map(|d| WorkloadTerm {
-                workload: d.clone(),
-                topology: Topology::Node,
-            }));
+        preferred.affinity.extend(deps.iter().map(|d| WorkloadTerm {
+            workload: d.clone(),
+            topology: Topology::Node,
+        }));
         match daemon.scheduler.place(&mut view.cluster, preferred) {
             Outcome::Unschedulable { .. } => {}
             placed => outcome = Some(placed),
@@ -257,7 +255,10 @@ pub fn place_pending(daemon: &Daemon, state: &mut State, now: Instant, actions: 
 }
 
 fn set_reason(state: &mut State, id: &str, why: String) {
-    let instance = state.instances.get_mut(id).expect("pending instance exists");
+    let instance = state
+        .instances
+        .get_mut(id)
+        .expect("pending instance exists");
     if instance.record.reason.as_deref() != Some(why.as_str()) {
         instance.record.reason = Some(why.clone());
         state.save_instance(id);

@@ -96,7 +96,10 @@ pub fn reconcile(state: &mut State) {
 }
 
 fn sequence(id: &str) -> u64 {
-    id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
+    id.rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Forgets the oldest finished instances beyond [`FINISHED_KEPT`] (not those still counting
@@ -181,7 +184,10 @@ fn scale_and_roll(state: &mut State, name: &str) {
 
 /// Deleting: every instance stops; once all are finished, the records go.
 fn delete(state: &mut State, name: &str) {
-    let ids: Vec<String> = state.instances_of(name).map(|i| i.record.id.clone()).collect();
+    let ids: Vec<String> = state
+        .instances_of(name)
+        .map(|i| i.record.id.clone())
+        .collect();
     let mut busy = false;
     for id in &ids {
         let i = &state.instances[id];
@@ -266,7 +272,11 @@ mod tests {
     }
 
     fn ready(state: &State) -> usize {
-        state.instances.values().filter(|i| i.record.ready && counts(i)).count()
+        state
+            .instances
+            .values()
+            .filter(|i| i.record.ready && counts(i))
+            .count()
     }
 
     #[test]
@@ -308,7 +318,13 @@ mod tests {
                 .iter()
                 .filter(|(p, _)| !p.is_final())
                 .count();
-            if old == 0 && phases(&state, 2).iter().filter(|(p, _)| *p == Phase::Running).count() == 3 {
+            if old == 0
+                && phases(&state, 2)
+                    .iter()
+                    .filter(|(p, _)| *p == Phase::Running)
+                    .count()
+                    == 3
+            {
                 break;
             }
             assert!(steps < 20, "the rollout does not converge");

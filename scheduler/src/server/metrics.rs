@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The metrics text.
@@ -72,7 +75,10 @@ pub fn render(daemon: &Daemon) -> String {
             .iter()
             .map(|((w, p), n)| {
                 let phase = format!("{p:?}").to_lowercase();
-                (format!("{{workload=\"{}\",phase=\"{phase}\"}}", escape(w)), *n as f64)
+                (
+                    format!("{{workload=\"{}\",phase=\"{phase}\"}}", escape(w)),
+                    *n as f64,
+                )
             })
             .collect(),
     );
@@ -97,11 +103,27 @@ pub fn render(daemon: &Daemon) -> String {
     let c = daemon.counters.lock().unwrap_or_else(|e| e.into_inner());
     for (name, help, value) in [
         ("placements", "Instances placed on a node.", c.placements),
-        ("preemptions", "Instances evicted by preemption.", c.preemptions),
-        ("restarts", "Restarts after an exit or failed liveness probe.", c.restarts),
+        (
+            "preemptions",
+            "Instances evicted by preemption.",
+            c.preemptions,
+        ),
+        (
+            "restarts",
+            "Restarts after an exit or failed liveness probe.",
+            c.restarts,
+        ),
         ("nodes_lost", "Nodes declared lost.", c.nodes_lost),
-        ("instances_lost", "Instances lost with their node and replaced.", c.instances_lost),
-        ("fenced", "Stale or orphaned containers stopped on nodes.", c.fenced),
+        (
+            "instances_lost",
+            "Instances lost with their node and replaced.",
+            c.instances_lost,
+        ),
+        (
+            "fenced",
+            "Stale or orphaned containers stopped on nodes.",
+            c.fenced,
+        ),
         ("migrations", "Migrations started.", c.migrations),
         ("agent_errors", "Failed calls to agents.", c.agent_errors),
     ] {

@@ -210,7 +210,10 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         (&Method::POST, ["v1", "nodes", name, "taints"]) => {
             let request: TaintsRequest = body_json(req).await?;
             for t in &request.add {
-                if !matches!(t.effect.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+                if !matches!(
+                    t.effect.as_str(),
+                    "NoSchedule" | "PreferNoSchedule" | "NoExecute"
+                ) {
                     return Err(ApiError::bad_request(format!(
                         "taint {}: effect {:?} is not NoSchedule, PreferNoSchedule or NoExecute",
                         t.key, t.effect
@@ -308,7 +311,12 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             let timeout = Duration::from_secs(request.timeout_secs.unwrap_or(30) + 10);
             let result: ExecResult = d
                 .agents
-                .post(addr, &format!("/v1/containers/{id}/exec"), &request, timeout)
+                .post(
+                    addr,
+                    &format!("/v1/containers/{id}/exec"),
+                    &request,
+                    timeout,
+                )
                 .await
                 .map_err(|e| ApiError::agent(e.to_string()))?;
             ok(&result)
@@ -345,7 +353,9 @@ fn no_node(name: &str) -> ApiError {
 
 /// The error for an unknown workload.
 pub fn no_workload(name: &str) -> ApiError {
-    ApiError::not_found(format!("no workload {name} (see `mini-sched get workloads`)"))
+    ApiError::not_found(format!(
+        "no workload {name} (see `mini-sched get workloads`)"
+    ))
 }
 
 fn no_instance(id: &str) -> ApiError {
@@ -355,11 +365,10 @@ fn no_instance(id: &str) -> ApiError {
 fn instance_addr(d: &Daemon, id: &str) -> Result<std::net::SocketAddr, ApiError> {
     d.with(|s| {
         let i = s.instances.get(id).ok_or_else(|| no_instance(id))?;
-        let node = i
-            .record
-            .node
-            .as_ref()
-            .ok_or_else(|| ApiError::conflict(format!("instance {id} is not placed on a node")))?;
+        let node =
+            i.record.node.as_ref().ok_or_else(|| {
+                ApiError::conflict(format!("instance {id} is not placed on a node"))
+            })?;
         Ok(s.nodes
             .get(node)
             .ok_or_else(|| no_node(node))?

@@ -8,7 +8,11 @@ use crate::controller::placing::{occupies, NODE_PIDS};
 use crate::state::{rfc3339, Instance, Node, State, WorkloadRecord};
 
 /// Events about `object` or, with `prefix_of`, about instances of the workload too.
-pub fn events_about(state: &State, objects: &[String], instance_prefix: Option<&str>) -> Vec<Event> {
+pub fn events_about(
+    state: &State,
+    objects: &[String],
+    instance_prefix: Option<&str>,
+) -> Vec<Event> {
     state
         .events
         .iter()
@@ -28,7 +32,10 @@ pub fn events_about(state: &State, objects: &[String], instance_prefix: Option<&
 
 /// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.
 pub fn sequence(id: &str) -> u64 {
-    id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0)
+    id.rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A node's row.
@@ -63,7 +70,8 @@ pub fn node_view(state: &State, node: &Node) -> NodeView {
         allocated,
         cpu_busy: status.map_or(0.0, |s| s.cpu_busy),
         memory_used_bytes: status.map_or(0, |s| {
-            s.memory_total_bytes.saturating_sub(s.memory_available_bytes)
+            s.memory_total_bytes
+                .saturating_sub(s.memory_available_bytes)
         }),
         instances,
         last_heartbeat: node.live.last_heartbeat_at.map(rfc3339),
@@ -120,7 +128,10 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
         .filter(|i| !i.record.phase.is_final() && i.record.phase != Phase::Stopping)
         .filter(|i| i.record.replaced_by.is_none())
         .collect();
-    let updated = live.iter().filter(|i| i.record.revision == w.revision).count() as u32;
+    let updated = live
+        .iter()
+        .filter(|i| i.record.revision == w.revision)
+        .count() as u32;
     let updated_ready = live
         .iter()
         .filter(|i| i.record.revision == w.revision && i.record.ready)
@@ -135,11 +146,17 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
         .copied()
         .filter(|i| i.record.phase == Phase::Pending && i.record.reason.is_some())
         .collect();
-    let backing_off = live.iter().filter(|i| i.record.phase == Phase::BackOff).count();
+    let backing_off = live
+        .iter()
+        .filter(|i| i.record.phase == Phase::BackOff)
+        .count();
     let (state_name, message) = if updated_ready >= desired && old == 0 && updated == desired {
         (
             "complete",
-            format!("revision {} rolled out: {updated_ready}/{desired} ready", w.revision),
+            format!(
+                "revision {} rolled out: {updated_ready}/{desired} ready",
+                w.revision
+            ),
         )
     } else if let Some(p) = pending.first() {
         (
@@ -158,7 +175,10 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
     } else {
         (
             "progressing",
-            format!("{updated_ready}/{desired} of revision {} ready, {old} old left", w.revision),
+            format!(
+                "{updated_ready}/{desired} of revision {} ready, {old} old left",
+                w.revision
+            ),
         )
     };
     RolloutStatus {

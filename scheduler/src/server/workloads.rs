@@ -50,15 +50,21 @@ pub fn apply(daemon: &Daemon, text: &str, dry_run: bool) -> Result<ApplyResult, 
             }
             Some(w) if !w.spec.template_eq(&spec) => "updated",
             Some(w) if w.spec == spec => "unchanged",
-            Some(w) if WorkloadSpec { replicas: w.spec.replicas, ..spec.clone() } == w.spec => {
+            Some(w)
+                if WorkloadSpec {
+                    replicas: w.spec.replicas,
+                    ..spec.clone()
+                } == w.spec =>
+            {
                 "scaled"
             }
             Some(_) => "configured",
         };
         if dry_run {
-            let revision = s.workloads.get(&name).map_or(1, |w| {
-                w.revision + u64::from(action == "updated")
-            });
+            let revision = s
+                .workloads
+                .get(&name)
+                .map_or(1, |w| w.revision + u64::from(action == "updated"));
             return Ok(ApplyResult {
                 workload: name,
                 revision,
@@ -124,7 +130,9 @@ pub fn scale(daemon: &Daemon, name: &str, replicas: u32) -> Result<WorkloadView,
     daemon.with(|s| {
         let w = s.workloads.get_mut(name).ok_or_else(|| no_workload(name))?;
         if w.deleting {
-            return Err(ApiError::conflict(format!("workload {name} is being deleted")));
+            return Err(ApiError::conflict(format!(
+                "workload {name} is being deleted"
+            )));
         }
         let from = w.spec.replicas;
         w.spec.replicas = replicas;
@@ -151,15 +159,22 @@ pub fn rollback(
     daemon.with(|s| {
         let w = s.workloads.get(name).ok_or_else(|| no_workload(name))?;
         let target = match revision {
-            Some(n) => w.revisions.iter().find(|r| r.revision == n).ok_or_else(|| {
-                let kept: Vec<String> = w.revisions.iter().map(|r| r.revision.to_string()).collect();
-                ApiError::not_found(format!(
-                    "workload {name} has no revision {n} (kept: {})",
-                    kept.join(", ")
-                ))
-            })?,
+            Some(n) => w
+                .revisions
+                .iter()
+                .find(|r| r.revision == n)
+                .ok_or_else(|| {
+                    let kept: Vec<String> =
+                        w.revisions.iter().map(|r| r.revision.to_string()).collect();
+                    ApiError::not_found(format!(
+                        "workload {name} has no revision {n} (kept: {})",
+                        kept.join(", ")
+                    ))
+                })?,
             None => w.revisions.iter().rev().nth(1).ok_or_else(|| {
-                ApiError::conflict(format!("workload {name} has no earlier revision to roll back to"))
+                ApiError::conflict(format!(
+                    "workload {name} has no earlier revision to roll back to"
+                ))
             })?,
         };
         let from = target.revision;

@@ -178,7 +178,10 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Bo
     match (segments.as_slice(), &method) {
         (["version"], &Method::GET) => ok(&agent.version()),
         (["node"], &Method::GET) => ok(&agent.node_status().await),
-        (["containers"], &Method::GET) => ok(&agent.list().await),
+        (["containers"], &Method::GET) => {
+            let stats = Query::of(&req, &["stats"])?.flag("stats")?;
+            ok(&agent.list(stats).await)
+        }
         (["containers"], &Method::POST) => {
             let request: RunRequest = body(req).await?;
             let info = agent.run(request).await?;

@@ -100,6 +100,7 @@ impl Agent {
             monitor_alive: false,
             reason: None,
             labels: meta.request.labels,
+            stats: None,
         };
         let exit = match self.inspect(&dir).await? {
             monitor::MonitorStatus::Live { .. } => {
@@ -181,8 +182,8 @@ impl Agent {
         ));
     }
 
-    /// `GET /v1/containers`.
-    pub async fn list(&self) -> ContainerList {
+    /// `GET /v1/containers[?stats=true]`: with `stats`, each running container's usage.
+    pub async fn list(&self, stats: bool) -> ContainerList {
         let mut ids: Vec<String> = std::fs::read_dir(self.containers_dir())
             .into_iter()
             .flatten()
@@ -194,7 +195,10 @@ impl Agent {
         let mut containers = Vec::with_capacity(ids.len());
         for id in ids {
             // A container being created or deleted right now may have no meta.json yet.
-            if let Ok(info) = self.info(&id).await {
+            if let Ok(mut info) = self.info(&id).await {
+                if stats && info.status == Status::Running {
+                    info.stats = self.stats(&id).await.ok();
+                }
                 containers.push(info);
             }
         }

@@ -77,7 +77,7 @@ impl Agent {
 
     /// `GET /v1/node`: the last sample, and the containers as they are now.
     pub async fn node_status(&self) -> NodeStatus {
-        let list = self.list().await;
+        let list = self.list(false).await;
         let mut status = NodeStatus {
             node: self.config.node.clone(),
             containers: list.containers.len() as u32,
@@ -111,7 +111,7 @@ impl Agent {
         if let Some((capacity, usage, _)) = &*self.node.last.lock().expect("node sample") {
             prometheus::node(&mut text, capacity, usage);
         }
-        let list = self.list().await;
+        let list = self.list(false).await;
         let by_status = |s: Status| {
             let n = list.containers.iter().filter(|c| c.status == s).count();
             let name = serde_json::to_value(s).expect("status serializes");
