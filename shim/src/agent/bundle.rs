@@ -169,7 +169,11 @@ mod tests {
             readonly: false,
         };
         let c = config(&req, &writable, &ImageDefaults::default(), "/x/a").unwrap();
-        assert!(!c["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/tmp"));
+        assert!(!c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/tmp"));
     }
 
     #[test]
