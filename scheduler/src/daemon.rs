@@ -40,6 +40,8 @@ pub struct Config {
     pub policy: Policy,
     /// How often the rebalancer runs (zero: only on request).
     pub rebalance_interval: Duration,
+    /// Where to serve `GET /metrics` over TCP as well, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the daemon could not run.
@@ -150,6 +152,12 @@ pub fn run(config: Config) -> Result<(), Error> {
             result
         });
         let _join = join::serve(config.join_listen, pki, tokens, on_join).await?;
+        if let Some(addr) = config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Other(format!("metrics listener on {addr}: {e}")))?;
+            tokio::spawn(crate::server::serve_metrics(daemon.clone(), listener));
+        }
         tokio::spawn(daemon.clone().run());
         let socket = config.socket.clone();
         let api = crate::server::serve(daemon, &socket);

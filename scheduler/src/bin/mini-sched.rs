@@ -188,6 +188,10 @@ enum Command {
         /// How often the rebalancer runs; `0s`: only on `mini-sched rebalance`.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         rebalance_interval: Duration,
+        /// Also serve `GET /metrics` (only that, plain HTTP) on this address for Prometheus;
+        /// the API socket always serves it.
+        #[arg(long, value_name = "IP:PORT")]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
@@ -341,6 +345,7 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             node_timeout,
             policy,
             rebalance_interval,
+            metrics_listen,
         } => daemon::run(daemon::Config {
             state_dir,
             socket,
@@ -349,6 +354,7 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             node_timeout,
             policy: policy.into(),
             rebalance_interval,
+            metrics_listen,
         })
         .map_err(|e| e.to_string())?,
         other => return Ok(Some(other)),

@@ -150,7 +150,11 @@ impl Daemon {
                     };
                     instance.live.in_flight = false;
                     match result {
-                        Ok(()) => state.set_phase(&id, Phase::Stopped, None),
+                        Ok(()) => {
+                            // Stopped keeps the reason it was stopped for.
+                            let reason = instance.record.reason.clone();
+                            state.set_phase(&id, Phase::Stopped, reason);
+                        }
                         Err(e) => {
                             instance.live.not_before =
                                 Some(Instant::now() + Duration::from_secs(1));

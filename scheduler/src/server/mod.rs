@@ -377,6 +377,38 @@ fn instance_addr(d: &Daemon, id: &str) -> Result<std::net::SocketAddr, ApiError>
     })
 }
 
+/// Serves `GET /metrics` alone, plain HTTP, on `listener` (for Prometheus, which cannot
+/// scrape a unix socket); anything else is 404.
+pub async fn serve_metrics(daemon: Arc<Daemon>, listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let daemon = daemon.clone();
+                async move {
+                    let response = if req.method() == Method::GET && req.uri().path() == "/metrics"
+                    {
+                        Response::builder()
+                            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                            .body(full(metrics::render(&daemon)))
+                            .expect("valid response")
+                    } else {
+                        error_response(ApiError::not_found("only GET /metrics is served here"))
+                    };
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 /// Serves the API on the unix socket `path` (mode 0600) until the process ends.
 pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> std::io::Result<()> {
     if path.exists() {
