@@ -292,7 +292,12 @@ fn a_failing_liveness_probe_restarts_the_instance_with_back_off() {
         now = live(&c, &w).remove(0);
         now.restarts >= 1 && now.phase == Phase::Running
     });
-    assert!(restarted, "no restart: {now:#?}\n{}", c.logs());
+    assert!(
+        restarted,
+        "no restart: {}\n{}",
+        String::from_utf8_lossy(&c.cli(&["describe", "instance", &first.id]).stdout),
+        c.logs()
+    );
     assert_eq!(now.id, first.id, "restarted in place, same id");
     assert_eq!(
         c.instances().iter().filter(|i| i.workload == w).count(),
@@ -565,6 +570,10 @@ fn drain_moves_instances_and_a_too_large_instance_says_why_it_is_pending() {
     }));
     let p = pending.unwrap();
     assert_eq!(p.phase, Phase::Pending);
+    assert_eq!(
+        p.reason.as_deref(),
+        Some("0/3 nodes available: 3 insufficient resources")
+    );
     let describe = c.cli_ok(&["describe", "instance", &p.id]);
     println!("{describe}");
     assert!(
