@@ -388,6 +388,7 @@ fn host_loss(
     );
 
     give_back(&mut c, victim);
+    let back = Instant::now();
     let mut stale = Vec::new();
     let fenced = wait_until(SETTLE, || {
         stale = c.agent_container_ids(victim);
@@ -398,6 +399,10 @@ fn host_loss(
         fenced,
         "stale copies left on {victim_name}: {stale:?}\n{}",
         c.logs()
+    );
+    println!(
+        "fencing: the stale copies on {victim_name} were removed {:?} after it came back",
+        back.elapsed()
     );
     let nodes = c.nodes();
     let node = nodes.iter().find(|n| n.name == victim_name).unwrap();
