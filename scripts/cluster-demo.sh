@@ -33,9 +33,9 @@ pids=()
 agent_pid=()
 
 sched() { "$bin/mini-sched" --socket "$sock" "$@"; }
-# Enters only the network namespace: `ip netns exec` would also remount /sys, hiding the
-# cgroup hierarchies the agents' containers need.
-in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
+# `nsenter --net` enters only the network namespace (`ip netns exec` would also remount /sys,
+# hiding the cgroup hierarchies the agents' containers need) and execs the program, so `$!` is
+# the program's own pid.
 step() {
     printf '\n\033[1m== %s\033[0m\n' "$*"
     if [ -n "${DEMO_PAUSE:-}" ]; then read -r -p "(Enter to go on) " _; fi
@@ -70,6 +70,15 @@ cleanup() {
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null
     done
+    # Last resort, should the workload's deletion not have finished: monitors (and with them
+    # their containers) of this demo, found by the demo's own directory in their command line.
+    for cmdline in /proc/[0-9]*/cmdline; do
+        if tr '\0' ' ' <"$cmdline" 2>/dev/null | grep -qF "$work/"; then
+            pid=${cmdline#/proc/}; pid=${pid%/cmdline}
+            echo "cluster-demo: stopping leftover process $pid" >&2
+            kill -9 "$pid" 2>/dev/null
+        fi
+    done
     for i in 1 2 3; do ip netns del "msd-$tag-n$i" 2>/dev/null; done
     ip netns del "$hub" 2>/dev/null
     rm -rf "$work"
@@ -97,7 +106,7 @@ step "mini-sched init: the cluster CA and a join token; the daemon in the hub na
 init_out=$("$bin/mini-sched" init --state-dir "$work/sched" --advertise 10.88.0.1:7440)
 echo "$init_out"
 token=$(grep -o 'mst1\.[0-9a-f]*\.[0-9a-f]*' <<<"$init_out" | head -n1)
-in_ns "$hub" "$bin/mini-sched" daemon --state-dir "$work/sched" --socket "$sock" \
+nsenter --net="/run/netns/$hub" "$bin/mini-sched" daemon --state-dir "$work/sched" --socket "$sock" \
     --join-listen 10.88.0.1:7440 --heartbeat-interval 500ms --node-timeout 3s \
     >"$work/daemon.log" 2>&1 &
 pids+=($!)
@@ -106,7 +115,7 @@ wait_for 10 "the daemon's socket" test -S "$sock"
 start_agent() {
     local i=$1 zone
     zone=$([ "$i" -eq 1 ] && echo a || echo b)
-    in_ns "msd-$tag-n$i" "$bin/mini-shim" join --scheduler 10.88.0.1:7440 --token "$token" \
+    nsenter --net="/run/netns/msd-$tag-n$i" "$bin/mini-shim" join --scheduler 10.88.0.1:7440 --token "$token" \
         --listen "10.88.0.1$i:7443" --node-name "n$i" --label "zone=$zone" \
         --state-dir "$work/agent-$i" >>"$work/agent-$i.log" 2>&1 &
     agent_pid[$i]=$!
