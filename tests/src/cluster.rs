@@ -19,7 +19,7 @@ use mini_shim::protocol::ContainerList;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The scheduler's address on the hub bridge.
 pub const SCHEDULER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -575,15 +575,24 @@ impl Drop for Cluster {
                     continue;
                 }
             }
-            let listed =
-                captured_output(&mut self.curl("GET", &self.agent_url(i, "/v1/containers")));
-            let ids: Vec<String> = serde_json::from_slice::<ContainerList>(&listed.stdout)
-                .map(|l| l.containers.into_iter().map(|c| c.id).collect())
-                .unwrap_or_default();
-            for id in ids {
-                let url = self.agent_url(i, &format!("/v1/containers/{id}?force=true"));
-                let _ = captured_output(&mut self.curl("DELETE", &url));
-                cgroups.push(format!("{}_{id}", self.agents[i].name));
+            // Until the list stays empty: a start the scheduler asked for just before it was
+            // killed may still be under way on the agent.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let listed =
+                    captured_output(&mut self.curl("GET", &self.agent_url(i, "/v1/containers")));
+                let ids: Vec<String> = serde_json::from_slice::<ContainerList>(&listed.stdout)
+                    .map(|l| l.containers.into_iter().map(|c| c.id).collect())
+                    .unwrap_or_default();
+                if ids.is_empty() || Instant::now() > deadline {
+                    break;
+                }
+                for id in ids {
+                    let url = self.agent_url(i, &format!("/v1/containers/{id}?force=true"));
+                    let _ = captured_output(&mut self.curl("DELETE", &url));
+                    cgroups.push(format!("{}_{id}", self.agents[i].name));
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
         for a in &mut self.agents {
@@ -610,12 +619,20 @@ impl Traces {
     /// directory (daemon, agents, monitors, container mounts), no cgroup of its containers,
     /// none of its network namespaces, and not the directory itself.
     pub fn assert_gone(&self) {
-        let dir = self.dir.to_string_lossy();
-        assert_eq!(
-            processes_mentioning(&dir),
-            Vec::<i32>::new(),
-            "processes of the cluster left"
-        );
+        // With the trailing slash: another cluster's directory may extend this one's name
+        // (`…-17` and `…-179`).
+        let dir = format!("{}/", self.dir.display());
+        let left: Vec<String> = processes_mentioning(&dir)
+            .into_iter()
+            .map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!(
+                    "{pid}: {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                )
+            })
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "processes of the cluster left");
         assert_eq!(mounts_mentioning(&dir), 0, "mounts of the cluster left");
         for c in &self.containers {
             assert_eq!(

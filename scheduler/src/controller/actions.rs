@@ -135,10 +135,31 @@ impl Daemon {
                         .delete(addr, &format!("{}?force=true", path(&id, "")), RUN_TIMEOUT)
                         .await;
                 }
-                let result = self
-                    .agents
-                    .post::<_, ContainerInfo>(addr, "/v1/containers", &*request, RUN_TIMEOUT)
-                    .await;
+                let run = || {
+                    self.agents.post::<_, ContainerInfo>(
+                        addr,
+                        "/v1/containers",
+                        &*request,
+                        RUN_TIMEOUT,
+                    )
+                };
+                let mut result = run().await;
+                if result.as_ref().is_err_and(|e| e.code() == Some("conflict")) {
+                    // A container of this id is there already: a start repeated after a
+                    // crash (adopt it if it runs), or an exited one not removed (replace it).
+                    match self
+                        .agents
+                        .get::<ContainerInfo>(addr, &path(&id, ""), RUN_TIMEOUT)
+                        .await
+                    {
+                        Ok(info) if info.status == Status::Running => result = Ok(info),
+                        _ => {
+                            let force = format!("{}?force=true", path(&id, ""));
+                            let _ = self.agents.delete(addr, &force, RUN_TIMEOUT).await;
+                            result = run().await;
+                        }
+                    }
+                }
                 self.with(|state| run_outcome(&self, state, &id, result));
                 self.wake.notify_one();
             }
@@ -301,13 +322,16 @@ fn run_outcome(
                 "exited right after starting",
             );
         }
-        Err(e) if e.code() == Some("conflict") => {
-            // Already there (a start repeated after a crash): the next heartbeat adopts it.
-        }
         Err(CallError::Unreachable(..)) => {
             // Not known to have started; the next pass retries with the same id (the agent
             // refuses a second container of that id, so a retry never duplicates).
             instance.live.not_before = Some(Instant::now() + Duration::from_secs(1));
+        }
+        Err(e) if e.code() == Some("conflict") => {
+            // The id is still taken (a removal under way): try again shortly.
+            instance.live.not_before = Some(Instant::now() + Duration::from_secs(1));
+            let message = format!("starting again shortly: {e}");
+            state.event(format!("instance/{id}"), "StartDelayed", message);
         }
         Err(e) => {
             daemon.count(|c| c.agent_errors += 1);

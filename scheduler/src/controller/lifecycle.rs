@@ -309,11 +309,16 @@ pub fn probe_outcome(
                 return Vec::new();
             }
             live.liveness_failures = 0;
-            live.in_flight = true;
             let failures = probe.failure_threshold;
             let Some(addr) = node_addr(state, state.instances[id].record.node.as_deref()) else {
                 return Vec::new();
             };
+            state
+                .instances
+                .get_mut(id)
+                .expect("looked up")
+                .live
+                .in_flight = true;
             state.event(
                 format!("instance/{id}"),
                 "Unhealthy",

@@ -109,13 +109,26 @@ pub fn view(state: &State) -> View {
         let Some(spec) = state.spec_of(&r.id) else {
             continue;
         };
+        let spec = spec.instance_spec();
+        // An instance too new to show in the node's measured usage counts with its requests,
+        // so that a burst of placements does not herd onto the node that happened to be
+        // sampled idlest (as load-aware schedulers add recently placed work to measurements).
+        if !instance.live.usage.rated {
+            add_usage(&mut view.cluster, node, spec.requests);
+        }
         // A node that shrank may be overcommitted: its instances stay, unaccounted beyond
         // capacity, and nothing new fits there.
-        if let Ok(bound) = view.cluster.bind(node, spec.instance_spec()) {
+        if let Ok(bound) = view.cluster.bind(node, spec) {
             view.instances.insert(bound, r.id.clone());
         }
     }
     view
+}
+
+/// Adds `amount` to `node`'s measured usage in placement's view.
+fn add_usage(cluster: &mut Cluster, node: NodeId, amount: Resources) {
+    let usage = cluster.node(node).usage + amount;
+    cluster.set_usage(node, usage);
 }
 
 /// Why instance `id` may not be placed yet (a dependency without a ready instance).
@@ -218,6 +231,13 @@ pub fn place_pending(daemon: &Daemon, state: &mut State, now: Instant, actions: 
         }
         match place_one(daemon, state, &mut view, &id) {
             Some(Outcome::Placed { instance, node }) => {
+                let requests = view
+                    .cluster
+                    .instance(instance)
+                    .expect("placed")
+                    .spec
+                    .requests;
+                add_usage(&mut view.cluster, node, requests);
                 view.instances.insert(instance, id.clone());
                 let node = view.nodes[&node].clone();
                 assign(daemon, state, &id, &node, actions);
@@ -227,6 +247,13 @@ pub fn place_pending(daemon: &Daemon, state: &mut State, now: Instant, actions: 
                 node,
                 victims,
             }) => {
+                let requests = view
+                    .cluster
+                    .instance(instance)
+                    .expect("placed")
+                    .spec
+                    .requests;
+                add_usage(&mut view.cluster, node, requests);
                 view.instances.insert(instance, id.clone());
                 let node = view.nodes[&node].clone();
                 for (victim, _) in victims {

@@ -68,7 +68,7 @@ impl Agent {
 
     /// Removes a container's files: its overlay rootfs (unmounted, layers released) and its
     /// directory.
-    pub(super) async fn remove_files(&self, dir: &Path) {
+    pub(super) async fn remove_files(&self, dir: &Path) -> Result<(), Error> {
         let rootfs = dir.join(ROOTFS_DIR);
         if rootfs.exists() {
             let store = self.config.state_dir.join("images");
@@ -80,9 +80,21 @@ impl Agent {
                 self.log(&format!("removing the rootfs of {}: {e}", dir.display()));
             }
         }
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                self.log(&format!("removing {}: {e}", dir.display()));
+        // A monitor on its way out may still be closing (and writing) its files: a directory
+        // that is not empty yet is tried again for a while.
+        let mut attempts = 0;
+        loop {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) if attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    self.log(&format!("removing {}: {e}", dir.display()));
+                    return Err(Error::io("removing", dir, e));
+                }
             }
         }
     }
@@ -167,7 +179,7 @@ impl Agent {
             match f.status {
                 Ok(monitor::MonitorStatus::Unclaimed) => {
                     self.log(&format!("{}: an unfinished run; removing it", f.id));
-                    self.remove_files(&f.dir).await;
+                    let _ = self.remove_files(&f.dir).await;
                 }
                 Ok(monitor::MonitorStatus::Live { .. }) => live += 1,
                 Ok(_) => match self.inspect(&f.dir).await {

@@ -73,7 +73,7 @@ impl Agent {
         }
         .await;
         if let Err(e) = result {
-            self.remove_files(&dir).await;
+            let _ = self.remove_files(&dir).await;
             self.log(&format!("run {}: {e}", request.id));
             return Err(e);
         }

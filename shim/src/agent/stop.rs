@@ -86,7 +86,7 @@ impl Agent {
         // Whatever a dead monitor left in the runtime goes too.
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || monitor::adopt(&d)).await;
-        self.remove_files(&dir).await;
+        self.remove_files(&dir).await?;
         // The agents' shared cgroup parent goes with the last container in it.
         let parent =
             tokio::task::spawn_blocking(|| mini_cgroups::remove_if_empty(Path::new(CGROUP_PARENT)));
