@@ -11,7 +11,7 @@
 //! left.
 
 use crate::{
-    captured_output, cgroups_mentioning, mounts_mentioning, processes_mentioning,
+    captured_output, cgroups_mentioning, ip, mounts_mentioning, processes_mentioning,
     remove_cgroups_mentioning, unique, wait_until, TempDir,
 };
 use mini_sched::api::{InstanceView, NodeState, NodeView, WorkloadView};
@@ -88,15 +88,6 @@ impl Drop for Netns {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// SIGKILLs and reaps a child.

@@ -921,3 +921,13 @@ pub fn recv_console(listener: &std::os::unix::net::UnixListener) -> (String, std
     // SAFETY: SCM_RIGHTS just gave us this descriptor; nothing else owns it.
     (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
 }
+
+/// Runs `ip ARGS`, which must succeed (network namespaces and links of the tests).
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,7 +4,9 @@
 //! cgroup files; refusal of unauthenticated and malformed requests; a missing rootfs; and two
 //! agents in two network namespaces on one machine.
 
-use mini_tests::{cgroup_left_empty, fixture_rootfs, mini_shim_bin, unique, wait_until, TempDir};
+use mini_tests::{
+    cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, unique, wait_until, TempDir,
+};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -1021,15 +1023,6 @@ fn a_missing_rootfs_fails_with_a_reason_and_leaves_nothing() {
 struct NetNs {
     name: String,
     ip: Ipv4Addr,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl NetNs {

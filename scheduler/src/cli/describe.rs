@@ -7,7 +7,6 @@ use super::tree;
 use crate::api::{
     Amounts, Event, ExitView, InstanceDetail, InstanceView, NodeDetail, WorkloadDetail,
 };
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Labelled values, their values aligned in one column; a multi-line value continues in that
@@ -62,34 +61,15 @@ fn events(list: &[Event], now: SystemTime) -> String {
     section("Events", &tables::events(list, now))
 }
 
-/// One `key=value` per line, `<none>` without any.
-fn label_lines(labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return NONE.to_string();
-    }
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The instance columns of a workload's or node's instance list.
 fn instance_list(list: &[InstanceView], now: SystemTime) -> Table {
     let mut table = Table::new(&[
         "NAME", "REV", "NODE", "PHASE", "READY", "RESTARTS", "AGE", "REASON",
     ]);
     for i in list {
-        table.row(vec![
-            i.id.clone(),
-            i.revision.to_string(),
-            i.node.clone().unwrap_or_else(|| NONE.to_string()),
-            format::phase(i.phase),
-            format::yes_no(i.ready).to_string(),
-            i.restarts.to_string(),
-            format::age(&i.created_at, now),
-            i.reason.clone().unwrap_or_default(),
-        ]);
+        let mut row = tables::instance_cells(i, false, now);
+        row.push(i.reason.clone().unwrap_or_default());
+        table.row(row);
     }
     table
 }
@@ -126,7 +106,7 @@ pub fn node(d: &NodeDetail, now: SystemTime) -> String {
         .add("Address", &n.address)
         .add("State", format::node_state(n.state))
         .add("Cordoned", format::yes_no(n.cordoned))
-        .add("Labels", label_lines(&n.labels))
+        .add("Labels", format::labels_joined(&n.labels, "\n"))
         .add("Taints", taints)
         .add("Joined", format::when(&d.joined_at, now))
         .add(

@@ -93,6 +93,11 @@ pub fn yes_no(flag: bool) -> &'static str {
 
 /// Labels as `k=v,k2=v2`, [`NONE`] without any.
 pub fn labels(labels: &BTreeMap<String, String>) -> String {
+    labels_joined(labels, ",")
+}
+
+/// Labels as `k=v` joined by `separator`, [`NONE`] without any.
+pub fn labels_joined(labels: &BTreeMap<String, String>, separator: &str) -> String {
     if labels.is_empty() {
         return NONE.to_string();
     }
@@ -100,7 +105,7 @@ pub fn labels(labels: &BTreeMap<String, String>) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join(",")
+        .join(separator)
 }
 
 /// A taint as `key=value:Effect`, or `key:Effect` without a value.

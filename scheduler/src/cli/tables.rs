@@ -69,6 +69,24 @@ pub fn workloads(workloads: &[WorkloadView], now: SystemTime) -> Table {
     table
 }
 
+/// An instance's cells: name, workload (if `with_workload`), revision, node, phase, ready,
+/// restarts, age.
+pub fn instance_cells(i: &InstanceView, with_workload: bool, now: SystemTime) -> Vec<String> {
+    let mut cells = vec![i.id.clone()];
+    if with_workload {
+        cells.push(i.workload.clone());
+    }
+    cells.extend([
+        i.revision.to_string(),
+        i.node.clone().unwrap_or_else(|| NONE.to_string()),
+        format::phase(i.phase),
+        format::yes_no(i.ready).to_string(),
+        i.restarts.to_string(),
+        format::age(&i.created_at, now),
+    ]);
+    cells
+}
+
 /// `get instances`; `wide` adds why an instance is pending or failed.
 pub fn instances(instances: &[InstanceView], wide: bool, now: SystemTime) -> Table {
     let mut headers = vec![
@@ -79,16 +97,7 @@ pub fn instances(instances: &[InstanceView], wide: bool, now: SystemTime) -> Tab
     }
     let mut table = Table::new(&headers);
     for i in instances {
-        let mut row = vec![
-            i.id.clone(),
-            i.workload.clone(),
-            i.revision.to_string(),
-            i.node.clone().unwrap_or_else(|| NONE.to_string()),
-            format::phase(i.phase),
-            format::yes_no(i.ready).to_string(),
-            i.restarts.to_string(),
-            format::age(&i.created_at, now),
-        ];
+        let mut row = instance_cells(i, true, now);
         if wide {
             row.push(i.reason.clone().unwrap_or_else(|| NONE.to_string()));
         }

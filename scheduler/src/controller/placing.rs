@@ -229,55 +229,44 @@ pub fn place_pending(daemon: &Daemon, state: &mut State, now: Instant, actions: 
             set_reason(state, &id, why);
             continue;
         }
-        match place_one(daemon, state, &mut view, &id) {
-            Some(Outcome::Placed { instance, node }) => {
-                let requests = view
-                    .cluster
-                    .instance(instance)
-                    .expect("placed")
-                    .spec
-                    .requests;
-                add_usage(&mut view.cluster, node, requests);
-                view.instances.insert(instance, id.clone());
-                let node = view.nodes[&node].clone();
-                assign(daemon, state, &id, &node, actions);
-            }
+        let (instance, node, victims) = match place_one(daemon, state, &mut view, &id) {
+            Some(Outcome::Placed { instance, node }) => (instance, node, Vec::new()),
             Some(Outcome::Preempted {
                 instance,
                 node,
                 victims,
-            }) => {
-                let requests = view
-                    .cluster
-                    .instance(instance)
-                    .expect("placed")
-                    .spec
-                    .requests;
-                add_usage(&mut view.cluster, node, requests);
-                view.instances.insert(instance, id.clone());
-                let node = view.nodes[&node].clone();
-                for (victim, _) in victims {
-                    if let Some(victim) = view.instances.remove(&victim) {
-                        daemon.count(|c| c.preemptions += 1);
-                        super::lifecycle::request_stop(
-                            state,
-                            &victim,
-                            format!("preempted by {id} (higher priority) on {node}"),
-                        );
-                        state.event(
-                            format!("instance/{victim}"),
-                            "Preempted",
-                            format!("evicted from {node} for {id}"),
-                        );
-                    }
-                }
-                assign(daemon, state, &id, &node, actions);
-            }
+            }) => (instance, node, victims),
             Some(Outcome::Unschedulable { why, .. }) => {
                 set_reason(state, &id, why.to_string());
+                continue;
             }
-            None => {}
+            None => continue,
+        };
+        let requests = view
+            .cluster
+            .instance(instance)
+            .expect("placed")
+            .spec
+            .requests;
+        add_usage(&mut view.cluster, node, requests);
+        view.instances.insert(instance, id.clone());
+        let node = view.nodes[&node].clone();
+        for (victim, _) in victims {
+            if let Some(victim) = view.instances.remove(&victim) {
+                daemon.count(|c| c.preemptions += 1);
+                super::lifecycle::request_stop(
+                    state,
+                    &victim,
+                    format!("preempted by {id} (higher priority) on {node}"),
+                );
+                state.event(
+                    format!("instance/{victim}"),
+                    "Preempted",
+                    format!("evicted from {node} for {id}"),
+                );
+            }
         }
+        assign(daemon, state, &id, &node, actions);
     }
 }
 
