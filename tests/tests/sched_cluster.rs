@@ -616,6 +616,25 @@ fn an_invalid_spec_is_refused_with_every_problem() {
             "no problem listed for {field}: {err}"
         );
     }
+    // The daemon refuses it on its own too (the CLI checks first): 400 with every problem.
+    let spec_file = c.dir().join("invalid.yaml");
+    std::fs::write(&spec_file, &text).unwrap();
+    let raw = std::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(c.socket())
+        .arg("--data-binary")
+        .arg(format!("@{}", spec_file.display()))
+        .arg("http://scheduler/v1/apply")
+        .output()
+        .expect("run curl");
+    let answer = String::from_utf8_lossy(&raw.stdout);
+    assert!(answer.trim_end().ends_with("400"), "{answer}");
+    for field in ["name:", "replicas:", "resources.requests.cpu:", "bogus:"] {
+        assert!(
+            answer.contains(field),
+            "the daemon did not list {field}: {answer}"
+        );
+    }
     assert!(c.workloads().is_empty(), "nothing was created");
     // The same spec made valid is accepted: the problems were the listed fields only.
     let fixed = text

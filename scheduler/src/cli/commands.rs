@@ -83,6 +83,18 @@ async fn apply_call(
     text: String,
     dry_run: bool,
 ) -> Result<ApplyResult, Error> {
+    // Checked here first, as the daemon will: every problem is reported even without a
+    // daemon to ask.
+    if let Err(problems) = crate::spec::parse(&text) {
+        return Err(Error::Invalid {
+            what: what.to_string(),
+            problems: problems
+                .list()
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        });
+    }
     let path = if dry_run {
         "/v1/apply?dry_run=true"
     } else {
