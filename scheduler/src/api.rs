@@ -282,6 +282,10 @@ pub struct InstanceDetail {
     pub instance: InstanceView,
     /// When the next restart is due, during back-off (RFC 3339).
     pub next_restart_at: Option<String>,
+    /// Measured usage of its container (cpu rate between heartbeats, memory working set);
+    /// absent until two heartbeats have sampled it.
+    #[serde(default)]
+    pub usage: Option<Amounts>,
     /// Recent events about it.
     pub events: Vec<Event>,
 }

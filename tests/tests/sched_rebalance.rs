@@ -70,6 +70,20 @@ fn measured_cpu_moves_work_off_a_hot_node_and_then_stays_put() {
         by_node(&c, &w),
         c.logs()
     );
+    // Each burner's measured usage is shown by describe.
+    let burner = by_node(&c, &w)
+        .values()
+        .flatten()
+        .next()
+        .unwrap()
+        .id
+        .clone();
+    let mut described = String::new();
+    let measured = wait_until(SETTLE, || {
+        described = c.cli_ok(&["describe", "instance", &burner]);
+        described.contains("(measured)")
+    });
+    assert!(measured, "no measured usage in describe: {described}");
     // Balanced now (500m against 500m: 0.25 against 0.25 of capacity): asking again, and
     // again after the cool-down of measurements, moves nothing.
     let before: Vec<String> = by_node(&c, &w)

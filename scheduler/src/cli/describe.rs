@@ -208,6 +208,16 @@ pub fn instance(d: &InstanceDetail, now: SystemTime) -> String {
     if let Some(at) = &d.next_restart_at {
         f.add("Next Restart", at.clone());
     }
+    if let Some(u) = &d.usage {
+        f.add(
+            "Usage",
+            format!(
+                "cpu {}, memory {} (measured)",
+                format::cpu(u.cpu_millis),
+                format::memory(u.memory_bytes)
+            ),
+        );
+    }
     f.add("Reason", i.reason.as_deref().unwrap_or(NONE));
     let mut out = f.render();
     out.push_str(&events(&d.events, now));
@@ -231,6 +241,7 @@ mod tests {
         let d = InstanceDetail {
             instance: i,
             next_restart_at: None,
+            usage: None,
             events: vec![event(
                 7,
                 "instance/web-4",
@@ -270,6 +281,11 @@ mod tests {
         let d = InstanceDetail {
             instance: i,
             next_restart_at: Some("2023-11-14T22:13:31Z".into()),
+            usage: Some(Amounts {
+                cpu_millis: 412,
+                memory_bytes: 3 << 20,
+                pids: 0,
+            }),
             events: vec![],
         };
         let text = instance(&d, now());
@@ -277,6 +293,10 @@ mod tests {
             "Last Exit:     code 137 (SIGKILL), OOM killed, at 2023-11-14T22:13:15Z (5s ago)\n"
         ));
         assert!(text.contains("Next Restart:  2023-11-14T22:13:31Z\n"));
+        assert!(
+            text.contains("Usage:         cpu 412m, memory 3Mi (measured)\n"),
+            "{text}"
+        );
         assert!(
             text.ends_with("Reason:        <none>\nEvents:  <none>\n"),
             "{text}"

@@ -117,6 +117,14 @@ pub fn instance_detail(state: &State, instance: &Instance) -> InstanceDetail {
     InstanceDetail {
         instance: instance_view(instance),
         next_restart_at: instance.record.next_restart_at.clone(),
+        usage: {
+            let u = instance.live.usage;
+            (u.rated && instance.record.phase == Phase::Running).then_some(Amounts {
+                cpu_millis: u.cpu_millis,
+                memory_bytes: u.memory_bytes,
+                pids: 0,
+            })
+        },
         events: events_about(state, &[format!("instance/{}", instance.record.id)], None),
     }
 }
