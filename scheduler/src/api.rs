@@ -282,12 +282,26 @@ pub struct InstanceDetail {
     pub instance: InstanceView,
     /// When the next restart is due, during back-off (RFC 3339).
     pub next_restart_at: Option<String>,
+    /// For a pending instance: each ready node and the placement filter that rejects it there
+    /// (`fits` where none does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<NodeVerdict>,
     /// Measured usage of its container (cpu rate between heartbeats, memory working set);
     /// absent until two heartbeats have sampled it.
     #[serde(default)]
     pub usage: Option<Amounts>,
     /// Recent events about it.
     pub events: Vec<Event>,
+}
+
+/// A node and placement's verdict on it for one instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeVerdict {
+    /// The node.
+    pub node: String,
+    /// The first filter that rejects the instance there (`insufficient resources`, `node
+    /// cordoned`, `untolerated taint`, …), or `fits`.
+    pub verdict: String,
 }
 
 /// `scale`.

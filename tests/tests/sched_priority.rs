@@ -113,6 +113,17 @@ fn a_higher_priority_instance_preempts_and_the_victim_waits_with_the_reason() {
     );
     let described = c.cli_ok(&["describe", "instance", &pending.id]);
     assert!(described.contains("insufficient resources"), "{described}");
+    // Which filter rejected which node: every node, by name.
+    for node in c.nodes() {
+        assert!(
+            described
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(node.name.as_str())
+                    && l.ends_with("insufficient resources")),
+            "no verdict for {}: {described}",
+            node.name
+        );
+    }
     let text = metrics(&c);
     let preemptions: f64 = text
         .lines()

@@ -220,6 +220,13 @@ pub fn instance(d: &InstanceDetail, now: SystemTime) -> String {
     }
     f.add("Reason", i.reason.as_deref().unwrap_or(NONE));
     let mut out = f.render();
+    if !d.placement.is_empty() {
+        let mut table = Table::new(&["NODE", "VERDICT"]);
+        for v in &d.placement {
+            table.row(vec![v.node.clone(), v.verdict.clone()]);
+        }
+        out.push_str(&section("Placement", &table));
+    }
     out.push_str(&events(&d.events, now));
     out
 }
@@ -241,6 +248,16 @@ mod tests {
         let d = InstanceDetail {
             instance: i,
             next_restart_at: None,
+            placement: vec![
+                crate::api::NodeVerdict {
+                    node: "n1".into(),
+                    verdict: "insufficient resources".into(),
+                },
+                crate::api::NodeVerdict {
+                    node: "n2".into(),
+                    verdict: "untolerated taint".into(),
+                },
+            ],
             usage: None,
             events: vec![event(
                 7,
@@ -262,6 +279,10 @@ mod tests {
              Started:    <none>\n\
              Last Exit:  <none>\n\
              Reason:     0/3 nodes available: 2 insufficient resources, 1 untolerated taint\n\
+             Placement:\n\
+             \x20 NODE  VERDICT\n\
+             \x20 n1    insufficient resources\n\
+             \x20 n2    untolerated taint\n\
              Events:\n\
              \x20 AGE  OBJECT          REASON            MESSAGE\n\
              \x20 1m   instance/web-4  FailedScheduling  0/3 nodes available\n"
@@ -281,6 +302,7 @@ mod tests {
         let d = InstanceDetail {
             instance: i,
             next_restart_at: Some("2023-11-14T22:13:31Z".into()),
+            placement: Vec::new(),
             usage: Some(Amounts {
                 cpu_millis: 412,
                 memory_bytes: 3 << 20,

@@ -10,7 +10,7 @@
 
 use super::lifecycle::run_request;
 use super::{Action, Daemon};
-use crate::api::Phase;
+use crate::api::{NodeVerdict, Phase};
 use crate::cluster::{Cluster, InstanceId, NodeId};
 use crate::model::{InstanceSpec, NodeSpec, Taint, TaintEffect, Topology, WorkloadTerm};
 use crate::placement::Outcome;
@@ -280,4 +280,23 @@ fn set_reason(state: &mut State, id: &str, why: String) {
         state.save_instance(id);
         state.event(format!("instance/{id}"), "Pending", why);
     }
+}
+
+/// Placement's verdict on every ready node for instance `id` (for `describe` of a pending one).
+pub fn verdicts(daemon: &Daemon, state: &State, id: &str) -> Vec<NodeVerdict> {
+    let Some(spec) = instance_spec(state, id) else {
+        return Vec::new();
+    };
+    let mut view = view(state);
+    let mut verdicts: Vec<NodeVerdict> = daemon
+        .scheduler
+        .verdicts(&mut view.cluster, &spec)
+        .into_iter()
+        .map(|(node, rejected)| NodeVerdict {
+            node: view.nodes[&node].clone(),
+            verdict: rejected.unwrap_or("fits").to_string(),
+        })
+        .collect();
+    verdicts.sort_by(|a, b| a.node.cmp(&b.node));
+    verdicts
 }

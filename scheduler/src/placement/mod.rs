@@ -246,6 +246,27 @@ impl Scheduler {
         let cycle = Cycle::prepare(cluster, spec);
         explain::explain(&self.filters, cluster, &cycle)
     }
+
+    /// For every node, the first filter that rejects `spec` there, or `None` where it fits:
+    /// which filter rejected which node (for `describe` of a pending instance).
+    pub fn verdicts(
+        &self,
+        cluster: &mut Cluster,
+        spec: &InstanceSpec,
+    ) -> Vec<(NodeId, Option<&'static str>)> {
+        let cycle = Cycle::prepare(cluster, spec);
+        (0..cluster.nodes().len())
+            .map(|n| {
+                let node = NodeId(n as u32);
+                let rejected = self
+                    .filters
+                    .iter()
+                    .find(|f| !f.admits(cluster, &cycle, node))
+                    .map(|f| f.name());
+                (node, rejected)
+            })
+            .collect()
+    }
 }
 
 /// The order a batch is placed in: priority descending, then the larger of the cpu and memory

@@ -279,7 +279,11 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         }
         (&Method::GET, ["v1", "instances", id]) => d.with(|s| {
             let i = s.instances.get(*id).ok_or_else(|| no_instance(id))?;
-            ok(&views::instance_detail(s, i))
+            let mut detail = views::instance_detail(s, i);
+            if i.record.phase == crate::api::Phase::Pending {
+                detail.placement = crate::controller::placing::verdicts(d, s, id);
+            }
+            ok(&detail)
         }),
         (&Method::POST, ["v1", "instances", id, "migrate"]) => {
             let request: MigrateRequest = body_json(req).await?;

@@ -117,6 +117,7 @@ pub fn instance_detail(state: &State, instance: &Instance) -> InstanceDetail {
     InstanceDetail {
         instance: instance_view(instance),
         next_restart_at: instance.record.next_restart_at.clone(),
+        placement: Vec::new(),
         usage: {
             let u = instance.live.usage;
             (u.rated && instance.record.phase == Phase::Running).then_some(Amounts {
