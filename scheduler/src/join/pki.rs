@@ -263,7 +263,16 @@ mod tests {
     use std::sync::Arc;
     use x509_parser::prelude::{GeneralName, X509Certificate};
 
-    fn cluster() -> (ClusterPki, PathBuf) {
+    /// A test cluster's directory, removed when dropped (also when the test fails).
+    struct TempCluster(PathBuf);
+
+    impl Drop for TempCluster {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cluster() -> (ClusterPki, TempCluster) {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -273,7 +282,7 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let pki = ClusterPki::init(&dir, "127.0.0.1:7440".parse().unwrap()).unwrap();
-        (pki, dir)
+        (pki, TempCluster(dir))
     }
 
     /// A CSR for a fresh key, its parameters adjusted by `ask`.
@@ -342,7 +351,7 @@ mod tests {
         let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
         let cert = pki.sign_agent_csr(&pem, "n1", addr).unwrap();
         assert_eq!(inspect(&pki, &cert, addr.ip()), (true, false, false));
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[test]
@@ -365,7 +374,7 @@ mod tests {
         let addr: SocketAddr = "[fd00::2]:7443".parse().unwrap();
         let cert = pki.sign_agent_csr(&pem, "n1", addr).unwrap();
         assert_eq!(inspect(&pki, &cert, addr.ip()), (true, false, false));
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[test]
@@ -383,6 +392,6 @@ mod tests {
         let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
         let e = pki.sign_agent_csr(&pem, "n1", addr).unwrap_err();
         assert!(e.to_string().contains("signature"), "{e}");
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 }
