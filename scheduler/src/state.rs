@@ -8,7 +8,7 @@
 use crate::api::{Event, ExitView, NodeState, Phase, TaintView};
 use crate::spec::WorkloadSpec;
 use crate::store::{event_key, Batch, Table};
-use mini_shim::protocol::{ContainerInfo, NodeStatus};
+use mini_shim::protocol::NodeStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -45,8 +45,6 @@ pub struct NodeLive {
     pub last_heartbeat_at: Option<SystemTime>,
     /// The last capacity and usage report.
     pub status: Option<NodeStatus>,
-    /// The containers it reported last.
-    pub containers: Vec<ContainerInfo>,
     /// A heartbeat call is under way.
     pub polling: bool,
     /// When the last heartbeat call started.
@@ -241,6 +239,14 @@ pub struct State {
     pub removing: HashSet<(String, String)>,
     /// When the rebalancer last ran.
     pub last_rebalance: Option<Instant>,
+}
+
+/// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.
+pub fn sequence(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Now as RFC 3339 (seconds precision).

@@ -3,7 +3,7 @@
 use super::{heartbeat, lifecycle, Daemon};
 use crate::agents::CallError;
 use crate::api::Phase;
-use crate::state::{rfc3339, State};
+use crate::state::State;
 use mini_shim::protocol::{
     ContainerInfo, ContainerList, NodeStatus, Probe, ProbeResult, RunRequest, Status, StopRequest,
 };
@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Which probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,12 +305,7 @@ fn run_outcome(
     }
     match result {
         Ok(info) if info.status == Status::Running => {
-            instance.live.started = Some(Instant::now());
-            instance.record.started_at =
-                info.started_at.or_else(|| Some(rfc3339(SystemTime::now())));
-            let node = instance.record.node.clone().unwrap_or_default();
-            state.set_phase(id, Phase::Running, Some(format!("running on {node}")));
-            lifecycle::mark_ready_without_probe(state, id);
+            lifecycle::started(state, id, info.started_at);
         }
         Ok(info) => {
             // It ran and already ended: the exit goes through the restart policy.

@@ -6,7 +6,7 @@
 use super::{lifecycle, Action, Daemon};
 use crate::agents::CallError;
 use crate::api::Phase;
-use crate::state::{rfc3339, State};
+use crate::state::State;
 use mini_shim::protocol::{ContainerInfo, NodeStatus, Status};
 use std::collections::HashSet;
 use std::time::{Instant, SystemTime};
@@ -95,7 +95,6 @@ pub fn record(
     node.live.last_heartbeat = Some(Instant::now());
     node.live.last_heartbeat_at = Some(SystemTime::now());
     node.live.status = Some(status);
-    node.live.containers = containers.clone();
     if node.record.lost {
         node.record.lost = false;
         state.save_node(name);
@@ -159,14 +158,7 @@ fn follow(
         }
         match (instance.record.phase, container.status) {
             (Phase::Starting, Status::Running) => {
-                let instance = state.instances.get_mut(id).expect("looked up");
-                instance.live.started = Some(Instant::now());
-                instance.record.started_at = container
-                    .started_at
-                    .clone()
-                    .or_else(|| Some(rfc3339(SystemTime::now())));
-                state.set_phase(id, Phase::Running, Some(format!("running on {node}")));
-                lifecycle::mark_ready_without_probe(state, id);
+                lifecycle::started(state, id, container.started_at.clone());
             }
             (Phase::Running, Status::Running) if instance.live.started.is_none() => {
                 // Known from before a restart of the daemon: probes count from now.

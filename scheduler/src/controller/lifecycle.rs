@@ -113,8 +113,21 @@ fn end_or_restart(
     daemon.count(|c| c.restarts += 1);
 }
 
+/// A starting instance's process runs (since `started_at`, RFC 3339, if the agent said):
+/// `Running`, and ready at once when its workload has no readiness probe.
+pub fn started(state: &mut State, id: &str, started_at: Option<String>) {
+    let Some(instance) = state.instances.get_mut(id) else {
+        return;
+    };
+    instance.live.started = Some(Instant::now());
+    instance.record.started_at = started_at.or_else(|| Some(rfc3339(SystemTime::now())));
+    let node = instance.record.node.clone().unwrap_or_default();
+    state.set_phase(id, Phase::Running, Some(format!("running on {node}")));
+    mark_ready_without_probe(state, id);
+}
+
 /// Marks a running instance ready when its workload has no readiness probe.
-pub fn mark_ready_without_probe(state: &mut State, id: &str) {
+fn mark_ready_without_probe(state: &mut State, id: &str) {
     let has_probe = state.spec_of(id).is_some_and(|s| s.readiness.is_some());
     if has_probe {
         return;

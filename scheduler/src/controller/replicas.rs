@@ -10,7 +10,7 @@
 
 use super::lifecycle::request_stop;
 use crate::api::Phase;
-use crate::state::{now_rfc3339, Instance, InstanceLive, InstanceRecord, State};
+use crate::state::{now_rfc3339, sequence, Instance, InstanceLive, InstanceRecord, State};
 
 fn counts(instance: &Instance) -> bool {
     let r = &instance.record;
@@ -93,13 +93,6 @@ pub fn reconcile(state: &mut State) {
             forget_old(state, &name);
         }
     }
-}
-
-fn sequence(id: &str) -> u64 {
-    id.rsplit('-')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Forgets the oldest finished instances beyond [`FINISHED_KEPT`] (not those still counting

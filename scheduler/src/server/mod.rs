@@ -273,7 +273,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
                     .filter(|i| workload.is_none_or(|w| &i.record.workload == w))
                     .map(views::instance_view)
                     .collect();
-                rows.sort_by_key(|i| (i.workload.clone(), views::sequence(&i.id)));
+                rows.sort_by_key(|i| (i.workload.clone(), crate::state::sequence(&i.id)));
                 rows
             }))
         }

@@ -5,7 +5,7 @@ use crate::api::{
     RolloutStatus, WorkloadDetail, WorkloadView,
 };
 use crate::controller::placing::{occupies, NODE_PIDS};
-use crate::state::{rfc3339, Instance, Node, State, WorkloadRecord};
+use crate::state::{rfc3339, sequence, Instance, Node, State, WorkloadRecord};
 
 /// Events about `object` or, with `prefix_of`, about instances of the workload too.
 pub fn events_about(
@@ -28,14 +28,6 @@ pub fn events_about(
         })
         .cloned()
         .collect()
-}
-
-/// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.
-pub fn sequence(id: &str) -> u64 {
-    id.rsplit('-')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A node's row.
