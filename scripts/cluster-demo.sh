@@ -162,7 +162,7 @@ sys.exit(0 if len(live)>=5 else 1)' "$victim"
 }
 wait_for 60 "five ready instances on the other hosts" five_elsewhere
 healed_at=$(date +%s.%N)
-printf 'host loss to all instances replaced and ready: %.1f s\n' "$(echo "$healed_at - $lost_at" | bc)"
+awk -v a="$lost_at" -v b="$healed_at" 'BEGIN { printf "host loss to all instances replaced and ready: %.1f s\n", b - a }'
 sched get nodes
 sched get instances
 
