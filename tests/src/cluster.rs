@@ -30,9 +30,9 @@ pub const AGENT_PORT: u16 = 7443;
 /// How long the daemon or an agent may take to come up (debug builds on a busy 2-core VM).
 const START: Duration = Duration::from_secs(30);
 
-/// The mini-sched binary under test: `$MINI_SCHED_BIN`, or the one built beside the test binary.
+/// The mini-sched binary under test: `$MINI_SCHED_BIN`, or the release build of the workspace.
 pub fn mini_sched_bin() -> PathBuf {
-    crate::built_binary("MINI_SCHED_BIN", "mini-sched", "cargo build -p mini-sched")
+    crate::built_binary("MINI_SCHED_BIN", "mini-sched")
 }
 
 /// How the cluster runs.

@@ -29,35 +29,33 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The mini-run binary under test: `$MINI_RUN_BIN`, or the one built beside the test binary.
+/// The mini-run binary under test: `$MINI_RUN_BIN`, or the release build of the workspace.
 pub fn mini_run_bin() -> PathBuf {
-    built_binary(
-        "MINI_RUN_BIN",
-        "mini-run",
-        "cargo build --release -p mini-run",
-    )
+    built_binary("MINI_RUN_BIN", "mini-run")
 }
 
-/// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the one built beside the test binary.
+/// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the release build of the workspace.
 pub fn mini_shim_bin() -> PathBuf {
-    built_binary("MINI_SHIM_BIN", "mini-shim", "cargo build -p mini-shim")
+    built_binary("MINI_SHIM_BIN", "mini-shim")
 }
 
-/// `$var`, or the workspace binary `name` beside the test binary (target/<profile>/deps/<test>
-/// → target/<profile>/<name>), which must exist (`build` says how to make it).
-pub(crate) fn built_binary(var: &str, name: &str, build: &str) -> PathBuf {
+/// `$var`, or the workspace's release binary `name`, which must exist. The tests run in the
+/// dev/test profile (fast to build) but always drive the release binaries, the ones that are
+/// shipped and benchmarked: target/<triple>/<profile>/deps/<test> → target/<triple>/release/<name>.
+pub(crate) fn built_binary(var: &str, name: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
     let bin = exe
-        .parent()
-        .and_then(Path::parent)
+        .ancestors()
+        .nth(3)
         .expect("target dir")
+        .join("release")
         .join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first ({build})",
+        "{} is missing: build it first (cargo build --release --workspace)",
         bin.display()
     );
     bin
