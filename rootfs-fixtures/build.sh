@@ -53,9 +53,9 @@ fi
 if [[ ! -x /bin/busybox ]] || ! is_static /bin/busybox; then
 	log "installing busybox-static"
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y busybox-static >&2; then
-		apt-get update >&2
-		apt-get install -y busybox-static >&2
+	if ! apt-get -o DPkg::Lock::Timeout=600 install -y busybox-static >&2; then
+		apt-get -o DPkg::Lock::Timeout=600 update >&2
+		apt-get -o DPkg::Lock::Timeout=600 install -y busybox-static >&2
 	fi
 	is_static /bin/busybox || {
 		log "/bin/busybox is still not static"

@@ -5,15 +5,26 @@
 #   SKIP_VM=1 scripts/test-all.sh  without the cgroup v2 suite in the VM (quick local runs)
 #
 # Steps:
+#   0. the Debian packages of scripts/packages.sh are installed (else: which, and how)
 #   1. rootfs-fixtures/build.sh          test root filesystems
-#   2. cargo build --release --workspace
-#   3. cargo test --release --workspace  on this host: hybrid cgroup v1 layout
+#   2. cargo build --release --workspace the binaries under test (and shipped)
+#   3. cargo test --workspace            on this host (hybrid cgroup v1 layout), with
+#      MINI_REQUIRE=cgroup-v1: every cgroup v1 test must run here. The tests build in the
+#      dev/test profile (quick) and drive the release binaries of step 2.
 #   4. the cgroup v2 suite in ONE boot of the test VM (scripts/vm/run.sh): the mini-cgroups
 #      unit tests and every integration test target tests/tests/cgroup*.rs, built on the
-#      host and run in the guest one binary after another with --test-threads=1
+#      host and run in the guest one binary after another with --test-threads=1, with
+#      MINI_REQUIRE=cgroup-v2: every cgroup v2 test must run there.
+#   5. scripts/leftovers.sh: nothing the tests made (netns, mounts, cgroups, nft tables,
+#      links, temp dirs, runtime state, processes) is left on the host.
 # A failing step does not hide later results (except that nothing runs after a failed
-# build); the exit status is non-zero if anything failed. The last line counts the tests
-# of steps 3 and 4 as "total: N passed, N failed, N skipped".
+# build); the exit status is non-zero if anything failed. A test that cannot run in an
+# environment calls mini_test_skip::skip (tests/skip), which prints a "mini-test-skip:" line:
+# those are counted as skipped, not passed, and listed. The last line counts the tests of
+# steps 3 and 4 as "total: N passed, N failed, N skipped".
+#
+# One target again, after a change (release binaries rebuilt only if their sources changed):
+#   cargo build --release --workspace && cargo test -p mini-tests --test lifecycle
 #
 # Environment: SKIP_VM=1; VM_TIMEOUT (seconds for the VM step, default 1800);
 # VM_PASS_ENV (extra variables for the guest; CI and RUST_LOG always pass).
@@ -28,7 +39,10 @@ if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
     PATH="$HOME/.cargo/bin:$PATH"
 fi
 
-LOGS=$(mktemp -d /tmp/mini-test-all.XXXXXX)
+# shellcheck source=packages.sh
+source "$ROOT/scripts/packages.sh"
+
+LOGS=$(mktemp -d /tmp/test-all-logs.XXXXXX)
 readonly LOGS
 trap 'rm -rf "$LOGS"' EXIT
 
@@ -64,7 +78,8 @@ run_step() {
     return "$rc"
 }
 
-# Sum libtest's "test result: ... N passed; N failed; N ignored" lines of the given logs.
+# Sum libtest's "test result: ... N passed; N failed; N ignored" lines of the given logs; a
+# test that printed a "mini-test-skip:" line passed only in libtest's eyes: it is skipped.
 count_tests() {
     cat "$@" 2>/dev/null | awk '
         /test result: / {
@@ -74,7 +89,27 @@ count_tests() {
                 if ($(i+1) ~ /^ignored/) s += $i
             }
         }
-        END { printf "%d passed, %d failed, %d skipped\n", p, f, s }'
+        /^mini-test-skip: / { k++ }
+        END { printf "%d passed, %d failed, %d skipped\n", p - k, f, s + k }'
+}
+
+# The skipped tests of the given logs, one "test: reason" line each.
+list_skips() {
+    cat "$@" 2>/dev/null | sed -n 's/^mini-test-skip: /      /p' | sort
+}
+
+# Exit with one message if a package of scripts/packages.sh is missing.
+check_packages() {
+    local pkg
+    local -a missing=()
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "test-all: missing Debian packages: ${missing[*]}; install them with" \
+             "'apt-get install --no-install-recommends ${missing[*]}' (or run bash .ci/run)" >&2
+        exit 1
+    fi
 }
 
 # Print "DIR<TAB>EXE" for the test executables the VM suite runs, from cargo's JSON
@@ -128,7 +163,7 @@ vm_suite() {
     banner "cgroup v2 suite in the VM"
     t0=$(now)
     json=$LOGS/test-artifacts.json
-    if ! cargo test --release --workspace --no-run --message-format=json >"$json"; then
+    if ! cargo test --workspace --no-run --message-format=json >"$json"; then
         echo "building the test binaries failed"
         record "vm: cgroup v2 tests" FAILED "$(elapsed "$t0")"
         return 1
@@ -145,7 +180,7 @@ vm_suite() {
     share=$(target_dir_share)
     [ -n "$share" ] && run_args+=(--share "$share")
     run_args+=(--timeout "${VM_TIMEOUT:-1800}")
-    VM_PASS_ENV="${VM_PASS_ENV:-} CI RUST_LOG" \
+    MINI_REQUIRE=cgroup-v2 VM_PASS_ENV="${VM_PASS_ENV:-} CI RUST_LOG MINI_REQUIRE" \
         "$ROOT/scripts/vm/run.sh" "${run_args[@]}" -- \
         "$ROOT/scripts/vm/guest-run-tests.sh" "${guest_args[@]}" 2>&1 | tee "$LOGS/vm.log" || rc=$?
     if [ "$rc" -eq 0 ]; then
@@ -165,11 +200,13 @@ summary() {
     printf '  %-30s %-8s %8ss\n' "total wall time" "" "$(elapsed "$total")"
     if [ -f "$LOGS/host-tests.log" ]; then
         echo "  host tests: $(count_tests "$LOGS/host-tests.log")"
+        list_skips "$LOGS/host-tests.log"
     else
         echo "  host tests: not run"
     fi
     if [ -f "$LOGS/vm.log" ]; then
         echo "  vm tests:   $(count_tests "$LOGS/vm.log")"
+        list_skips "$LOGS/vm.log"
     else
         echo "  vm tests:   not run"
     fi
@@ -179,11 +216,13 @@ summary() {
 main() {
     local t_all
     t_all=$(now)
+    check_packages
+    "$ROOT/scripts/leftovers.sh" snapshot "$LOGS/before.txt"
     if run_step "fixtures" "$LOGS/fixtures.log" "$ROOT/rootfs-fixtures/build.sh" &&
-       run_step "build" "$LOGS/build.log" cargo build --release --workspace; then
+       run_step "build (release)" "$LOGS/build.log" cargo build --release --workspace; then
         # --no-fail-fast: one failing test binary must not hide the others' results.
-        run_step "host tests (cgroup v1)" "$LOGS/host-tests.log" \
-            cargo test --release --workspace --no-fail-fast || true
+        MINI_REQUIRE=cgroup-v1 run_step "host tests (cgroup v1)" "$LOGS/host-tests.log" \
+            cargo test --workspace --no-fail-fast || true
         if [ "${SKIP_VM:-0}" = 1 ]; then
             banner "cgroup v2 suite in the VM: SKIPPED (SKIP_VM=1)"
             record "vm: cgroup v2 tests" "skipped" "0.0"
@@ -193,6 +232,8 @@ main() {
     else
         echo "not running the tests: the fixtures or the build failed"
     fi
+    run_step "leftover check" "$LOGS/leftovers.log" \
+        "$ROOT/scripts/leftovers.sh" check "$LOGS/before.txt" || true
     summary "$t_all"
     return "$any_failed"
 }

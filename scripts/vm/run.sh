@@ -33,8 +33,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly HERE
 readonly GUEST_INIT="$HERE/guest-init.sh"
 # Modules the guest needs, named as in modules.dep; dependencies are added automatically.
-# The 9p stack is required; overlay, veth and bridge are for container tests and optional.
-readonly REQUIRED_MODULES=(virtio_pci 9pnet_virtio 9p)
+# The 9p stack is required; virtio_blk gives the guest a block device (a small empty disk) so
+# that io controller tests (io.max, io.weight) have a device to limit; overlay, veth and
+# bridge are for container tests and optional.
+readonly REQUIRED_MODULES=(virtio_pci 9pnet_virtio 9p virtio_blk)
 readonly OPTIONAL_MODULES=(overlay veth bridge)
 readonly CONTROLLERS="cpuset cpu io memory pids hugetlb"
 readonly CACHE_DIR=/tmp/mini-run-vm-cache
@@ -311,6 +313,9 @@ run_vm() {
         -virtfs "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap"
         -virtfs "local,path=$scratch,mount_tag=scratch,security_model=passthrough,multidevs=remap"
     )
+    # An empty sparse disk: a block device for the io controller tests (never mounted).
+    truncate -s 16M "$scratch/disk.img"
+    qemu_args+=(-drive "file=$scratch/disk.img,format=raw,if=virtio,cache=unsafe")
     for share in "${shares[@]}"; do
         i=$((i + 1))
         qemu_args+=(-virtfs "local,path=$share,mount_tag=share$i,security_model=passthrough,multidevs=remap")

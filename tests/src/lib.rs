@@ -3,6 +3,11 @@
 //! is removed when the helper is dropped, even if the test fails.
 
 pub mod cluster;
+mod daemon_cgroup;
+
+pub use daemon_cgroup::DaemonCgroup;
+
+pub use mini_test_skip::{skip, Need};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -656,6 +661,19 @@ pub fn mounts_mentioning(needle: &str) -> usize {
         .count()
 }
 
+/// Mount points of this namespace at or below `dir`, deepest first (the order to unmount).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts
+}
+
 /// Removes every cgroup directory whose path mentions `needle`, deepest first: what a client
 /// (dockerd, podman) made under a test's own cgroup parent.
 pub fn remove_cgroups_mentioning(needle: &str) {
@@ -723,6 +741,40 @@ pub fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     PathBuf::from("/sys/fs/cgroup")
         .join(hierarchy)
         .join(path.trim_start_matches('/'))
+}
+
+/// The lines of a `/proc/PID/cgroup` text that name hierarchies mounted under /sys/fs/cgroup,
+/// the ones a runtime places its containers in: on a pure v2 host the `0::` line, on a v1 or
+/// hybrid host the v1 lines whose controllers are mounted there. A hierarchy that something
+/// else on the host mounted elsewhere (a v1 hugetlb, a `name=` hierarchy) is not the runtime's.
+pub fn runtime_cgroup_lines(proc_cgroup: &str) -> Vec<&str> {
+    let v2 = cgroup_version() == mini_cgroups::Version::V2;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo");
+    // The super options of each v1 hierarchy mounted below /sys/fs/cgroup ("rw,cpu,cpuacct").
+    let mounted: Vec<Vec<&str>> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let point = pre.split(' ').nth(4)?;
+            let mut post = post.split(' ');
+            let (fstype, options) = (post.next()?, post.nth(1)?);
+            (fstype == "cgroup" && point.starts_with("/sys/fs/cgroup/"))
+                .then(|| options.split(',').collect())
+        })
+        .collect();
+    proc_cgroup
+        .lines()
+        .filter(|l| {
+            let ctrls = l.split(':').nth(1).unwrap_or("");
+            match (v2, ctrls.is_empty()) {
+                (true, empty) => empty,
+                (false, true) => false,
+                (false, false) => mounted
+                    .iter()
+                    .any(|m| ctrls.split(',').all(|c| m.contains(&c))),
+            }
+        })
+        .collect()
 }
 
 /// Host processes whose command line mentions `needle`.

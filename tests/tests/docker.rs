@@ -5,12 +5,13 @@
 //! parent in a temp dir / unique name, and stops it and removes all of it afterwards.
 
 use mini_tests::{
-    in_terminal, mini_run_bin, remove_cgroups_mentioning, unique, wait_until, TempDir,
+    in_terminal, mini_run_bin, mounts_under, remove_cgroups_mentioning, unique, wait_until,
+    DaemonCgroup, TempDir,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ struct Docker {
     daemon: Option<Child>,
     cgroup_parent: String,
     image: String,
+    /// Holds dockerd, its containerd and their shims: whatever outlives `stop_daemon` is
+    /// killed when it drops.
+    daemons: DaemonCgroup,
 }
 
 impl Docker {
@@ -39,7 +43,9 @@ impl Docker {
         // An empty config keeps the host's /etc/docker/daemon.json out.
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let cgroup_parent = unique("mini-tests-docker");
-        let daemon = Command::new(DOCKERD)
+        let daemons = DaemonCgroup::new("mini-tests-dockerd");
+        let daemon = daemons
+            .adopt(&mut Command::new(DOCKERD))
             .arg("--config-file")
             .arg(d.join("daemon.json"))
             .arg("--data-root")
@@ -66,6 +72,7 @@ impl Docker {
             daemon: Some(daemon),
             cgroup_parent,
             image: unique("mini-busybox"),
+            daemons,
         };
         let up = wait_until(Duration::from_secs(60), || {
             docker.run(&["version"]).status.success()
@@ -151,7 +158,7 @@ impl Docker {
     }
 
     /// Stops the daemon: containers first (dockerd would wait for each), then dockerd by its
-    /// pid, which stops its containerd; whatever is left is killed.
+    /// pid, which stops its containerd; whatever is left in the daemons' cgroup is killed.
     fn stop_daemon(&mut self, mut daemon: Child) {
         let ids = self.run(&["ps", "--all", "--quiet"]).stdout;
         for id in String::from_utf8_lossy(&ids).lines() {
@@ -166,17 +173,8 @@ impl Docker {
             let _ = daemon.kill();
             let _ = daemon.wait();
         }
-        let containerd = self.dir.path().join("exec/containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(containerd)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let ours = self.dir.path().to_string_lossy();
-            if String::from_utf8_lossy(&cmdline).contains(ours.as_ref()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
+        // Its containerd and the shims, if still there.
+        self.daemons.kill_all();
     }
 }
 
@@ -186,24 +184,11 @@ impl Drop for Docker {
             self.stop_daemon(daemon);
         }
         // dockerd may leave its data-root bind mount (and, if it was killed, layer mounts).
-        let mut mounts = mounts_under(self.dir.path());
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-        for m in mounts {
+        for m in mounts_under(self.dir.path()) {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
         remove_cgroups_mentioning(&self.cgroup_parent);
     }
-}
-
-/// Mount points of this namespace at or below `dir`.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|m| m.starts_with(dir))
-        .collect()
 }
 
 #[test]
@@ -329,7 +314,12 @@ fn docker_memory_limit_kills_an_allocating_container() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(dk.inspect("{{.State.OOMKilled}}", &name), "true");
+    // dockerd learns of the OOM from containerd's event stream, which may come after the
+    // exit status: poll until inspect settles.
+    let oom = wait_until(Duration::from_secs(60), || {
+        dk.inspect("{{.State.OOMKilled}}", &name) == "true"
+    });
+    assert!(oom, "{}", dk.inspect("{{json .State}}", &name));
 }
 
 #[test]

@@ -199,7 +199,11 @@ fn user_namespace_sees_host_root_files_as_the_overflow_owner() {
 #[test]
 fn time_namespace_applies_time_offsets() {
     if !Path::new("/proc/self/ns/time").exists() {
-        eprintln!("skipped: this kernel has no time namespaces");
+        skip(
+            "time_namespace_applies_time_offsets",
+            Need::Host,
+            "this kernel has no time namespaces",
+        );
         return;
     }
     let offset = 10_000_000_i64;

@@ -133,10 +133,13 @@ pub trait Manager: Send + Sync {
     /// How many processes the kernel OOM killer killed in the cgroup (v1: memory.oom_control,
     /// v2: memory.events `oom_kill`); 0 without a memory controller.
     fn oom_kill_count(&self) -> Result<u64>;
-    /// Blocks until the cgroup hits an OOM condition or `timeout` passes; returns whether it
-    /// did. v1 listens on an eventfd registered through cgroup.event_control, v2 watches
-    /// memory.events with inotify for a rising `oom_kill` count.
-    fn wait_oom(&self, timeout: Duration) -> Result<bool>;
+    /// Blocks until the cgroup's OOM kill count exceeds `baseline` (a count the caller read
+    /// earlier, e.g. before starting what may run out of memory) or `timeout` passes; returns
+    /// whether it did. An OOM that happened before the call is therefore never missed: the
+    /// count is compared after the notification is armed. v1 listens on an eventfd registered
+    /// through cgroup.event_control (on kernels without v1's `oom_kill` counter, any OOM event
+    /// counts), v2 watches memory.events with inotify.
+    fn wait_oom(&self, baseline: u64, timeout: Duration) -> Result<bool>;
     /// Removes the cgroup (with any child cgroups) and the empty parents this manager created;
     /// fine if already gone; retries briefly on EBUSY.
     fn destroy(&self) -> Result<()>;

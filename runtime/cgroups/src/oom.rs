@@ -37,8 +37,9 @@ pub(crate) fn v1_oom_kill_count(memory_dir: &Path) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// v1: blocks until the memory cgroup at `memory_dir` reports an OOM event.
-pub(crate) fn v1_wait(memory_dir: &Path, timeout: Duration) -> Result<bool> {
+/// v1: blocks until the memory cgroup at `memory_dir` counts more OOM kills than `baseline`
+/// or (kernels without the counter) reports an OOM event.
+pub(crate) fn v1_wait(memory_dir: &Path, baseline: u64, timeout: Duration) -> Result<bool> {
     let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC)
         .map_err(|e| Error::io("creating eventfd for", memory_dir, e.into()))?;
     let control_path = memory_dir.join("memory.oom_control");
@@ -49,6 +50,10 @@ pub(crate) fn v1_wait(memory_dir: &Path, timeout: Duration) -> Result<bool> {
         "cgroup.event_control",
         format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
     )?;
+    // Armed: a kill from before the registration shows in the count.
+    if v1_oom_kill_count(memory_dir)? > baseline {
+        return Ok(true);
+    }
     let fired = readable(efd.as_fd(), timeout, memory_dir)?;
     if fired {
         // Drain the counter; the value itself carries no information we need.
@@ -65,18 +70,17 @@ pub(crate) fn v2_oom_kill_count(dir: &Path) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// v2: blocks until memory.events in `dir` shows more OOM kills than when called.
-pub(crate) fn v2_wait(dir: &Path, timeout: Duration) -> Result<bool> {
+/// v2: blocks until memory.events in `dir` shows more OOM kills than `baseline`.
+pub(crate) fn v2_wait(dir: &Path, baseline: u64, timeout: Duration) -> Result<bool> {
     let events = dir.join("memory.events");
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| Error::io("creating inotify for", &events, e.into()))?;
     inotify
         .add_watch(&events, AddWatchFlags::IN_MODIFY)
         .map_err(|e| Error::io("watching", &events, e.into()))?;
-    let start = v2_oom_kill_count(dir)?;
     let deadline = Instant::now() + timeout;
     loop {
-        if v2_oom_kill_count(dir)? > start {
+        if v2_oom_kill_count(dir)? > baseline {
             return Ok(true);
         }
         let left = deadline.saturating_duration_since(Instant::now());

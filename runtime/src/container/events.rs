@@ -146,7 +146,7 @@ impl Stream<'_> {
                 .saturating_duration_since(Instant::now())
                 .min(POLL);
             if notify {
-                match self.cgroup.wait_oom(step) {
+                match self.cgroup.wait_oom(self.ooms, step) {
                     // A cgroup that stays under OOM (its killer disabled) notifies at once on
                     // every registration: pace the passes then.
                     Ok(true) => std::thread::sleep(step.min(Duration::from_millis(50))),

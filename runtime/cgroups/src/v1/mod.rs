@@ -216,8 +216,8 @@ impl Manager for V1Manager {
         }
     }
 
-    fn wait_oom(&self, timeout: Duration) -> Result<bool> {
-        oom::v1_wait(self.need("memory", "OOM notification")?, timeout)
+    fn wait_oom(&self, baseline: u64, timeout: Duration) -> Result<bool> {
+        oom::v1_wait(self.need("memory", "OOM notification")?, baseline, timeout)
     }
 
     fn destroy(&self) -> Result<()> {

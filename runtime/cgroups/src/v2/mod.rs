@@ -183,14 +183,14 @@ impl Manager for V2Manager {
         oom::v2_oom_kill_count(self.dir())
     }
 
-    fn wait_oom(&self, timeout: Duration) -> Result<bool> {
+    fn wait_oom(&self, baseline: u64, timeout: Duration) -> Result<bool> {
         if !fs::exists(self.dir(), "memory.events") {
             return Err(Error::Unsupported(format!(
                 "OOM notification needs the memory controller in {}",
                 self.dir().display()
             )));
         }
-        oom::v2_wait(self.dir(), timeout)
+        oom::v2_wait(self.dir(), baseline, timeout)
     }
 
     fn destroy(&self) -> Result<()> {

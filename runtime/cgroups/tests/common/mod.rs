@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mini_cgroups::{CgroupConfig, Manager, Version};
+use mini_test_skip::{skip, Need};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -95,7 +96,11 @@ impl Drop for Guard {
 /// A created v1 manager at "/<unique>/c", or `None` (with a note) when the host is not v1.
 pub fn v1(test: &str) -> Option<Guard> {
     if !is_root() || mini_cgroups::detect().ok()? != Version::V1 {
-        eprintln!("note: skipping {test}: needs root on a cgroup v1 (or hybrid) host");
+        skip(
+            test,
+            Need::CgroupV1,
+            "needs root on a cgroup v1 (or hybrid) host",
+        );
         return None;
     }
     let top = PathBuf::from("/").join(unique(test));
@@ -130,16 +135,17 @@ pub fn v2_mount() -> Option<PathBuf> {
 /// is no cgroup2 filesystem or it lacks one of `controllers`.
 pub fn v2(test: &str, controllers: &[&str]) -> Option<Guard> {
     let Some(mount) = v2_mount().filter(|_| is_root()) else {
-        eprintln!("note: skipping {test}: needs root and a cgroup2 filesystem");
+        skip(test, Need::CgroupV2, "needs root and a cgroup2 filesystem");
         return None;
     };
     let available = fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
     let available: Vec<&str> = available.split_whitespace().collect();
     if let Some(missing) = controllers.iter().find(|c| !available.contains(c)) {
-        eprintln!(
-            "note: skipping {test}: the cgroup2 tree at {} has no {missing} controller (needs a pure v2 host)",
+        let reason = format!(
+            "the cgroup2 tree at {} has no {missing} controller (needs a pure v2 host)",
             mount.display()
         );
+        skip(test, Need::CgroupV2, &reason);
         return None;
     }
     let top = PathBuf::from("/").join(unique(test));

@@ -1,0 +1,24 @@
+# The Debian packages the build, the tests, the fixtures and the VM need: one list, read by
+# .ci/run (installs them), scripts/test-all.sh (checks them up front) and the README.
+# Sourced by bash; defines PACKAGES.
+#
+# What the tests need from Debian:
+#   busybox-static   test rootfs (rootfs-fixtures) and the VM's initramfs
+#   qemu-system-x86, linux-image-amd64, cpio   the cgroup v2 test VM (scripts/vm/run.sh)
+#   runc, crun       reference runtimes (compatibility tests, benchmarks, VM self-test)
+#   hyperfine, time  benchmarks (/usr/bin/time for peak RSS)
+#   iproute2         network namespace / veth tests
+#   python3          test-all.sh reads cargo's JSON with it
+#   util-linux, procps, kmod, xz-utils, zstd   unshare/nsenter, ps, module tools, and
+#                    unpacking compressed kernel modules for the initramfs
+#   libseccomp-dev   libseccomp.a, linked into mini-run (seccomp profiles)
+#   golang-github-containers-common   podman's default seccomp profile, a test input
+#   podman, conmon, containerd, docker.io   real clients driving mini-run in the tests
+#                    (tests/tests/podman.rs, containerd.rs, docker.rs)
+#   curl             the mini-shim agent's client in tests/tests/shim_agent.rs (mutual TLS)
+readonly PACKAGES=(
+    busybox-static qemu-system-x86 linux-image-amd64 cpio
+    runc crun hyperfine time iproute2 python3
+    util-linux procps kmod xz-utils zstd
+    libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
+)
