@@ -148,7 +148,7 @@ fn scale_and_roll(state: &mut State, name: &str) {
         let ceiling = if old.is_empty() {
             replicas
         } else {
-            replicas + surge
+            replicas.saturating_add(surge)
         };
         let total = have_new + old.len() as u32;
         let create = (replicas - have_new).min(ceiling.saturating_sub(total));
