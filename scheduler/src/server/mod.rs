@@ -312,7 +312,8 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         (&Method::POST, ["v1", "instances", id, "exec"]) => {
             let request: ExecRequest = body_json_required(req).await?;
             let addr = instance_addr(d, id)?;
-            let timeout = Duration::from_secs(request.timeout_secs.unwrap_or(30) + 10);
+            let timeout =
+                Duration::from_secs(request.timeout_secs.unwrap_or(30).saturating_add(10));
             let result: ExecResult = d
                 .agents
                 .post(
