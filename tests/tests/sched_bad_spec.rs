@@ -7,7 +7,7 @@
 
 use mini_sched::api::{Event, WorkloadView};
 use mini_sched::spec;
-use mini_sched::state::{now_rfc3339, Revision, WorkloadRecord};
+use mini_sched::state::WorkloadRecord;
 use mini_sched::store::{Batch, Store, Table};
 use mini_tests::cluster::mini_sched_bin;
 use mini_tests::{captured_output, unique, wait_until, ChildGuard, TempDir};
@@ -124,19 +124,7 @@ impl Daemon {
 /// A stored workload record (as `apply` would store it) for `spec_text`, then `change`d.
 fn record(spec_text: &str, change: impl FnOnce(&mut Value)) -> Value {
     let spec = spec::parse(spec_text).expect("a valid spec");
-    let record = WorkloadRecord {
-        name: spec.name.clone(),
-        spec: spec.clone(),
-        revision: 1,
-        revisions: vec![Revision {
-            revision: 1,
-            created_at: now_rfc3339(),
-            spec,
-        }],
-        next_seq: 1,
-        created_at: now_rfc3339(),
-        deleting: false,
-    };
+    let record = WorkloadRecord::new(spec, 1, 1);
     let mut value = serde_json::to_value(record).expect("records serialize");
     change(&mut value);
     value

@@ -11,7 +11,7 @@ use crate::agents::Agents;
 use crate::api::Phase;
 use crate::model::Policy;
 use crate::spec::{self, WorkloadSpec};
-use crate::state::{now_rfc3339, Node, NodeLive, NodeRecord, Revision, State, WorkloadRecord};
+use crate::state::{now_rfc3339, Node, NodeLive, NodeRecord, State, WorkloadRecord};
 use crate::store::Store;
 use mini_shim::protocol::{ExitInfo, NodeStatus, ProbeResult};
 use proptest::prelude::*;
@@ -195,20 +195,8 @@ fn run_unchecked(spec: WorkloadSpec) {
     runtime().block_on(async {
         let daemon = daemon(&scratch);
         daemon.with(|s| {
-            let record = WorkloadRecord {
-                name: spec.name.clone(),
-                spec: spec.clone(),
-                revision: 1,
-                revisions: vec![Revision {
-                    revision: 1,
-                    created_at: now_rfc3339(),
-                    spec: spec.clone(),
-                }],
-                next_seq: 1,
-                created_at: now_rfc3339(),
-                deleting: false,
-            };
-            s.workloads.insert(spec.name.clone(), record);
+            s.workloads
+                .insert(spec.name.clone(), WorkloadRecord::new(spec, 1, 1));
         });
         lifecycle_pass(&daemon).await;
     });

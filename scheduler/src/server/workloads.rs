@@ -11,7 +11,7 @@ use crate::state::{now_rfc3339, sequence, Revision, State, WorkloadRecord, REVIS
 /// Adds `spec` as the workload's next revision.
 fn push_revision(state: &mut State, name: &str, spec: WorkloadSpec) -> u64 {
     let w = state.workloads.get_mut(name).expect("workload exists");
-    let revision = w.revisions.last().map_or(w.revision, |r| r.revision) + 1;
+    let revision = w.revisions.last().map_or(0, |r| r.revision) + 1;
     w.revisions.push(Revision {
         revision,
         created_at: now_rfc3339(),
@@ -85,20 +85,10 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
                     .map(|i| (sequence(&i.record.id), i.record.revision))
                     .collect();
                 let next_seq = left.iter().map(|&(seq, _)| seq).max().unwrap_or(0) + 1;
-                let revision = left.iter().map(|&(_, rev)| rev).max().unwrap_or(0);
-                s.workloads.insert(
-                    name.clone(),
-                    WorkloadRecord {
-                        name: name.clone(),
-                        spec: spec.clone(),
-                        revision,
-                        revisions: Vec::new(),
-                        next_seq,
-                        created_at: now_rfc3339(),
-                        deleting: false,
-                    },
-                );
-                let revision = push_revision(s, &name, spec);
+                let revision = left.iter().map(|&(_, rev)| rev).max().unwrap_or(0) + 1;
+                let record = WorkloadRecord::new(spec, revision, next_seq);
+                s.workloads.insert(name.clone(), record);
+                s.save_workload(&name);
                 s.event(
                     format!("workload/{name}"),
                     "Created",
