@@ -208,3 +208,18 @@ fn refused(addr: SocketAddr, status: StatusCode, bytes: &[u8]) -> CallError {
 
 /// Shared handle, as the controllers and the API hold it.
 pub type SharedAgents = Arc<Agents>;
+
+#[cfg(test)]
+impl Agents {
+    /// A client without credentials, for controller tests whose agents are unreachable.
+    pub(crate) fn without_credentials() -> Agents {
+        let config = rustls::ClientConfig::builder_with_provider(mini_shim::agent::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("the provider's protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Agents {
+            connector: TlsConnector::from(Arc::new(config)),
+        }
+    }
+}

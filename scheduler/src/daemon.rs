@@ -14,8 +14,7 @@ use crate::controller::{Daemon, Settings};
 use crate::join::{self, ClusterPki, RegisterError, Registration, Tokens};
 use crate::model::Policy;
 use crate::state::{
-    now_rfc3339, Instance, InstanceLive, InstanceRecord, Node, NodeLive, NodeRecord, State,
-    WorkloadRecord, EVENTS_KEPT,
+    now_rfc3339, Instance, InstanceLive, Node, NodeLive, NodeRecord, State, EVENTS_KEPT,
 };
 use crate::store::{Store, Table};
 use std::net::SocketAddr;
@@ -61,25 +60,52 @@ pub enum Error {
     Other(String),
 }
 
-/// Reads the state back from the store.
+/// Reads the state back from the store. A record that cannot be read (corrupt, or stored
+/// under rules this version refuses, such as a spec beyond today's maxima) is skipped and
+/// reported, on stderr and as an `Unreadable` event: it stays in the store, untouched, and
+/// applying the workload again replaces it.
 pub fn load(store: &Store) -> Result<State, Error> {
     let mut state = State::default();
-    for (name, record) in store.load::<NodeRecord>(Table::Nodes)? {
+    let mut unreadable = Vec::new();
+    for (name, record) in readable(store, Table::Nodes, "node", &mut unreadable)? {
         let live = NodeLive::default();
         state.nodes.insert(name, Node { record, live });
     }
-    for (name, record) in store.load::<WorkloadRecord>(Table::Workloads)? {
-        state.workloads.insert(name, record);
-    }
-    for (id, record) in store.load::<InstanceRecord>(Table::Instances)? {
+    state.workloads = readable(store, Table::Workloads, "workload", &mut unreadable)?
+        .into_iter()
+        .collect();
+    for (id, record) in readable(store, Table::Instances, "instance", &mut unreadable)? {
         let live = InstanceLive::default();
         state.instances.insert(id, Instance { record, live });
     }
     let events = store.load::<Event>(Table::Events)?;
-    state.next_event = events.last().map_or(0, |(_, e)| e.seq + 1);
+    for (key, why) in &events.unreadable {
+        eprintln!("mini-sched: skipping stored event {key}: it cannot be read: {why}");
+    }
+    let events = events.records;
+    state.next_event = events.last().map_or(0, |(_, e)| e.seq.saturating_add(1));
     let skip = events.len().saturating_sub(EVENTS_KEPT);
     state.events = events.into_iter().skip(skip).map(|(_, e)| e).collect();
+    for (kind, key, why) in unreadable {
+        let message =
+            format!("the stored {kind} cannot be read and is skipped (left in the store): {why}");
+        eprintln!("mini-sched: {kind} {key}: {message}");
+        state.event(format!("{kind}/{key}"), "Unreadable", message);
+    }
     Ok(state)
+}
+
+/// The readable records of `table`; the others are added to `unreadable` as
+/// (`kind`, key, why).
+fn readable<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    table: Table,
+    kind: &'static str,
+    unreadable: &mut Vec<(&'static str, String, String)>,
+) -> Result<Vec<(String, T)>, Error> {
+    let loaded = store.load::<T>(table)?;
+    unreadable.extend(loaded.unreadable.into_iter().map(|(k, e)| (kind, k, e)));
+    Ok(loaded.records)
 }
 
 /// Records a node that joined (or joined again).
@@ -126,6 +152,7 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), Error> {
+    crate::socket::claim(&config.socket).map_err(Error::Other)?;
     let pki = ClusterPki::load(&config.state_dir)?;
     let store = Store::open(&config.state_dir.join("state.redb"))?;
     let state = load(&store)?;

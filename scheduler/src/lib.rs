@@ -17,6 +17,7 @@ pub mod placement;
 pub mod resources;
 pub mod server;
 pub mod simulation;
+pub mod socket;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -46,6 +46,15 @@ impl Resources {
         }
     }
 
+    /// `self + other`, each resource capped at its largest value.
+    pub fn saturating_add(&self, other: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+            pids: self.pids.saturating_add(other.pids),
+        }
+    }
+
     /// Per resource, the larger of the two amounts.
     pub fn max(&self, other: &Resources) -> Resources {
         Resources {

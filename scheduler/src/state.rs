@@ -114,6 +114,26 @@ pub struct WorkloadRecord {
     pub deleting: bool,
 }
 
+impl WorkloadRecord {
+    /// A new workload's record: `spec` is its first revision, numbered `revision`, and its
+    /// instances are numbered from `next_seq`.
+    pub fn new(spec: WorkloadSpec, revision: u64, next_seq: u64) -> WorkloadRecord {
+        WorkloadRecord {
+            name: spec.name.clone(),
+            spec: spec.clone(),
+            revision,
+            revisions: vec![Revision {
+                revision,
+                created_at: now_rfc3339(),
+                spec,
+            }],
+            next_seq,
+            created_at: now_rfc3339(),
+            deleting: false,
+        }
+    }
+}
+
 /// An instance as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceRecord {

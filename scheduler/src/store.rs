@@ -86,6 +86,16 @@ impl Batch {
     }
 }
 
+/// The records of a table: those that read, and those that did not.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// Readable records, in key order.
+    pub records: Vec<(String, T)>,
+    /// The keys of records that do not read as a `T` (corrupt, or stored by a version with
+    /// other rules), with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
 /// The database.
 pub struct Store {
     db: Database,
@@ -146,18 +156,24 @@ impl Store {
         tx.commit().map_err(|e| self.error(e))
     }
 
-    /// Every record of `table`, in key order.
-    pub fn load<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
+    /// Every record of `table`, in key order; a record that does not read is set apart (and
+    /// left in the store), so one bad record never keeps the daemon from starting.
+    pub fn load<T: DeserializeOwned>(&self, table: Table) -> Result<Loaded<T>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.error(e))?;
         let t = tx
             .open_table(table.definition())
             .map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
+        let mut out = Loaded {
+            records: Vec::new(),
+            unreadable: Vec::new(),
+        };
         for entry in t.iter().map_err(|e| self.error(e))? {
             let (key, value) = entry.map_err(|e| self.error(e))?;
-            let record = serde_json::from_slice(value.value())
-                .map_err(|e| self.error(format!("record {:?}: {e}", key.value())))?;
-            out.push((key.value().to_string(), record));
+            let key = key.value().to_string();
+            match serde_json::from_slice(value.value()) {
+                Ok(record) => out.records.push((key, record)),
+                Err(e) => out.unreadable.push((key, e.to_string())),
+            }
         }
         Ok(out)
     }
@@ -190,13 +206,20 @@ mod tests {
             store.commit(batch).unwrap();
         }
         let store = Store::open(&path).unwrap();
-        let events: Vec<(String, String)> = store.load(Table::Events).unwrap();
+        let events: Vec<(String, String)> = store.load(Table::Events).unwrap().records;
         assert_eq!(
             events.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
             ["nine", "ten"]
         );
-        let nodes: Vec<(String, u32)> = store.load(Table::Nodes).unwrap();
+        let nodes: Vec<(String, u32)> = store.load(Table::Nodes).unwrap().records;
         assert_eq!(nodes, [("n2".to_string(), 2)]);
+        let mut batch = Batch::default();
+        batch.put(Table::Nodes, "bad", &"not a number");
+        store.commit(batch).unwrap();
+        let nodes = store.load::<u32>(Table::Nodes).unwrap();
+        assert_eq!(nodes.records, [("n2".to_string(), 2)]);
+        assert_eq!(nodes.unreadable.len(), 1);
+        assert_eq!(nodes.unreadable[0].0, "bad");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,10 @@ pub const VERSION: u32 = 1;
 /// The path prefix of every versioned route.
 pub const PREFIX: &str = "/v1";
 
+/// The highest uid or gid a container may run as (2^31 − 1, as runc): the kernel reads
+/// `(uid_t)-1` (4294967295) as "no change", which would leave the process root.
+pub const MAX_ID: u32 = 2_147_483_647;
+
 /// `GET /v1/version`: who answers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VersionInfo {

@@ -964,6 +964,37 @@ fn malformed_requests_get_a_clear_error_and_change_nothing() {
     assert_eq!(curl.info(&id)["status"], "running");
 }
 
+/// `(uid_t)-1` is "no change" to the kernel: a container asked to run as uid or gid
+/// 4294967295 would keep root. The agent refuses ids above 2^31 − 1 (as runc), and makes
+/// nothing.
+#[test]
+fn ids_the_kernel_reads_as_no_change_are_refused() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let agent = Agent::start(&pki);
+    let curl = &agent.curl;
+    for (field, id) in [
+        ("uid", 4294967295u32),
+        ("gid", 4294967295),
+        ("uid", 2147483648),
+    ] {
+        let mut body = run_body(&unique("nobody"), "id");
+        body["process"][field] = json!(id);
+        let a = curl.request("POST", "/v1/containers", Some(&body.to_string()));
+        assert_eq!(
+            (a.status, a.error_code().as_str()),
+            (400, "bad_request"),
+            "{a:?}"
+        );
+        let words = format!("process.{field} {id} is refused: ids must be 0 to 2147483647");
+        assert!(
+            a.error_message().contains(&words),
+            "{:?}",
+            a.error_message()
+        );
+    }
+    assert!(curl.ids().is_empty());
+}
+
 #[test]
 fn a_missing_rootfs_fails_with_a_reason_and_leaves_nothing() {
     let pki = Pki::new(&["127.0.0.1"]);

@@ -106,7 +106,8 @@ impl Daemon {
     pub async fn perform(self: Arc<Self>, action: Action) {
         match action {
             Action::Poll { node, addr } => {
-                let timeout = self.settings.heartbeat_interval.max(Duration::from_secs(1)) * 2;
+                let timeout = (self.settings.heartbeat_interval.max(Duration::from_secs(1)))
+                    .saturating_mul(2);
                 let began = Instant::now();
                 let status = self.agents.get::<NodeStatus>(addr, "/v1/node", timeout);
                 let list =
@@ -196,7 +197,7 @@ impl Daemon {
                         addr,
                         &path(&id, "/stop"),
                         &request,
-                        timeout + RUN_TIMEOUT,
+                        timeout.saturating_add(RUN_TIMEOUT),
                     )
                     .await;
                 self.with(|state| {
@@ -247,7 +248,7 @@ impl Daemon {
                         addr,
                         &path(&id, "/probe"),
                         &probe,
-                        timeout + Duration::from_secs(5),
+                        timeout.saturating_add(Duration::from_secs(5)),
                     )
                     .await;
                 let actions = self.with(|state| lifecycle::probe_outcome(state, &id, kind, result));
@@ -270,7 +271,12 @@ impl Daemon {
         };
         let stop = self
             .agents
-            .post::<_, ContainerInfo>(addr, &path(id, "/stop"), &request, timeout + RUN_TIMEOUT)
+            .post::<_, ContainerInfo>(
+                addr,
+                &path(id, "/stop"),
+                &request,
+                timeout.saturating_add(RUN_TIMEOUT),
+            )
             .await;
         match stop {
             Err(e) if e.code() == Some("not_found") => return Ok(()),

@@ -11,6 +11,22 @@ use crate::state::{rfc3339, State};
 use mini_shim::protocol::{ExitInfo, ProbeResult};
 use std::time::{Duration, Instant, SystemTime};
 
+/// `now + wait`, saturating: a wait beyond what the clock can hold ends a century from now
+/// (every wait a valid spec gives is at most a day; a stored spec never aborts the daemon).
+pub fn after(now: Instant, wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
+/// The wall-clock time `wait` from now, for people (saturating as [`after`]).
+fn wall_after(wait: Duration) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_add(wait.min(Duration::from_secs(100 * 365 * 24 * 60 * 60)))
+        .unwrap_or(now)
+}
+
 /// The wait before restart number `step` (from 0): `initial` doubled per step, at most `max`.
 pub fn backoff(initial: Duration, max: Duration, step: u32) -> Duration {
     initial.saturating_mul(1u32 << step.min(20)).min(max)
@@ -92,7 +108,7 @@ fn end_or_restart(
     if instance
         .live
         .started
-        .is_some_and(|s| s.elapsed() > backoff_spec.max * 2)
+        .is_some_and(|s| s.elapsed() > backoff_spec.max.saturating_mul(2))
     {
         instance.live.backoff_step = 0;
     }
@@ -101,10 +117,10 @@ fn end_or_restart(
         backoff_spec.max,
         instance.live.backoff_step,
     );
-    instance.live.backoff_step += 1;
-    instance.live.not_before = Some(Instant::now() + delay);
+    instance.live.backoff_step = instance.live.backoff_step.saturating_add(1);
+    instance.live.not_before = Some(after(Instant::now(), delay));
     instance.live.started = None;
-    instance.record.next_restart_at = Some(rfc3339(SystemTime::now() + delay));
+    instance.record.next_restart_at = Some(rfc3339(wall_after(delay)));
     state.set_phase(
         id,
         Phase::BackOff,
@@ -170,7 +186,7 @@ pub fn restarts_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) 
         instance.live.in_flight = true;
         instance.live.not_before = Some(now + Duration::from_secs(2));
         if restart {
-            instance.record.restarts += 1;
+            instance.record.restarts = instance.record.restarts.saturating_add(1);
             instance.record.next_restart_at = None;
             instance.live.liveness_failures = 0;
             instance.live.readiness_successes = 0;
@@ -286,10 +302,10 @@ pub fn probe_outcome(
             let probe = spec.readiness.as_ref().expect("probed");
             if healthy {
                 live.readiness_failures = 0;
-                live.readiness_successes += 1;
+                live.readiness_successes = live.readiness_successes.saturating_add(1);
             } else {
                 live.readiness_successes = 0;
-                live.readiness_failures += 1;
+                live.readiness_failures = live.readiness_failures.saturating_add(1);
             }
             let was = instance.record.ready;
             let now_ready = if live.readiness_successes >= probe.success_threshold {
@@ -317,7 +333,7 @@ pub fn probe_outcome(
                 live.liveness_failures = 0;
                 return Vec::new();
             }
-            live.liveness_failures += 1;
+            live.liveness_failures = live.liveness_failures.saturating_add(1);
             if live.liveness_failures < probe.failure_threshold {
                 return Vec::new();
             }

@@ -19,6 +19,9 @@ pub mod migration;
 pub mod placing;
 pub mod replicas;
 
+#[cfg(test)]
+mod tests;
+
 use crate::agents::Agents;
 use crate::model::Policy;
 use crate::placement::Scheduler;

@@ -127,7 +127,7 @@ pub fn view(state: &State) -> View {
 
 /// Adds `amount` to `node`'s measured usage in placement's view.
 fn add_usage(cluster: &mut Cluster, node: NodeId, amount: Resources) {
-    let usage = cluster.node(node).usage + amount;
+    let usage = cluster.node(node).usage.saturating_add(&amount);
     cluster.set_usage(node, usage);
 }
 

@@ -148,7 +148,7 @@ fn scale_and_roll(state: &mut State, name: &str) {
         let ceiling = if old.is_empty() {
             replicas
         } else {
-            replicas + surge
+            replicas.saturating_add(surge)
         };
         let total = have_new + old.len() as u32;
         let create = (replicas - have_new).min(ceiling.saturating_sub(total));
@@ -217,7 +217,7 @@ fn delete(state: &mut State, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Revision, WorkloadRecord};
+    use crate::state::WorkloadRecord;
 
     fn workload(state: &mut State, replicas: u32, surge: u32, unavailable: u32) {
         let spec = crate::spec::parse(&format!(
@@ -225,22 +225,9 @@ mod tests {
              replicas: {replicas}\nupdate: {{max_surge: {surge}, max_unavailable: {unavailable}}}\n"
         ))
         .unwrap();
-        state.workloads.insert(
-            "web".into(),
-            WorkloadRecord {
-                name: "web".into(),
-                spec: spec.clone(),
-                revision: 1,
-                revisions: vec![Revision {
-                    revision: 1,
-                    created_at: now_rfc3339(),
-                    spec,
-                }],
-                next_seq: 1,
-                created_at: now_rfc3339(),
-                deleting: false,
-            },
-        );
+        state
+            .workloads
+            .insert("web".into(), WorkloadRecord::new(spec, 1, 1));
     }
 
     fn phases(state: &State, revision: u64) -> Vec<(Phase, bool)> {

@@ -150,9 +150,9 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         (&Method::POST, ["v1", "apply"]) => {
             let dry_run = query(&req).get("dry_run").is_some_and(|v| v == "true");
             let text = body_bytes(req).await?;
-            let text = std::str::from_utf8(&text)
+            let text = String::from_utf8(text.to_vec())
                 .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
-            let result = workloads::apply(d, text, dry_run)?;
+            let result = workloads::apply(d, text, dry_run).await?;
             d.wake.notify_one();
             ok(&result)
         }
@@ -312,7 +312,8 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         (&Method::POST, ["v1", "instances", id, "exec"]) => {
             let request: ExecRequest = body_json_required(req).await?;
             let addr = instance_addr(d, id)?;
-            let timeout = Duration::from_secs(request.timeout_secs.unwrap_or(30) + 10);
+            let timeout =
+                Duration::from_secs(request.timeout_secs.unwrap_or(30).saturating_add(10));
             let result: ExecResult = d
                 .agents
                 .post(
@@ -413,11 +414,9 @@ pub async fn serve_metrics(daemon: Arc<Daemon>, listener: tokio::net::TcpListene
     }
 }
 
-/// Serves the API on the unix socket `path` (mode 0600) until the process ends.
+/// Serves the API on the unix socket `path` (mode 0600) until the process ends; the caller
+/// has claimed the path ([`crate::socket::claim`]).
 pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> std::io::Result<()> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -6,7 +6,7 @@ use super::{no_workload, ApiError};
 use crate::api::{ApplyResult, RolloutStatus, WorkloadView};
 use crate::controller::Daemon;
 use crate::spec::{self, WorkloadSpec};
-use crate::state::{now_rfc3339, Revision, State, WorkloadRecord, REVISIONS_KEPT};
+use crate::state::{now_rfc3339, sequence, Revision, State, WorkloadRecord, REVISIONS_KEPT};
 
 /// Adds `spec` as the workload's next revision.
 fn push_revision(state: &mut State, name: &str, spec: WorkloadSpec) -> u64 {
@@ -26,9 +26,14 @@ fn push_revision(state: &mut State, name: &str, spec: WorkloadSpec) -> u64 {
     revision
 }
 
-/// `apply`: validates the spec text and makes it the workload's desired state.
-pub fn apply(daemon: &Daemon, text: &str, dry_run: bool) -> Result<ApplyResult, ApiError> {
-    let spec = spec::parse(text).map_err(|problems| {
+/// `apply`: validates the spec text and makes it the workload's desired state. The text is
+/// parsed on a blocking thread: a large or odd document never stalls the daemon's async
+/// workers (its size and depth are bounded too: [`spec::limits`]).
+pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<ApplyResult, ApiError> {
+    let parsed = tokio::task::spawn_blocking(move || spec::parse(&text))
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the spec failed: {e}")))?;
+    let spec = parsed.map_err(|problems| {
         ApiError::bad_request(format!(
             "the workload spec is invalid:\n{}",
             problems
@@ -73,19 +78,17 @@ pub fn apply(daemon: &Daemon, text: &str, dry_run: bool) -> Result<ApplyResult, 
         }
         let revision = match action {
             "created" => {
-                s.workloads.insert(
-                    name.clone(),
-                    WorkloadRecord {
-                        name: name.clone(),
-                        spec: spec.clone(),
-                        revision: 0,
-                        revisions: Vec::new(),
-                        next_seq: 1,
-                        created_at: now_rfc3339(),
-                        deleting: false,
-                    },
-                );
-                let revision = push_revision(s, &name, spec);
+                // Instances left by a stored record that could not be read (see
+                // `daemon::load`) keep their ids and count as older revisions.
+                let left: Vec<(u64, u64)> = s
+                    .instances_of(&name)
+                    .map(|i| (sequence(&i.record.id), i.record.revision))
+                    .collect();
+                let next_seq = left.iter().map(|&(seq, _)| seq).max().unwrap_or(0) + 1;
+                let revision = left.iter().map(|&(_, rev)| rev).max().unwrap_or(0) + 1;
+                let record = WorkloadRecord::new(spec, revision, next_seq);
+                s.workloads.insert(name.clone(), record);
+                s.save_workload(&name);
                 s.event(
                     format!("workload/{name}"),
                     "Created",
@@ -127,6 +130,12 @@ pub fn apply(daemon: &Daemon, text: &str, dry_run: bool) -> Result<ApplyResult, 
 
 /// `scale`: a new desired replica count.
 pub fn scale(daemon: &Daemon, name: &str, replicas: u32) -> Result<WorkloadView, ApiError> {
+    let max = spec::limits::MAX_REPLICAS;
+    if replicas > max {
+        return Err(ApiError::bad_request(format!(
+            "{replicas} replicas is more than the maximum, {max}"
+        )));
+    }
     daemon.with(|s| {
         let w = s.workloads.get_mut(name).ok_or_else(|| no_workload(name))?;
         if w.deleting {

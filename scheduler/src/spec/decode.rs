@@ -54,25 +54,6 @@ const PROBE_FIELDS: &[&str] = &[
     "initial_delay",
 ];
 
-/// Parses spec text: JSON when it looks like JSON (a `{` first), YAML otherwise; a syntax error
-/// is one problem naming its line and column.
-pub(super) fn document(text: &str) -> Result<Value, Problems> {
-    if text.trim().is_empty() {
-        return Err(Problems::document(
-            "the spec is empty: it needs at least `name` and `source`".into(),
-        ));
-    }
-    if text.trim_start().starts_with('{') {
-        // A YAML flow mapping (`{name: web, ...}`) also starts with `{`.
-        return serde_json::from_str(text).or_else(|json| {
-            serde_norway::from_str(text)
-                .map_err(|_| Problems::document(format!("the spec is not valid JSON: {json}")))
-        });
-    }
-    serde_norway::from_str(text)
-        .map_err(|yaml| Problems::document(format!("the spec is not valid YAML: {yaml}")))
-}
-
 /// Reads a parsed document into a spec and checks it, listing every problem.
 pub(super) fn from_value(value: &Value) -> Result<WorkloadSpec, Problems> {
     let mut reader = Reader::default();

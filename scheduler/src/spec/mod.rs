@@ -7,9 +7,11 @@
 
 mod conversion;
 mod decode;
+pub mod limits;
 mod problems;
 pub mod quantity;
 mod read;
+mod text;
 mod validate;
 
 #[cfg(test)]
@@ -27,7 +29,7 @@ pub use validate::{workload_name, MAX_NAME_LEN};
 
 /// Reads a spec from YAML or JSON text and checks it, listing every problem found.
 pub fn parse(text: &str) -> Result<WorkloadSpec, Problems> {
-    decode::from_value(&decode::document(text)?)
+    decode::from_value(&text::document(text)?)
 }
 
 /// One workload: what to run, how many, where, and how to keep it healthy and update it.
@@ -371,7 +373,7 @@ impl UpdateSpec {
                 } else {
                     scaled / 100
                 };
-                n as u32
+                u32::try_from(n).unwrap_or(u32::MAX)
             }
         };
         let surge = of(self.max_surge, true);

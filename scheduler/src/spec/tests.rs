@@ -11,8 +11,18 @@ use crate::resources::Resources;
 
 const BASE: &str = "name: web\nsource: {rootfs: /srv/busybox}\n";
 
+/// `BASE` with `extra` added; a top-level field of `extra` replaces `BASE`'s (a key may not
+/// appear twice).
 fn with(extra: &str) -> Result<WorkloadSpec, Problems> {
-    parse(&format!("{BASE}{extra}"))
+    let base: String = BASE
+        .lines()
+        .filter(|line| {
+            let key = line.split(':').next().unwrap_or_default();
+            !extra.lines().any(|e| e.starts_with(&format!("{key}:")))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    parse(&format!("{base}{extra}"))
 }
 
 fn ok(extra: &str) -> WorkloadSpec {

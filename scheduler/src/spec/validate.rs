@@ -1,10 +1,12 @@
 //! The rules a well-formed spec must still meet: names, paths, limits against requests,
-//! probe timing, update bounds. Every rule is checked; every breach is reported.
+//! probe timing, update bounds, and the maxima of [`limits`]. Every rule is checked; every
+//! breach is reported.
 
 use std::time::Duration;
 
 use mini_shim::protocol::Source;
 
+use super::limits;
 use super::problems::{field, item, Collector, Problem, Problems};
 use super::quantity::{format_cpu, format_memory};
 use super::{Amount, ProbeCheck, ProbeSpec, TopologySpec, WorkloadSpec, WorkloadTermSpec};
@@ -101,6 +103,7 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
     }
     update(spec, &mut out);
     whole_seconds(spec.stop_timeout, "stop_timeout", &mut out);
+    limits::check(spec, &mut out);
     out.into_vec()
 }
 

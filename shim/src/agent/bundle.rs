@@ -2,7 +2,7 @@
 //! the image's configuration (when the source is an image) and mini-run's default spec.
 
 use super::Error;
-use crate::protocol::{Network, RunRequest};
+use crate::protocol::{Network, RunRequest, MAX_ID};
 use serde_json::{json, Value};
 
 /// The CFS period the CPU limit is expressed in, microseconds.
@@ -71,8 +71,8 @@ pub fn config(
     }
     let (uid, gid) = image.user.unwrap_or((0, 0));
     process["user"] = json!({
-        "uid": req.process.uid.unwrap_or(uid),
-        "gid": req.process.gid.unwrap_or(gid),
+        "uid": id("process.uid", req.process.uid, uid)?,
+        "gid": id("process.gid", req.process.gid, gid)?,
     });
     let linux = &mut spec["linux"];
     linux["cgroupsPath"] = json!(cgroups_path);
@@ -106,6 +106,22 @@ pub fn config(
         namespaces.retain(|ns| ns["type"] != "network");
     }
     Ok(spec)
+}
+
+/// The uid or gid to run as: the request's `given`, else the image's; refused above
+/// [`MAX_ID`].
+fn id(field: &str, given: Option<u32>, image: u32) -> Result<u32, Error> {
+    let (id, from) = match given {
+        Some(id) => (id, field.to_owned()),
+        None => (image, format!("the image's user ({field})")),
+    };
+    if id > MAX_ID {
+        return Err(Error::BadRequest(format!(
+            "{from} {id} is refused: ids must be 0 to {MAX_ID} (the kernel reads 4294967295 \
+             as \"no change\", which would leave the process root)"
+        )));
+    }
+    Ok(id)
 }
 
 fn args(req: &RunRequest, image: &ImageDefaults) -> Result<Vec<String>, Error> {
@@ -227,5 +243,35 @@ mod tests {
         let c = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap();
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert!(ns.iter().all(|n| n["type"] != "network"));
+    }
+
+    #[test]
+    fn ids_the_kernel_reads_as_no_change_are_refused() {
+        for field in ["uid", "gid"] {
+            let req = request(&format!(
+                r#"{{"id":"a","source":{{"rootfs":"/r"}},"process":{{"args":["sh"],"{field}":4294967295}}}}"#
+            ));
+            let e = config(&req, &root(), &ImageDefaults::default(), "/x/a").unwrap_err();
+            assert!(matches!(e, Error::BadRequest(_)), "{e}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("process.{field} 4294967295")),
+                "{e}"
+            );
+        }
+        let image = ImageDefaults {
+            cmd: vec!["sh".into()],
+            user: Some((2_147_483_648, 0)),
+            ..ImageDefaults::default()
+        };
+        let req = request(r#"{"id":"a","source":{"rootfs":"/r"}}"#);
+        let e = config(&req, &root(), &image, "/x/a").unwrap_err();
+        assert!(
+            e.to_string().contains("the image's user (process.uid)"),
+            "{e}"
+        );
+        let req = request(r#"{"id":"a","source":{"rootfs":"/r"},"process":{"uid":2147483647}}"#);
+        let c = config(&req, &root(), &image, "/x/a").unwrap();
+        assert_eq!(c["process"]["user"]["uid"], 2_147_483_647u32);
     }
 }
