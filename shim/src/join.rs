@@ -533,7 +533,8 @@ impl ServerCertVerifier for AnyServer {
 /// Writes the credentials into `S/pki/`, each file first under a temporary name; they are
 /// checked as a server configuration, then renamed into place with `agent.pem` (the mark of
 /// a joined agent) last. On failure nothing is left: neither files nor the directories this
-/// made.
+/// made (a re-join's failure leaves the files it was to replace, which hold the same CA and
+/// key).
 fn write_credentials(options: &JoinOptions, joined: &Joined) -> Result<(), JoinError> {
     let dir = options.pki_dir();
     let made = missing_dirs(&dir);
@@ -558,8 +559,11 @@ fn write_credentials(options: &JoinOptions, joined: &Joined) -> Result<(), JoinE
             ca: temp(&files.ca),
         })?;
         for (path, _, _) in staged {
+            let existed = path.exists();
             std::fs::rename(temp(path), path).map_err(|e| agent::Error::io("renaming", path, e))?;
-            placed.push(path);
+            if !existed {
+                placed.push(path);
+            }
         }
         sync_dir(&dir)
     };
@@ -667,6 +671,40 @@ mod tests {
         assert!(e.to_string().contains("--advertise"), "{e}");
         options.advertise = Some("10.0.0.2:7443".parse().unwrap());
         assert_eq!(options.advertised().unwrap(), options.advertise.unwrap());
+    }
+
+    #[test]
+    fn an_expired_certificate_stops_the_agent_with_what_to_do() {
+        let state_dir =
+            std::env::temp_dir().join(format!("mini-shim-expired-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let options = JoinOptions {
+            scheduler: "127.0.0.1:7440".parse().unwrap(),
+            token: String::new(),
+            listen: "127.0.0.1:7443".parse().unwrap(),
+            advertise: None,
+            labels: BTreeMap::new(),
+            node: "n1".into(),
+            state_dir: state_dir.clone(),
+            rejoin: false,
+        };
+        // A certificate that ended in 2000.
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2000, 1, 2);
+        let expired = agent::pki::Issued {
+            cert_pem: params.self_signed(&key).unwrap().pem(),
+            key_pem: key.serialize_pem(),
+        };
+        agent::pki::write(&options.pki_dir(), "agent", &expired).unwrap();
+        let e = credentials(&options).unwrap_err();
+        std::fs::remove_dir_all(&state_dir).unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("expired") && msg.contains("token create --rejoin n1"),
+            "{msg}"
+        );
     }
 
     #[test]

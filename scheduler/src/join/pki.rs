@@ -461,6 +461,54 @@ mod tests {
     }
 
     #[test]
+    fn own_certificates_are_renewed_for_their_key_and_node_certificates_checked() {
+        let (pki, dir) = cluster();
+        let (cert, _) = mini_shim::agent::pki::paths(&pki.pki_dir(), SCHEDULER);
+        let before =
+            mini_shim::agent::pki::inspect(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        pki.renew_own(SCHEDULER, Duration::from_secs(3600)).unwrap();
+        let after =
+            mini_shim::agent::pki::inspect(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        assert_eq!(after.public_key, before.public_key);
+        assert!(
+            after.not_after < before.not_after,
+            "a shorter lifetime was asked for"
+        );
+        assert_eq!(pki.own_not_after(SCHEDULER).unwrap(), after.not_after);
+        // Still a usable pair for the agents' client.
+        mini_shim::agent::tls::client_config(&pki.scheduler_tls()).unwrap();
+
+        let (pem, _) = csr(|_| {});
+        let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
+        let node = pki.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
+        let info = pki.check_node_cert(&node, "n1").unwrap();
+        assert_eq!(info.public_key, pki.request_key(&pem).unwrap());
+        let e = pki.check_node_cert(&node, "n2").unwrap_err();
+        assert!(e.to_string().contains("names"), "{e}");
+        // A certificate of the CA for n1 that ended in 2000.
+        let ca_key = KeyPair::from_pem(&pki.ca.key_pem).unwrap();
+        let issuer = CertificateParams::from_ca_cert_pem(&pki.ca.cert_pem)
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let mut params = CertificateParams::new(vec!["10.77.0.2".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "n1");
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2000, 1, 2);
+        let expired = params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer, &ca_key)
+            .unwrap()
+            .pem();
+        let e = pki.check_node_cert(&expired, "n1").unwrap_err();
+        assert!(e.to_string().contains("not valid now"), "{e}");
+        let (other, _other_dir) = cluster();
+        let foreign = other.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
+        let e = pki.check_node_cert(&foreign, "n1").unwrap_err();
+        assert!(e.to_string().contains("CA"), "{e}");
+        drop(dir);
+    }
+
+    #[test]
     fn requests_must_be_signed_by_their_key_and_be_pem() {
         let (pki, dir) = cluster();
         let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
