@@ -9,6 +9,7 @@
 //! | `GET /v1/nodes` | | `[NodeView]` |
 //! | `GET /v1/nodes/{n}` | | [`NodeDetail`] |
 //! | `POST /v1/nodes/{n}/cordon`, `/uncordon`, `/drain` | | [`NodeView`] |
+//! | `DELETE /v1/nodes/{n}` | | `{"deleted": n}` (its instances are replaced elsewhere) |
 //! | `POST /v1/nodes/{n}/labels` | [`LabelsRequest`] | [`NodeView`] |
 //! | `POST /v1/nodes/{n}/taints` | [`TaintsRequest`] | [`NodeView`] |
 //! | `GET /v1/workloads` | | `[WorkloadView]` |

@@ -41,6 +41,10 @@ pub struct Config {
     pub rebalance_interval: Duration,
     /// Where to serve `GET /metrics` over TCP as well, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The lifetime of the certificates issued to nodes and of the scheduler's own.
+    pub cert_ttl: Duration,
+    /// How long before its expiry a certificate is renewed (default: a third of `cert_ttl`).
+    pub cert_renew_before: Option<Duration>,
 }
 
 /// Why the daemon could not run.
@@ -108,20 +112,39 @@ fn readable<T: serde::de::DeserializeOwned>(
     Ok(loaded.records)
 }
 
-/// Records a node that joined (or joined again).
+/// Records a node that joined (or joined again). An address belongs to one node; an existing
+/// node joins again only with its current certificate or a token made for it.
 fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
     let name = reg.node.clone();
+    if let Some(other) = state
+        .nodes
+        .values()
+        .find(|n| n.record.address == reg.address && n.record.name != name)
+    {
+        return Err(RegisterError::Conflict(format!(
+            "address {} belongs to node {}: advertise this agent's own address, or delete that node first (mini-sched delete node {})",
+            reg.address, other.record.name, other.record.name
+        )));
+    }
     match state.nodes.get_mut(&name) {
-        Some(node) if node.record.address != reg.address && node.ready() => {
-            return Err(RegisterError::Conflict(format!(
-                "node {name} is live at {}; choose another --node-name",
-                node.record.address
-            )))
-        }
         Some(node) => {
+            let current = node
+                .record
+                .certificate
+                .as_deref()
+                .and_then(|pem| mini_shim::agent::pki::inspect(pem).ok())
+                .map(|info| info.der);
+            let proven = reg.presented.is_some() && reg.presented == current;
+            if !proven && !reg.forced {
+                return Err(RegisterError::Conflict(format!(
+                    "node {name} exists (at {}): it joins again only with its current certificate (mini-shim join --rejoin on that node) or a token made for it (mini-sched token create --rejoin {name}); or choose another --node-name",
+                    node.record.address
+                )));
+            }
             node.record.address = reg.address;
             node.record.labels.extend(reg.labels);
             node.record.joined_at = now_rfc3339();
+            node.record.certificate = Some(reg.certificate);
             node.live.joined = Some(Instant::now());
         }
         None => {
@@ -133,6 +156,7 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
                 cordoned: false,
                 lost: false,
                 joined_at: now_rfc3339(),
+                certificate: Some(reg.certificate),
             };
             let live = NodeLive {
                 joined: Some(Instant::now()),
@@ -152,8 +176,24 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), Error> {
+    join::check_cert_ttl("--cert-ttl", config.cert_ttl, join::MIN_CERT_TTL)?;
+    let renew_before = config.cert_renew_before.unwrap_or(config.cert_ttl / 3);
+    if renew_before.is_zero() || renew_before >= config.cert_ttl {
+        return Err(Error::Other(format!(
+            "--cert-renew-before {} must be more than 0s and less than --cert-ttl {}",
+            mini_shim::agent::pki::format_lifetime(renew_before),
+            mini_shim::agent::pki::format_lifetime(config.cert_ttl)
+        )));
+    }
     crate::socket::claim(&config.socket).map_err(Error::Other)?;
     let pki = ClusterPki::load(&config.state_dir)?;
+    let renewal = crate::renewal::Renewal {
+        pki: pki.clone(),
+        lifetime: config.cert_ttl,
+        before: renew_before,
+    };
+    // The daemon's own certificates are renewed before they are used, if due.
+    renewal.own();
     let store = Store::open(&config.state_dir.join("state.redb"))?;
     let state = load(&store)?;
     let agents = Agents::new(&pki.scheduler_tls())?;
@@ -178,7 +218,8 @@ pub fn run(config: Config) -> Result<(), Error> {
             registrar.wake.notify_one();
             result
         });
-        let _join = join::serve(config.join_listen, pki, tokens, on_join).await?;
+        let _join = join::serve(config.join_listen, pki, tokens, config.cert_ttl, on_join).await?;
+        tokio::spawn(renewal.run(daemon.clone()));
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

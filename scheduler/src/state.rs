@@ -34,6 +34,10 @@ pub struct NodeRecord {
     pub lost: bool,
     /// When it joined (RFC 3339).
     pub joined_at: String,
+    /// Its agent's current certificate (PEM), as issued at its join or last renewal: a
+    /// re-join must present it, and the scheduler renews it before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// What is known of a node from its heartbeats.
@@ -280,10 +284,11 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl State {
-    /// Records the node `name` for the store.
+    /// Records the node `name` for the store (or its removal, when it is gone).
     pub fn save_node(&mut self, name: &str) {
-        if let Some(node) = self.nodes.get(name) {
-            self.batch.put(Table::Nodes, name, &node.record);
+        match self.nodes.get(name) {
+            Some(node) => self.batch.put(Table::Nodes, name, &node.record),
+            None => self.batch.remove(Table::Nodes, name),
         }
     }
 

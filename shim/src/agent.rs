@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod certificate;
 pub mod containers;
 pub mod error;
 pub mod exec;

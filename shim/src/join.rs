@@ -13,7 +13,11 @@
 //!    clients required to present a certificate from the cluster CA (the scheduler's).
 //!
 //! The private key never leaves the host. An agent that has joined before (`S/pki/agent.pem`
-//! exists) skips the join and serves. A failed join writes nothing.
+//! exists) skips the join and serves, unless its certificate has expired (it is renewed by
+//! the scheduler while the agent runs: [`crate::agent::certificate`]), which is one line and
+//! a failure. `--rejoin` joins again with the same key, presenting the current certificate
+//! ([`JoinRequest::current_cert`]): the scheduler lets an existing node join again only so, or
+//! with a token the admin made for that node. A failed join writes nothing.
 //!
 //! The wire types ([`JoinRequest`], [`JoinResponse`]) and the token format ([`Token`]) are
 //! shared with the scheduler's side, `mini_sched::join`.
@@ -61,6 +65,10 @@ pub struct JoinRequest {
     pub labels: BTreeMap<String, String>,
     /// A PEM certificate signing request for the agent's own key.
     pub csr: String,
+    /// On a re-join: the node's current certificate (PEM), for the key the request is signed
+    /// with, proving that the caller is the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_cert: Option<String>,
 }
 
 /// The answer to a successful join.
@@ -211,6 +219,8 @@ pub struct JoinOptions {
     pub node: String,
     /// The agent's state directory; credentials go to `pki/` in it.
     pub state_dir: PathBuf,
+    /// Join again although credentials exist (`--rejoin`).
+    pub rejoin: bool,
 }
 
 impl JoinOptions {
@@ -255,17 +265,37 @@ pub fn run(options: JoinOptions) -> Result<(), JoinError> {
     Ok(())
 }
 
-/// The agent's credentials: those of an earlier join, or new ones from joining now.
+/// The agent's credentials: those of an earlier join (still valid), or new ones from joining
+/// now.
 pub fn credentials(options: &JoinOptions) -> Result<TlsFiles, JoinError> {
     let files = options.tls_files();
-    if files.cert.exists() {
-        return Ok(files);
-    }
+    let current = if files.cert.exists() {
+        let pem = std::fs::read_to_string(&files.cert)
+            .map_err(|e| agent::Error::io("reading", &files.cert, e))?;
+        let info = agent::pki::inspect(&pem)?;
+        let valid = info.not_after > std::time::SystemTime::now();
+        if !options.rejoin {
+            if valid {
+                return Ok(files);
+            }
+            return Err(JoinError::Usage(format!(
+                "this agent's certificate {} expired at {} (the scheduler renews it only while the agent runs): have the cluster admin make a token with mini-sched token create --rejoin {} and run mini-shim join --rejoin with it",
+                files.cert.display(),
+                humantime::format_rfc3339_seconds(info.not_after),
+                options.node
+            )));
+        }
+        let key = std::fs::read_to_string(&files.key)
+            .map_err(|e| agent::Error::io("reading", &files.key, e))?;
+        Some((valid.then_some(pem), key))
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| JoinError::Usage(format!("starting the async runtime: {e}")))?;
-    let joined = runtime.block_on(join(options))?;
+    let joined = runtime.block_on(join(options, current))?;
     write_credentials(options, &joined)?;
     Ok(files)
 }
@@ -277,12 +307,25 @@ struct Joined {
     key_pem: String,
 }
 
-async fn join(options: &JoinOptions) -> Result<Joined, JoinError> {
+/// Joins; `current` is a re-join's certificate (when still valid) and key (PEM).
+async fn join(
+    options: &JoinOptions,
+    current: Option<(Option<String>, String)>,
+) -> Result<Joined, JoinError> {
     let token = Token::parse(&options.token).map_err(JoinError::Usage)?;
     validate_node_name(&options.node).map_err(JoinError::Usage)?;
     let address = options.advertised()?;
     let pki_error = |what: &str, e: rcgen::Error| agent::Error::Pki(format!("{what}: {e}"));
-    let key = KeyPair::generate().map_err(|e| pki_error("generating the agent's key", e))?;
+    let (current_cert, key) = match current {
+        Some((cert, key)) => (
+            cert,
+            KeyPair::from_pem(&key).map_err(|e| pki_error("reading the agent's key", e))?,
+        ),
+        None => (
+            None,
+            KeyPair::generate().map_err(|e| pki_error("generating the agent's key", e))?,
+        ),
+    };
     let mut params = CertificateParams::new(vec![address.ip().to_string()])
         .map_err(|e| pki_error("the agent's address", e))?;
     params
@@ -320,6 +363,7 @@ async fn join(options: &JoinOptions) -> Result<Joined, JoinError> {
         address,
         labels: options.labels.clone(),
         csr,
+        current_cert,
     };
     let body = serde_json::to_vec(&request).expect("join requests serialize");
     let (status, body) = exchange(
@@ -489,7 +533,8 @@ impl ServerCertVerifier for AnyServer {
 /// Writes the credentials into `S/pki/`, each file first under a temporary name; they are
 /// checked as a server configuration, then renamed into place with `agent.pem` (the mark of
 /// a joined agent) last. On failure nothing is left: neither files nor the directories this
-/// made.
+/// made (a re-join's failure leaves the files it was to replace, which hold the same CA and
+/// key).
 fn write_credentials(options: &JoinOptions, joined: &Joined) -> Result<(), JoinError> {
     let dir = options.pki_dir();
     let made = missing_dirs(&dir);
@@ -514,8 +559,11 @@ fn write_credentials(options: &JoinOptions, joined: &Joined) -> Result<(), JoinE
             ca: temp(&files.ca),
         })?;
         for (path, _, _) in staged {
+            let existed = path.exists();
             std::fs::rename(temp(path), path).map_err(|e| agent::Error::io("renaming", path, e))?;
-            placed.push(path);
+            if !existed {
+                placed.push(path);
+            }
         }
         sync_dir(&dir)
     };
@@ -534,8 +582,9 @@ fn write_credentials(options: &JoinOptions, joined: &Joined) -> Result<(), JoinE
     Ok(result?)
 }
 
-/// `dir` and those of its ancestors that do not exist yet, outermost first.
-fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+/// `dir` and those of its ancestors that do not exist yet, outermost first: what to remove
+/// after a failure to leave nothing behind.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -546,7 +595,7 @@ fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Creates `path` (which must not exist) with `mode`, writes `text` and syncs it.
-fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), agent::Error> {
+pub(crate) fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), agent::Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -560,7 +609,8 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), agent::Error> {
         .map_err(|e| agent::Error::io("writing", path, e))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), agent::Error> {
+/// Syncs the directory `dir` (after a rename in it).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), agent::Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| agent::Error::io("syncing", dir, e))
@@ -615,11 +665,46 @@ mod tests {
             labels: BTreeMap::new(),
             node: "n1".into(),
             state_dir: "/nonexistent".into(),
+            rejoin: false,
         };
         let e = options.advertised().unwrap_err();
         assert!(e.to_string().contains("--advertise"), "{e}");
         options.advertise = Some("10.0.0.2:7443".parse().unwrap());
         assert_eq!(options.advertised().unwrap(), options.advertise.unwrap());
+    }
+
+    #[test]
+    fn an_expired_certificate_stops_the_agent_with_what_to_do() {
+        let state_dir =
+            std::env::temp_dir().join(format!("mini-shim-expired-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let options = JoinOptions {
+            scheduler: "127.0.0.1:7440".parse().unwrap(),
+            token: String::new(),
+            listen: "127.0.0.1:7443".parse().unwrap(),
+            advertise: None,
+            labels: BTreeMap::new(),
+            node: "n1".into(),
+            state_dir: state_dir.clone(),
+            rejoin: false,
+        };
+        // A certificate that ended in 2000.
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2000, 1, 2);
+        let expired = agent::pki::Issued {
+            cert_pem: params.self_signed(&key).unwrap().pem(),
+            key_pem: key.serialize_pem(),
+        };
+        agent::pki::write(&options.pki_dir(), "agent", &expired).unwrap();
+        let e = credentials(&options).unwrap_err();
+        std::fs::remove_dir_all(&state_dir).unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("expired") && msg.contains("token create --rejoin n1"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -78,6 +78,12 @@ struct JoinArgs {
     /// Where containers, logs, exit records and the joined credentials (pki/) live.
     #[arg(long, default_value = "/var/lib/mini-shim")]
     state_dir: PathBuf,
+    /// Join again although this agent has joined before (a new address or labels): the
+    /// agent proves it is the node by its current certificate and keeps its key. With an
+    /// expired certificate, the token must be one made for it (`mini-sched token create
+    /// --rejoin NODE`).
+    #[arg(long)]
+    rejoin: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -112,6 +118,9 @@ enum CertCommand {
         /// A DNS name or IP address the server certificate is valid for (repeatable).
         #[arg(long = "san")]
         sans: Vec<String>,
+        /// How long the certificate is valid (at most 365 days).
+        #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
     },
 }
 
@@ -144,6 +153,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         node: args.node_name.unwrap_or_else(hostname),
         state_dir: args.state_dir,
+        rejoin: args.rejoin,
     })
 }
 
@@ -158,6 +168,7 @@ fn cert(command: CertCommand) -> Result<(), agent::Error> {
             name,
             server,
             sans,
+            ttl,
         } => {
             let ca = pki::read(&dir, "ca")?;
             let role = if server {
@@ -165,7 +176,7 @@ fn cert(command: CertCommand) -> Result<(), agent::Error> {
             } else {
                 pki::Role::Client
             };
-            pki::write(&dir, &name, &pki::issue(&ca, &name, role, &sans)?)?;
+            pki::write(&dir, &name, &pki::issue(&ca, &name, role, &sans, ttl)?)?;
             println!("{}", pki::paths(&dir, &name).0.display());
         }
     }

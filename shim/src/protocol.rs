@@ -382,6 +382,22 @@ pub struct Pressure {
     pub io: f64,
 }
 
+/// `POST /v1/certificate`: the agent's certificate, renewed by the cluster CA for the key the
+/// agent holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRenewal {
+    /// The new certificate (PEM).
+    pub cert: String,
+}
+
+/// The answer to [`CertificateRenewal`]: what the agent serves from now on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CertificateInfo {
+    /// The end of the served certificate's validity (RFC 3339).
+    pub not_after: String,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorBody {

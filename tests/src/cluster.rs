@@ -42,6 +42,8 @@ pub struct Options {
     pub heartbeat_interval: Duration,
     /// The daemon's `--node-timeout`.
     pub node_timeout: Duration,
+    /// More daemon flags (`--cert-ttl 1m`, ...).
+    pub daemon_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -49,8 +51,22 @@ impl Default for Options {
         Options {
             heartbeat_interval: Duration::from_millis(500),
             node_timeout: Duration::from_secs(3),
+            daemon_args: Vec::new(),
         }
     }
+}
+
+/// A `mini-shim join` a test runs in the hub namespace besides the cluster's agents (a
+/// newcomer, or an impostor): it serves on the hub's loopback and advertises `advertise`.
+pub struct JoinAttempt<'a> {
+    /// `--node-name`.
+    pub node: &'a str,
+    /// `--token`.
+    pub token: &'a str,
+    /// `--advertise` (IP:PORT).
+    pub advertise: String,
+    /// `--label`s.
+    pub labels: &'a [&'a str],
 }
 
 /// A named network namespace (`ip netns add`), deleted on drop.
@@ -296,6 +312,7 @@ impl Cluster {
             .arg(format!("{}ms", self.options.heartbeat_interval.as_millis()))
             .arg("--node-timeout")
             .arg(format!("{}ms", self.options.node_timeout.as_millis()))
+            .args(&self.options.daemon_args)
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()
@@ -318,9 +335,87 @@ impl Cluster {
         self.scheduler.as_ref().expect("a running scheduler").id()
     }
 
+    /// Agent `i`'s state directory (its credentials are in `pki/`).
+    pub fn agent_state_dir(&self, i: usize) -> &Path {
+        &self.agents[i].state
+    }
+
+    /// Agent `i`'s address (IP:PORT), as it advertises it.
+    pub fn agent_address(&self, i: usize) -> String {
+        format!("{}:{AGENT_PORT}", self.agents[i].ip)
+    }
+
+    /// Stops agent `i` if it runs and starts it with `mini-shim join --rejoin` and `labels`
+    /// (kept for later restarts): it joins again with its current certificate.
+    pub fn rejoin_agent(&mut self, i: usize, labels: &[&str]) {
+        if let Some(mut child) = self.agents[i].child.take() {
+            kill(&mut child);
+        }
+        self.agents[i].labels = labels.iter().map(|l| l.to_string()).collect();
+        self.start_agent(i, &["--rejoin"]);
+    }
+
+    /// Runs `attempt` in the hub namespace: the agent serving once it has joined, or the
+    /// one line it exited with.
+    pub fn join_from_hub(&self, attempt: JoinAttempt) -> Result<crate::ChildGuard, String> {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static PORT: AtomicU16 = AtomicU16::new(17443);
+        let state = self.dir.path().join(unique("extra-agent"));
+        let log = state.with_extension("log");
+        let mut c = self.hub.command(&crate::mini_shim_bin());
+        c.arg("join")
+            .arg("--scheduler")
+            .arg(format!("{SCHEDULER_IP}:{JOIN_PORT}"))
+            .arg("--token")
+            .arg(attempt.token)
+            .arg("--listen")
+            .arg(format!(
+                "127.0.0.1:{}",
+                PORT.fetch_add(1, Ordering::Relaxed)
+            ))
+            .arg("--advertise")
+            .arg(&attempt.advertise)
+            .arg("--node-name")
+            .arg(attempt.node)
+            .arg("--state-dir")
+            .arg(&state);
+        for l in attempt.labels {
+            c.arg("--label").arg(l);
+        }
+        c.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"));
+        let mut guard = crate::ChildGuard::start(&mut c);
+        let joined = state.join("pki/agent.pem");
+        let mut exited = false;
+        wait_until(START, || {
+            exited = guard.exited();
+            exited || joined.exists()
+        });
+        let said = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        if exited {
+            return Err(said());
+        }
+        assert!(
+            joined.exists(),
+            "the join neither failed nor succeeded: {}",
+            said()
+        );
+        Ok(guard)
+    }
+
     /// Starts agent `i` (again): `mini-shim join`, which joins the first time and afterwards
     /// serves with the credentials it got. Returns once it answers on its own address.
     pub fn restart_agent(&mut self, i: usize) {
+        self.start_agent(i, &[]);
+    }
+
+    /// [`Cluster::restart_agent`] with more `mini-shim join` flags.
+    fn start_agent(&mut self, i: usize, extra: &[&str]) {
         let a = &self.agents[i];
         assert!(a.child.is_none(), "agent {} runs already", a.name);
         let log = std::fs::OpenOptions::new()
@@ -343,6 +438,7 @@ impl Cluster {
         for l in &a.labels {
             c.arg("--label").arg(l);
         }
+        c.args(extra);
         let child = c
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
@@ -456,6 +552,17 @@ impl Cluster {
             .arg(pki.join("admin-key.pem"))
             .arg(url);
         c
+    }
+
+    /// `GET path` on agent `i` from the hub with the admin certificate: the body, or curl's
+    /// one-line error (a refused handshake, ...).
+    pub fn admin_get(&self, i: usize, path: &str) -> Result<String, String> {
+        let out = captured_output(&mut self.curl("GET", &self.agent_url(i, path)));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
     }
 
     fn agent_url(&self, i: usize, path: &str) -> String {

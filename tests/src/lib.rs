@@ -472,6 +472,12 @@ impl ChildGuard {
         self.child.as_ref().expect("child").id()
     }
 
+    /// Whether it has exited (it is reaped then).
+    pub fn exited(&mut self) -> bool {
+        let child = self.child.as_mut().expect("child");
+        child.try_wait().ok().flatten().is_some()
+    }
+
     /// Waits up to `timeout` for it to exit and returns its output (empty unless started by
     /// [`Runtime::spawn`]); `None` (and the child is killed) if it did not exit in time.
     pub fn wait_timeout(mut self, timeout: Duration) -> Option<Output> {

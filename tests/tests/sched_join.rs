@@ -3,7 +3,9 @@
 //! to the scheduler's client certificate; bad, foreign and expired tokens are refused with
 //! one line and leave no files behind.
 
-use mini_sched::join::{self, ClusterPki, JoinServer, RegisterError, Registration, Tokens};
+use mini_sched::join::{
+    self, ClusterPki, JoinServer, RegisterError, Registration, TokenSpec, Tokens,
+};
 use mini_tests::{mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -45,7 +47,8 @@ impl Scheduler {
     fn start() -> Scheduler {
         let state = TempDir::new("sched-join");
         let addr = loopback(free_port());
-        let init = join::init_cluster(state.path(), addr, join::DEFAULT_TOKEN_TTL).expect("init");
+        let init =
+            join::init_cluster(state.path(), addr, &join::InitOptions::default()).expect("init");
         let registered: Arc<Mutex<Vec<Registration>>> = Default::default();
         let seen = registered.clone();
         let register: join::Register = Arc::new(move |r: Registration| {
@@ -72,6 +75,7 @@ impl Scheduler {
                 addr,
                 init.pki.clone(),
                 Tokens::new(&init.pki),
+                join::DEFAULT_CERT_TTL,
                 register,
             ))
             .expect("join listener");
@@ -201,16 +205,23 @@ fn a_joined_agent_serves_the_scheduler_over_mutual_tls_and_rejoins_without_a_tok
     let version: serde_json::Value =
         serde_json::from_str(&sched.curl(listen, "/v1/version", true).unwrap()).unwrap();
     assert_eq!(version["node"], node.as_str(), "{version}");
+    let registered: Vec<_> = sched
+        .registered()
+        .into_iter()
+        .map(|r| (r.node, r.address, r.labels, r.presented, r.forced))
+        .collect();
     assert_eq!(
-        sched.registered(),
-        vec![Registration {
-            node: node.clone(),
-            address: listen,
-            labels: BTreeMap::from([
+        registered,
+        vec![(
+            node.clone(),
+            listen,
+            BTreeMap::from([
                 ("disk".to_string(), "ssd".to_string()),
                 ("zone".to_string(), "a".to_string())
             ]),
-        }]
+            None,
+            false
+        )]
     );
     // Mutual TLS: without the scheduler's client certificate the handshake fails.
     let refused = sched.curl(listen, "/v1/version", false).unwrap_err();
@@ -299,7 +310,9 @@ fn a_token_for_another_ca_is_refused_by_the_agent() {
 #[test]
 fn an_expired_token_is_refused() {
     let sched = Scheduler::start();
-    let token = Tokens::new(&sched.pki).create(Duration::ZERO).unwrap();
+    let token = Tokens::new(&sched.pki)
+        .create(&TokenSpec::reusable(Duration::ZERO))
+        .unwrap();
     let msg = refused_join(&sched, &token);
     assert!(
         msg.contains("forbidden") && msg.contains("expired at"),
@@ -327,4 +340,147 @@ fn an_unspecified_listen_address_needs_advertise() {
     .refused();
     assert!(msg.contains("--advertise"), "{msg}");
     assert!(sched.registered().is_empty());
+}
+
+/// `mini-sched ARGS` (the local commands: init, token, cert), its output.
+fn mini_sched(args: &[&str]) -> Output {
+    mini_tests::captured_output(Command::new(mini_tests::cluster::mini_sched_bin()).args(args))
+}
+
+/// The one line a failed command printed; checks that it failed and printed one line.
+fn one_line_failure(out: &Output) -> String {
+    let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(!out.status.success(), "it succeeded: {msg}");
+    assert!(
+        !msg.is_empty() && !msg.contains('\n'),
+        "not one line: {msg:?}"
+    );
+    msg
+}
+
+/// A join with a fresh state directory and listen address that must succeed: the agent,
+/// serving.
+fn accepted_join(sched: &Scheduler, token: &str, tmp: &Path) -> ChildGuard {
+    let node = unique("node");
+    let listen = loopback(free_port());
+    let join = Join {
+        scheduler: sched.addr(),
+        token,
+        node: &node,
+        listen,
+        advertise: None,
+        labels: &[],
+        state_dir: &tmp.join(&node),
+        stderr: tmp.join(format!("{node}.log")),
+    };
+    let agent = join.spawn();
+    let up = wait_until(START, || sched.curl(listen, "/v1/version", true).is_ok());
+    assert!(up, "the agent did not join: {}", join.stderr());
+    agent
+}
+
+#[test]
+fn a_one_use_token_joins_once_and_a_revoked_token_not_at_all() {
+    let sched = Scheduler::start();
+    let tmp = TempDir::new("agent-uses");
+    let dir = sched.state.path().to_str().unwrap().to_string();
+    let out = mini_sched(&["token", "create", "--state-dir", &dir, "--uses", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let once = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("mst1."))
+        .expect("a token")
+        .to_string();
+    let _first = accepted_join(&sched, &once, tmp.path());
+    let msg = refused_join(&sched, &once);
+    assert!(msg.contains("forbidden") && msg.contains("used 1"), "{msg}");
+    assert_eq!(sched.registered().len(), 1);
+    let list = String::from_utf8_lossy(&mini_sched(&["token", "list", "--state-dir", &dir]).stdout)
+        .to_string();
+    assert!(list.contains(" 1/1 ") && list.contains("used"), "{list}");
+
+    // The init token, reusable, revoked: refused from then on.
+    let id = Tokens::new(&sched.pki).verify(&sched.token).unwrap().id;
+    let out = mini_sched(&["token", "revoke", "--state-dir", &dir, &id]);
+    assert!(out.status.success(), "{out:?}");
+    let msg = refused_join(&sched, &sched.token);
+    assert!(
+        msg.contains("forbidden") && msg.contains("not valid"),
+        "{msg}"
+    );
+    let msg = one_line_failure(&mini_sched(&["token", "revoke", "--state-dir", &dir, &id]));
+    assert!(msg.contains("no join token"), "{msg}");
+    assert_eq!(sched.registered().len(), 1);
+}
+
+#[test]
+fn labels_from_a_join_are_checked_as_the_labels_api_checks_them() {
+    let sched = Scheduler::start();
+    for label in ["mini-sched/node=n0", "a b=c", "zone=a b"] {
+        let tmp = TempDir::new("agent-labels");
+        let node = unique("node");
+        let msg = Join {
+            scheduler: sched.addr(),
+            token: &sched.token,
+            node: &node,
+            listen: loopback(free_port()),
+            advertise: None,
+            labels: &[label],
+            state_dir: &tmp.path().join("agent"),
+            stderr: tmp.path().join("agent.log"),
+        }
+        .refused();
+        assert!(
+            msg.contains("bad_request") && msg.contains("label"),
+            "{label}: {msg}"
+        );
+    }
+    assert!(sched.registered().is_empty());
+}
+
+#[test]
+fn lifetimes_past_their_maximum_fail_in_one_line_and_leave_nothing() {
+    let tmp = TempDir::new("sched-init");
+    let dir = tmp.path().join("cluster");
+    let dir_arg = dir.to_str().unwrap();
+    for flag in ["--ttl", "--admin-ttl"] {
+        let msg = one_line_failure(&mini_sched(&[
+            "init",
+            "--state-dir",
+            dir_arg,
+            "--advertise",
+            "127.0.0.1:7440",
+            flag,
+            "8000y",
+        ]));
+        assert!(
+            msg.contains(flag) && msg.contains("at most") || msg.contains("to "),
+            "{msg}"
+        );
+        assert!(!dir.exists(), "{flag}: {} was left", dir.display());
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{flag}: left {left:?}");
+    }
+    let out = mini_sched(&[
+        "init",
+        "--state-dir",
+        dir_arg,
+        "--advertise",
+        "127.0.0.1:7440",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let tokens = std::fs::read_to_string(dir.join("tokens.json")).unwrap();
+    for args in [
+        &["token", "create", "--ttl", "8000y"][..],
+        &["cert", "admin", "--ttl", "8000y"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--state-dir", dir_arg]);
+        let msg = one_line_failure(&mini_sched(&all));
+        assert!(msg.contains("--ttl"), "{args:?}: {msg}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tokens.json")).unwrap(),
+        tokens
+    );
 }

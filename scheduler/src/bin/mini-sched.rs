@@ -60,15 +60,16 @@ enum Command {
         /// The new count.
         replicas: u32,
     },
-    /// Deletes a workload (`delete workload W` or `delete -f FILE`).
+    /// Deletes a workload (`delete workload W` or `delete -f FILE`) or a node (`delete node
+    /// N`: it is forgotten, its certificate with it, and its instances are replaced elsewhere).
     Delete {
         /// The workload a spec file names.
         #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with_all = ["kind", "name"])]
         file: Option<String>,
-        /// `workload`.
+        /// `workload` or `node`.
         #[arg(required_unless_present = "file", requires = "name")]
-        kind: Option<WorkloadKind>,
-        /// The workload's name.
+        kind: Option<DeleteKind>,
+        /// The workload's or node's name.
         #[arg(required_unless_present = "file")]
         name: Option<String>,
     },
@@ -159,14 +160,27 @@ enum Command {
         /// The address agents join through (the daemon's --join-listen as agents reach it).
         #[arg(long, value_name = "IP:PORT")]
         advertise: SocketAddr,
-        /// How long the first join token stays valid.
+        /// How long the first join token stays valid (at most 30 days).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// How many agents may join with the first token (default: any number until it
+        /// expires).
+        #[arg(long, value_name = "N")]
+        uses: Option<u32>,
+        /// How long the admin certificate (pki/admin.pem) is valid (at most 365 days;
+        /// `mini-sched cert admin` makes a new one).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        admin_ttl: Duration,
     },
-    /// Creates or lists join tokens.
+    /// Creates, lists or revokes join tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Makes a new admin certificate.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
     },
     /// Runs the scheduler: the API on --socket, the join listener, heartbeats and controllers.
     Daemon {
@@ -192,6 +206,27 @@ enum Command {
         /// the API socket always serves it.
         #[arg(long, value_name = "IP:PORT")]
         metrics_listen: Option<SocketAddr>,
+        /// The lifetime of the certificates issued to nodes and of the scheduler's own (1
+        /// minute to 365 days); they are renewed before they expire.
+        #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
+        cert_ttl: Duration,
+        /// How long before its expiry a certificate is renewed (default: a third of
+        /// --cert-ttl).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        cert_renew_before: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Replaces pki/admin.pem and its key with a new pair valid for --ttl.
+    Admin {
+        /// The cluster's state directory.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// How long it is valid (at most 365 days).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
 }
 
@@ -202,15 +237,31 @@ enum TokenCommand {
         /// The cluster's state directory.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
-        /// How long it stays valid.
+        /// How long it stays valid (at most 30 days).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// How many agents may join with it (default: any number until it expires; with
+        /// --rejoin: one).
+        #[arg(long, value_name = "N")]
+        uses: Option<u32>,
+        /// A token for node NODE only, which may replace that node without its certificate
+        /// (an agent whose certificate expired or whose state was lost).
+        #[arg(long, value_name = "NODE")]
+        rejoin: Option<String>,
     },
-    /// Lists the join tokens (never their secrets).
+    /// Lists the join tokens (never their secrets) with their uses.
     List {
         /// The cluster's state directory.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
+    },
+    /// Revokes a join token: it is refused from now on.
+    Revoke {
+        /// The cluster's state directory.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// The token's id, as `token list` shows it.
+        id: String,
     },
 }
 
@@ -270,11 +321,13 @@ enum NodeKind {
     Node,
 }
 
-/// The only kind `delete` deletes by name.
+/// What `delete` deletes by name.
 #[derive(Clone, Copy, ValueEnum)]
-enum WorkloadKind {
+enum DeleteKind {
     #[value(alias = "workloads")]
     Workload,
+    #[value(alias = "nodes")]
+    Node,
 }
 
 fn main() -> ExitCode {
@@ -318,14 +371,50 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             state_dir,
             advertise,
             ttl,
+            uses,
+            admin_ttl,
         } => {
-            let text = cluster::init(&state_dir, advertise, ttl).map_err(|e| e.to_string())?;
+            let options = join::InitOptions {
+                token: join::TokenSpec {
+                    ttl,
+                    max_uses: uses,
+                    rejoin: None,
+                },
+                lifetimes: join::Lifetimes {
+                    own: join::DEFAULT_CERT_TTL,
+                    admin: admin_ttl,
+                },
+            };
+            let text = cluster::init(&state_dir, advertise, &options).map_err(|e| e.to_string())?;
             emit(&text).map_err(|e| e.to_string())?;
         }
         Command::Token {
-            command: TokenCommand::Create { state_dir, ttl },
+            command:
+                TokenCommand::Create {
+                    state_dir,
+                    ttl,
+                    uses,
+                    rejoin,
+                },
         } => {
-            let text = cluster::token_create(&state_dir, ttl).map_err(|e| e.to_string())?;
+            let spec = join::TokenSpec {
+                ttl,
+                max_uses: uses.or(rejoin.as_ref().map(|_| 1)),
+                rejoin,
+            };
+            let text = cluster::token_create(&state_dir, &spec).map_err(|e| e.to_string())?;
+            emit(&text).map_err(|e| e.to_string())?;
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { state_dir, id },
+        } => {
+            let text = cluster::token_revoke(&state_dir, &id).map_err(|e| e.to_string())?;
+            emit(&text).map_err(|e| e.to_string())?;
+        }
+        Command::Cert {
+            command: CertCommand::Admin { state_dir, ttl },
+        } => {
+            let text = cluster::cert_admin(&state_dir, ttl).map_err(|e| e.to_string())?;
             emit(&text).map_err(|e| e.to_string())?;
         }
         Command::Token {
@@ -346,6 +435,8 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             policy,
             rebalance_interval,
             metrics_listen,
+            cert_ttl,
+            cert_renew_before,
         } => daemon::run(daemon::Config {
             state_dir,
             socket,
@@ -355,6 +446,8 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             policy: policy.into(),
             rebalance_interval,
             metrics_listen,
+            cert_ttl,
+            cert_renew_before,
         })
         .map_err(|e| e.to_string())?,
         other => return Ok(Some(other)),
@@ -441,14 +534,17 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
         Command::Scale { workload, replicas } => {
             emit(&commands::scale(client, &workload, replicas).await?)?;
         }
-        Command::Delete { file, name, .. } => {
-            let text = match (file, name) {
-                (Some(file), _) => {
+        Command::Delete { file, kind, name } => {
+            let text = match (file, kind, name) {
+                (Some(file), _, _) => {
                     let (what, text) = commands::read_spec(&file)?;
                     commands::delete_spec(client, &what, text).await?
                 }
-                (None, Some(name)) => commands::delete_workload(client, &name).await?,
-                (None, None) => unreachable!("clap requires a file or a name"),
+                (None, Some(DeleteKind::Node), Some(name)) => {
+                    commands::delete_node(client, &name).await?
+                }
+                (None, _, Some(name)) => commands::delete_workload(client, &name).await?,
+                (None, _, None) => unreachable!("clap requires a file or a name"),
             };
             emit(&text)?;
         }
@@ -509,7 +605,10 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
             emit_listing(commands::events(client, workload.as_deref(), output).await?)?;
         }
         Command::Rebalance => emit(&commands::rebalance(client).await?)?,
-        Command::Init { .. } | Command::Token { .. } | Command::Daemon { .. } => {
+        Command::Init { .. }
+        | Command::Token { .. }
+        | Command::Cert { .. }
+        | Command::Daemon { .. } => {
             unreachable!("run by `local`")
         }
     }

@@ -256,6 +256,16 @@ pub async fn delete_workload(client: &Client, workload: &str) -> Result<String, 
     Ok(format!("workload/{} deleted", w.name))
 }
 
+/// `delete node N`: forgets the node; its instances are replaced elsewhere.
+pub async fn delete_node(client: &Client, node: &str) -> Result<String, Error> {
+    let _: serde_json::Value = client
+        .delete(&format!("/v1/nodes/{}", encode(node)))
+        .await?;
+    Ok(format!(
+        "node/{node} deleted (its instances are replaced elsewhere; it joins again only with a new token)"
+    ))
+}
+
 /// `delete -f FILE`: deletes the workload the spec names (learned from a dry-run apply).
 pub async fn delete_spec(client: &Client, what: &str, text: String) -> Result<String, Error> {
     let r = apply_call(client, what, text, true).await?;

@@ -61,20 +61,42 @@ pub fn detect_lost(daemon: &Daemon, state: &mut State, now: Instant) {
             format!("no heartbeat for {timeout:?}: its instances are replaced elsewhere"),
         );
         daemon.count(|c| c.nodes_lost += 1);
-        let on_node: Vec<String> = state
-            .instances
-            .values()
-            .filter(|i| i.record.node.as_deref() == Some(&name) && !i.record.phase.is_final())
-            .map(|i| i.record.id.clone())
-            .collect();
-        for id in on_node {
-            daemon.count(|c| c.instances_lost += 1);
-            if let Some(instance) = state.instances.get_mut(&id) {
-                instance.live.in_flight = false;
-            }
-            state.set_phase(&id, Phase::Lost, Some(format!("node {name} lost")));
-        }
+        lose_instances(daemon, state, &name, &format!("node {name} lost"));
     }
+}
+
+/// Marks every instance on node `name` lost, for the replica controller to replace.
+fn lose_instances(daemon: &Daemon, state: &mut State, name: &str, reason: &str) {
+    let on_node: Vec<String> = state
+        .instances
+        .values()
+        .filter(|i| i.record.node.as_deref() == Some(name) && !i.record.phase.is_final())
+        .map(|i| i.record.id.clone())
+        .collect();
+    for id in on_node {
+        daemon.count(|c| c.instances_lost += 1);
+        if let Some(instance) = state.instances.get_mut(&id) {
+            instance.live.in_flight = false;
+        }
+        state.set_phase(&id, Phase::Lost, Some(reason.to_string()));
+    }
+}
+
+/// `mini-sched delete node`: forgets node `name` (its address and certificate with it, so a
+/// join in its name is a new join that needs a token) and replaces its instances elsewhere,
+/// as for a lost node. Returns false when there is no such node.
+pub fn delete_node(daemon: &Daemon, state: &mut State, name: &str) -> bool {
+    if state.nodes.remove(name).is_none() {
+        return false;
+    }
+    state.save_node(name);
+    state.event(
+        format!("node/{name}"),
+        "NodeDeleted",
+        "deleted by request: its instances are replaced elsewhere".into(),
+    );
+    lose_instances(daemon, state, name, &format!("node {name} deleted"));
+    true
 }
 
 /// Records a heartbeat's outcome; returns the removals of stale containers it calls for.

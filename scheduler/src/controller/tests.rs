@@ -66,6 +66,7 @@ fn daemon(scratch: &Scratch) -> Arc<Daemon> {
             cordoned: false,
             lost: false,
             joined_at: now_rfc3339(),
+            certificate: None,
         };
         let status = NodeStatus {
             node: "n1".into(),

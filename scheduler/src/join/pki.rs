@@ -2,18 +2,17 @@
 //! certificate requests.
 
 use super::Error;
+use mini_shim::agent::pki::CertInfo;
 use mini_shim::agent::pki::{self, Issued, Role};
 use mini_shim::agent::tls::TlsFiles;
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
-    SubjectPublicKeyInfo,
-};
+use rcgen::{KeyPair, SubjectPublicKeyInfo};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateSigningRequestDer;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use x509_parser::prelude::{FromDer, X509CertificationRequest};
+use std::time::Duration;
+use x509_parser::prelude::{FromDer, X509Certificate, X509CertificationRequest};
 
 /// `D/cluster.json`: what the certificates do not say.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,85 +42,70 @@ impl std::fmt::Debug for ClusterPki {
     }
 }
 
-/// The certificates `init` makes besides the CA: name, role, subject alternative names.
+/// The certificates the scheduler holds besides the CA: name, role, subject alternative
+/// names. The scheduler's and the join listener's are renewed by the daemon
+/// ([`ClusterPki::renew_own`]); the admin's is made anew by `mini-sched cert admin`.
 fn members(advertise: SocketAddr) -> [(&'static str, Role, Vec<String>); 3] {
     [
-        ("scheduler", Role::Client, vec![]),
-        ("admin", Role::Client, vec![]),
-        (
-            "join-server",
-            Role::Server,
-            vec![advertise.ip().to_string()],
-        ),
+        (SCHEDULER, Role::Client, vec![]),
+        (ADMIN, Role::Client, vec![]),
+        (JOIN_SERVER, Role::Server, vec![advertise.ip().to_string()]),
     ]
 }
 
+/// The daemon's client certificate.
+pub const SCHEDULER: &str = "scheduler";
+/// The people's client certificate.
+pub const ADMIN: &str = "admin";
+/// The join listener's server certificate.
+pub const JOIN_SERVER: &str = "join-server";
+
+/// How long each certificate `init` makes lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// The scheduler's and the join listener's certificates (renewed by the daemon).
+    pub own: Duration,
+    /// The admin's certificate.
+    pub admin: Duration,
+}
+
 impl ClusterPki {
-    /// Makes the cluster CA and the scheduler's certificates in `state_dir/pki`, for agents
-    /// joining through `advertise`. Refuses a state directory that holds a cluster already.
-    /// The files are made in a temporary directory renamed into place, so a failure leaves
-    /// nothing behind.
-    pub fn init(state_dir: &Path, advertise: SocketAddr) -> Result<ClusterPki, Error> {
-        let dir = state_dir.join("pki");
-        let cluster_file = state_dir.join("cluster.json");
-        if dir.exists() || cluster_file.exists() {
-            return Err(Error::Exists(format!(
-                "{} already holds a cluster ({} exists): use it (mini-sched token create makes a join token), or remove the directory to start over",
-                state_dir.display(),
-                if dir.exists() { &dir } else { &cluster_file }.display()
-            )));
-        }
+    /// Makes the cluster CA and the scheduler's certificates in `dir/pki` and `dir/cluster.json`
+    /// for agents joining through `advertise`. `dir` is a staging directory: the caller
+    /// ([`super::init_cluster`]) renames it into place.
+    pub(super) fn make(
+        dir: &Path,
+        advertise: SocketAddr,
+        lifetimes: Lifetimes,
+    ) -> Result<ClusterPki, Error> {
         if advertise.ip().is_unspecified() || advertise.port() == 0 {
             return Err(Error::Cluster(format!(
                 "--advertise {advertise}: agents need a specific IP:PORT to join through"
             )));
         }
-        let made_dir = !state_dir.exists();
-        std::fs::create_dir_all(state_dir).map_err(|e| Error::io("creating", state_dir, e))?;
-        let staging = state_dir.join(format!(".pki-init-{}", std::process::id()));
-        let result = Self::make(state_dir, &staging, &dir, advertise);
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
-            if made_dir {
-                let _ = std::fs::remove_dir(state_dir);
-            }
-        }
-        result
-    }
-
-    fn make(
-        state_dir: &Path,
-        staging: &Path,
-        dir: &Path,
-        advertise: SocketAddr,
-    ) -> Result<ClusterPki, Error> {
+        let pki_dir = dir.join("pki");
         let ca = pki::new_ca("mini-sched cluster CA")?;
-        pki::write(staging, "ca", &ca)?;
+        pki::write(&pki_dir, "ca", &ca)?;
         for (name, role, sans) in members(advertise) {
-            pki::write(staging, name, &pki::issue(&ca, name, role, &sans)?)?;
+            let lifetime = if name == ADMIN {
+                lifetimes.admin
+            } else {
+                lifetimes.own
+            };
+            pki::write(
+                &pki_dir,
+                name,
+                &pki::issue(&ca, name, role, &sans, lifetime)?,
+            )?;
         }
         let text = serde_json::to_string_pretty(&ClusterFile { advertise })
             .expect("the cluster file serializes");
-        let cluster_file = staging.join("cluster.json");
+        let cluster_file = dir.join("cluster.json");
         std::fs::write(&cluster_file, text + "\n")
             .map_err(|e| Error::io("writing", &cluster_file, e))?;
-        sync(staging)?;
-        // cluster.json goes first: a pki/ directory marks a cluster whose files are complete.
-        let final_cluster_file = state_dir.join("cluster.json");
-        std::fs::rename(&cluster_file, &final_cluster_file)
-            .map_err(|e| Error::io("renaming", &cluster_file, e))?;
-        if let Err(e) = std::fs::rename(staging, dir) {
-            let _ = std::fs::remove_file(&final_cluster_file);
-            return Err(Error::io("renaming", staging, e));
-        }
-        sync(state_dir)?;
-        Self::load(state_dir)
-    }
-
-    /// Removes what [`ClusterPki::init`] made (for a failed `init` only).
-    pub(super) fn remove(&self) {
-        let _ = std::fs::remove_dir_all(self.state_dir.join("pki"));
-        let _ = std::fs::remove_file(self.state_dir.join("cluster.json"));
+        sync(&pki_dir)?;
+        sync(dir)?;
+        Self::load(dir)
     }
 
     /// The cluster in `state_dir`.
@@ -204,16 +188,10 @@ impl ClusterPki {
         self.state_dir.join("pki")
     }
 
-    /// Signs an agent's certificate request: a server certificate (serverAuth only, never a
-    /// CA) for the request's public key, named `node`, valid for `address`'s IP. Whatever
-    /// else the request asks for (names, usages, CA rights) is ignored; its signature must
-    /// verify, proving the agent holds the key.
-    pub fn sign_agent_csr(
-        &self,
-        csr_pem: &str,
-        node: &str,
-        address: SocketAddr,
-    ) -> Result<String, Error> {
+    /// The public key of an agent's certificate request, whose signature must verify (proving
+    /// the agent holds the key). Whatever else the request asks for (names, usages, CA
+    /// rights) is ignored.
+    pub fn request_key(&self, csr_pem: &str) -> Result<Vec<u8>, Error> {
         let bad =
             |why: String| Error::Request(format!("the certificate request is unusable: {why}"));
         let der = CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
@@ -225,26 +203,123 @@ impl ClusterPki {
         }
         csr.verify_signature()
             .map_err(|_| bad("its signature does not verify".into()))?;
-        let public_key =
-            SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
-                .map_err(|e| bad(format!("its public key: {e}")))?;
+        let key = csr.certification_request_info.subject_pki.raw.to_vec();
+        SubjectPublicKeyInfo::from_der(&key).map_err(|e| bad(format!("its public key: {e}")))?;
+        Ok(key)
+    }
 
-        let rcgen_error = |what: &str, e: rcgen::Error| Error::Pki(format!("{what}: {e}"));
-        let mut params = CertificateParams::new(vec![address.ip().to_string()])
-            .map_err(|e| rcgen_error("the agent's address", e))?;
-        params.distinguished_name.push(DnType::CommonName, node);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let ca_key =
-            KeyPair::from_pem(&self.ca.key_pem).map_err(|e| rcgen_error("the CA key", e))?;
-        let issuer = CertificateParams::from_ca_cert_pem(&self.ca.cert_pem)
-            .and_then(|p| p.self_signed(&ca_key))
-            .map_err(|e| rcgen_error("loading the CA", e))?;
-        let cert = params
-            .signed_by(&public_key, &issuer, &ca_key)
-            .map_err(|e| rcgen_error("signing the agent's certificate", e))?;
-        Ok(cert.pem())
+    /// A node's server certificate (serverAuth only, never a CA) for `public_key` (a
+    /// SubjectPublicKeyInfo, DER), named `node`, valid for `address`'s IP for `lifetime`.
+    pub fn sign_node(
+        &self,
+        public_key: &[u8],
+        node: &str,
+        address: SocketAddr,
+        lifetime: Duration,
+    ) -> Result<String, Error> {
+        let key = SubjectPublicKeyInfo::from_der(public_key)
+            .map_err(|e| Error::Pki(format!("the node's public key: {e}")))?;
+        Ok(pki::sign(
+            &self.ca,
+            &key,
+            node,
+            Role::Server,
+            &[address.ip().to_string()],
+            lifetime,
+        )?)
+    }
+
+    /// Signs an agent's certificate request for node `node` at `address` (see
+    /// [`ClusterPki::request_key`] and [`ClusterPki::sign_node`]).
+    pub fn sign_agent_csr(
+        &self,
+        csr_pem: &str,
+        node: &str,
+        address: SocketAddr,
+        lifetime: Duration,
+    ) -> Result<String, Error> {
+        self.sign_node(&self.request_key(csr_pem)?, node, address, lifetime)
+    }
+
+    /// Checks that `cert_pem` is a certificate of this CA for node `node`, valid now, and
+    /// reads it.
+    pub fn check_node_cert(&self, cert_pem: &str, node: &str) -> Result<CertInfo, Error> {
+        let bad = |why: String| Error::Request(format!("the node's certificate {why}"));
+        let info = pki::inspect(cert_pem).map_err(|e| bad(e.to_string()))?;
+        let ca = pki::inspect(&self.ca.cert_pem)?;
+        let (_, ca) = X509Certificate::from_der(&ca.der)
+            .map_err(|e| Error::Pki(format!("the cluster CA: {e}")))?;
+        let (_, cert) = X509Certificate::from_der(&info.der).map_err(|e| bad(e.to_string()))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| bad("is not signed by this cluster's CA".into()))?;
+        if !cert.validity().is_valid() {
+            return Err(bad("is not valid now (expired?)".into()));
+        }
+        if info.common_name != node {
+            return Err(bad(format!("names {:?}, not {node:?}", info.common_name)));
+        }
+        Ok(info)
+    }
+
+    /// The end of the validity of the scheduler's own certificate `name`
+    /// ([`SCHEDULER`], [`JOIN_SERVER`]).
+    pub fn own_not_after(&self, name: &str) -> Result<std::time::SystemTime, Error> {
+        let (cert, _) = pki::paths(&self.pki_dir(), name);
+        let pem = std::fs::read_to_string(&cert).map_err(|e| Error::io("reading", &cert, e))?;
+        Ok(pki::inspect(&pem)?.not_after)
+    }
+
+    /// Renews the scheduler's own certificate `name` ([`SCHEDULER`] or [`JOIN_SERVER`]) for
+    /// the key it has, valid for `lifetime` from now; the file is replaced atomically and the
+    /// TLS configurations read it at their next handshake.
+    pub fn renew_own(&self, name: &str, lifetime: Duration) -> Result<(), Error> {
+        let (role, sans) = members(self.advertise)
+            .into_iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, role, sans)| (role, sans))
+            .ok_or_else(|| Error::Pki(format!("no certificate {name} to renew")))?;
+        let current = pki::read(&self.pki_dir(), name)?;
+        let key = KeyPair::from_pem(&current.key_pem)
+            .map_err(|e| Error::Pki(format!("the key of {name}: {e}")))?;
+        let cert = pki::sign(&self.ca, &key, name, role, &sans, lifetime)?;
+        let (path, _) = pki::paths(&self.pki_dir(), name);
+        replace(&path, &cert, 0o644)
+    }
+
+    /// Makes a new admin certificate and key valid for `lifetime`, replacing the old pair
+    /// (`mini-sched cert admin`); returns the certificate's path.
+    pub fn reissue_admin(&self, lifetime: Duration) -> Result<PathBuf, Error> {
+        let issued = pki::issue(&self.ca, ADMIN, Role::Client, &[], lifetime)?;
+        let (cert, key) = pki::paths(&self.pki_dir(), ADMIN);
+        replace(&key, &issued.key_pem, 0o600)?;
+        replace(&cert, &issued.cert_pem, 0o644)?;
+        Ok(cert)
+    }
+}
+
+/// Replaces `path` with `text`: a temporary file beside it (`mode`), synced, renamed over it.
+fn replace(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension("pem.tmp");
+    let write = || {
+        let _ = std::fs::remove_file(&temp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io("replacing", path, e)
+    })?;
+    match path.parent() {
+        Some(dir) => sync(dir),
+        None => Ok(()),
     }
 }
 
@@ -258,10 +333,13 @@ fn sync(dir: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
     use rcgen::CustomExtension;
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
     use rustls::client::danger::ServerCertVerifier;
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
     use std::sync::Arc;
-    use x509_parser::prelude::{GeneralName, X509Certificate};
+    use x509_parser::prelude::GeneralName;
+
+    const DAY: Duration = Duration::from_secs(86_400);
 
     /// A test cluster's directory, removed when dropped (also when the test fails).
     struct TempCluster(PathBuf);
@@ -281,8 +359,13 @@ mod tests {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let pki = ClusterPki::init(&dir, "127.0.0.1:7440".parse().unwrap()).unwrap();
-        (pki, TempCluster(dir))
+        let init = super::super::init_cluster(
+            &dir,
+            "127.0.0.1:7440".parse().unwrap(),
+            &super::super::InitOptions::default(),
+        )
+        .unwrap();
+        (init.pki, TempCluster(dir))
     }
 
     /// A CSR for a fresh key, its parameters adjusted by `ask`.
@@ -349,7 +432,7 @@ mod tests {
         let (pki, dir) = cluster();
         let (pem, _) = csr(|_| {});
         let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
-        let cert = pki.sign_agent_csr(&pem, "n1", addr).unwrap();
+        let cert = pki.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
         assert_eq!(inspect(&pki, &cert, addr.ip()), (true, false, false));
         drop(dir);
     }
@@ -372,8 +455,56 @@ mod tests {
             ];
         });
         let addr: SocketAddr = "[fd00::2]:7443".parse().unwrap();
-        let cert = pki.sign_agent_csr(&pem, "n1", addr).unwrap();
+        let cert = pki.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
         assert_eq!(inspect(&pki, &cert, addr.ip()), (true, false, false));
+        drop(dir);
+    }
+
+    #[test]
+    fn own_certificates_are_renewed_for_their_key_and_node_certificates_checked() {
+        let (pki, dir) = cluster();
+        let (cert, _) = mini_shim::agent::pki::paths(&pki.pki_dir(), SCHEDULER);
+        let before =
+            mini_shim::agent::pki::inspect(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        pki.renew_own(SCHEDULER, Duration::from_secs(3600)).unwrap();
+        let after =
+            mini_shim::agent::pki::inspect(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        assert_eq!(after.public_key, before.public_key);
+        assert!(
+            after.not_after < before.not_after,
+            "a shorter lifetime was asked for"
+        );
+        assert_eq!(pki.own_not_after(SCHEDULER).unwrap(), after.not_after);
+        // Still a usable pair for the agents' client.
+        mini_shim::agent::tls::client_config(&pki.scheduler_tls()).unwrap();
+
+        let (pem, _) = csr(|_| {});
+        let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
+        let node = pki.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
+        let info = pki.check_node_cert(&node, "n1").unwrap();
+        assert_eq!(info.public_key, pki.request_key(&pem).unwrap());
+        let e = pki.check_node_cert(&node, "n2").unwrap_err();
+        assert!(e.to_string().contains("names"), "{e}");
+        // A certificate of the CA for n1 that ended in 2000.
+        let ca_key = KeyPair::from_pem(&pki.ca.key_pem).unwrap();
+        let issuer = CertificateParams::from_ca_cert_pem(&pki.ca.cert_pem)
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let mut params = CertificateParams::new(vec!["10.77.0.2".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "n1");
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2000, 1, 2);
+        let expired = params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer, &ca_key)
+            .unwrap()
+            .pem();
+        let e = pki.check_node_cert(&expired, "n1").unwrap_err();
+        assert!(e.to_string().contains("not valid now"), "{e}");
+        let (other, _other_dir) = cluster();
+        let foreign = other.sign_agent_csr(&pem, "n1", addr, DAY).unwrap();
+        let e = pki.check_node_cert(&foreign, "n1").unwrap_err();
+        assert!(e.to_string().contains("CA"), "{e}");
         drop(dir);
     }
 
@@ -381,7 +512,7 @@ mod tests {
     fn requests_must_be_signed_by_their_key_and_be_pem() {
         let (pki, dir) = cluster();
         let addr: SocketAddr = "10.77.0.2:7443".parse().unwrap();
-        let e = pki.sign_agent_csr("hello", "n1", addr).unwrap_err();
+        let e = pki.sign_agent_csr("hello", "n1", addr, DAY).unwrap_err();
         assert!(matches!(e, Error::Request(_)), "{e}");
         // Flip one bit of the signature (the last byte of the DER).
         let (pem, _) = csr(|_| {});
@@ -390,7 +521,7 @@ mod tests {
             .to_vec();
         *der.last_mut().unwrap() ^= 1;
         let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
-        let e = pki.sign_agent_csr(&pem, "n1", addr).unwrap_err();
+        let e = pki.sign_agent_csr(&pem, "n1", addr, DAY).unwrap_err();
         assert!(e.to_string().contains("signature"), "{e}");
         drop(dir);
     }

@@ -3,12 +3,16 @@
 //!
 //! - `GET /v1/cluster/ca` → the CA certificate (PEM), which the agent checks against the
 //!   token's hash before it trusts anything else from here;
-//! - `POST /v1/join` [`JoinRequest`] → [`JoinResponse`]: the token is checked, the request
-//!   signed, the node registered through the daemon's [`Register`].
+//! - `POST /v1/join` [`JoinRequest`] → [`JoinResponse`]: the name, address and labels are
+//!   checked (labels as the labels API checks them), the token too, a re-join's current
+//!   certificate is checked against the CA and the request's key, the request is signed,
+//!   the token's use counted and the node registered through the daemon's [`Register`],
+//!   which decides whether the name and address may be had.
 //!
 //! Errors use the shim protocol's JSON shape (`{"error": {"code", "message"}}`) with codes
-//! `bad_request` (400), `forbidden` (403: bad, unknown or expired token), `not_found` (404),
-//! `conflict` (409: the node name is taken) and `internal` (500).
+//! `bad_request` (400), `forbidden` (403: bad, unknown, expired, used-up or revoked token),
+//! `not_found` (404), `conflict` (409: the name or the address belongs to another node, or a
+//! re-join without the node's certificate) and `internal` (500).
 
 use super::{ClusterPki, Error, JoinRequest, JoinResponse, TokenError, Tokens};
 use bytes::Bytes;
@@ -40,12 +44,22 @@ pub struct Registration {
     pub address: SocketAddr,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The certificate issued to it now (PEM): the node's current one once recorded.
+    pub certificate: String,
+    /// On a re-join: the certificate it presented (DER), checked to be of this CA, valid, in
+    /// the node's name and for the key the new one is issued for. The daemon accepts it as
+    /// proof only if it is the node's current certificate.
+    pub presented: Option<Vec<u8>>,
+    /// Its token was made for this node (`token create --rejoin`): it may replace the node
+    /// without its certificate.
+    pub forced: bool,
 }
 
 /// Why the daemon did not register a node.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    /// The name belongs to a live node at another address (409 `conflict`).
+    /// The name or the address belongs to another node, or the node exists and the join
+    /// proves nothing (409 `conflict`).
     #[error("{0}")]
     Conflict(String),
     /// Recording it failed (500 `internal`).
@@ -85,28 +99,30 @@ impl Drop for JoinServer {
 struct Listener {
     pki: ClusterPki,
     tokens: Tokens,
+    cert_lifetime: Duration,
     register: Register,
 }
 
-/// Starts the join listener on `addr` (within a tokio runtime). Fails at once when the
-/// certificates are unusable or the address cannot be bound.
+/// Starts the join listener on `addr` (within a tokio runtime); nodes get certificates valid
+/// for `cert_lifetime`. Fails at once when the certificates are unusable or the address
+/// cannot be bound.
 pub async fn serve(
     addr: SocketAddr,
     pki: ClusterPki,
     tokens: Tokens,
+    cert_lifetime: Duration,
     register: Register,
 ) -> Result<JoinServer, Error> {
     let files = pki.join_server_tls();
     let tls_error = |e: mini_shim::agent::Error| Error::Listen(format!("join listener TLS: {e}"));
+    // The certificate is read again when the daemon renews it.
     let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Listen(format!("join listener TLS: {e}")))?
         .with_no_client_auth()
-        .with_single_cert(
-            tls::certs(&files.cert).map_err(tls_error)?,
-            tls::key(&files.key).map_err(tls_error)?,
-        )
-        .map_err(|e| Error::Listen(format!("join listener certificate: {e}")))?;
+        .with_cert_resolver(Arc::new(
+            tls::ReloadingCert::new(&files).map_err(tls_error)?,
+        ));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -118,6 +134,7 @@ pub async fn serve(
     let shared = Arc::new(Listener {
         pki,
         tokens,
+        cert_lifetime,
         register,
     });
     log(&format!("listening on https://{local_addr}"));
@@ -260,28 +277,69 @@ fn admit(shared: &Listener, request: JoinRequest) -> Result<JoinResponse, Refusa
             request.address
         )));
     }
-    shared.tokens.verify(&request.token).map_err(|e| match e {
+    crate::labels::validate_all(&request.labels).map_err(Refusal::bad_request)?;
+    let token_refused = |e: TokenError| match e {
         TokenError::Store(e) => Refusal::internal(e.to_string()),
         e => Refusal(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-    })?;
+    };
+    shared
+        .tokens
+        .verify(&request.token)
+        .map_err(token_refused)?;
+    let request_error = |e: Error| match e {
+        Error::Request(message) => Refusal::bad_request(message),
+        e => Refusal::internal(e.to_string()),
+    };
+    let key = shared
+        .pki
+        .request_key(&request.csr)
+        .map_err(request_error)?;
+    let presented = match &request.current_cert {
+        Some(pem) => {
+            let info = shared
+                .pki
+                .check_node_cert(pem, &request.node)
+                .map_err(request_error)?;
+            if info.public_key != key {
+                return Err(Refusal::bad_request(
+                    "the current certificate is not for the key of the certificate request".into(),
+                ));
+            }
+            Some(info.der)
+        }
+        None => None,
+    };
     let cert = shared
         .pki
-        .sign_agent_csr(&request.csr, &request.node, request.address)
-        .map_err(|e| match e {
-            Error::Request(message) => Refusal::bad_request(message),
-            e => Refusal::internal(e.to_string()),
-        })?;
-    (shared.register)(super::Registration {
+        .sign_node(&key, &request.node, request.address, shared.cert_lifetime)
+        .map_err(request_error)?;
+    let token = shared
+        .tokens
+        .consume(&request.token, &request.node)
+        .map_err(token_refused)?;
+    let registered = (shared.register)(super::Registration {
         node: request.node.clone(),
         address: request.address,
         labels: request.labels,
-    })
-    .map_err(|e| match e {
-        super::RegisterError::Conflict(message) => {
-            Refusal(StatusCode::CONFLICT, "conflict", message)
+        certificate: cert.clone(),
+        presented,
+        forced: token.rejoin.as_deref() == Some(request.node.as_str()),
+    });
+    if let Err(e) = registered {
+        // The join failed: its use of the token is given back.
+        if let Err(release) = shared.tokens.release(&token.id) {
+            log(&format!(
+                "giving back a use of token {}: {release}",
+                token.id
+            ));
         }
-        super::RegisterError::Failed(message) => Refusal::internal(message),
-    })?;
+        return Err(match e {
+            super::RegisterError::Conflict(message) => {
+                Refusal(StatusCode::CONFLICT, "conflict", message)
+            }
+            super::RegisterError::Failed(message) => Refusal::internal(message),
+        });
+    }
     Ok(JoinResponse {
         node: request.node,
         ca: shared.pki.ca_pem().to_string(),

@@ -166,6 +166,14 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             let node = s.nodes.get(*name).ok_or_else(|| no_node(name))?;
             ok(&views::node_detail(s, node))
         }),
+        (&Method::DELETE, ["v1", "nodes", name]) => {
+            let deleted = d.with(|s| crate::controller::heartbeat::delete_node(d, s, name));
+            if !deleted {
+                return Err(no_node(name));
+            }
+            d.wake.notify_one();
+            ok(&serde_json::json!({ "deleted": name }))
+        }
         (&Method::POST, ["v1", "nodes", name, op @ ("cordon" | "uncordon" | "drain")]) => {
             let (view, actions) = d.with(|s| {
                 let mut actions = Vec::new();
@@ -190,16 +198,12 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
         (&Method::POST, ["v1", "nodes", name, "labels"]) => {
             let request: LabelsRequest = body_json(req).await?;
             d.with(|s| {
+                crate::labels::validate_all(&request.set).map_err(ApiError::bad_request)?;
                 let node = s.nodes.get_mut(*name).ok_or_else(|| no_node(name))?;
                 for key in &request.remove {
                     node.record.labels.remove(key);
                 }
                 for (k, v) in &request.set {
-                    if k.is_empty() || k.starts_with("mini-sched/") {
-                        return Err(ApiError::bad_request(format!(
-                            "label key {k:?} is empty or reserved (mini-sched/)"
-                        )));
-                    }
                     node.record.labels.insert(k.clone(), v.clone());
                 }
                 s.save_node(name);

@@ -178,6 +178,8 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Bo
     match (segments.as_slice(), &method) {
         (["version"], &Method::GET) => ok(&agent.version()),
         (["node"], &Method::GET) => ok(&agent.node_status().await),
+        (["certificate"], &Method::POST) => ok(&agent.renew_certificate(body(req).await?).await?),
+        (["certificate"], _) => Err(method_not_allowed(&method, &path, "POST")),
         (["containers"], &Method::GET) => {
             let stats = Query::of(&req, &["stats"])?.flag("stats")?;
             ok(&agent.list(stats).await)

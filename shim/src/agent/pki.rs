@@ -8,6 +8,10 @@
 //! P-256; server certificates carry only the serverAuth extended key usage and client
 //! certificates only clientAuth, so an agent's server certificate cannot be used to call
 //! another agent.
+//!
+//! Every certificate has a bounded lifetime: the CA [`CA_LIFETIME`], the others the one they
+//! are issued with (backdated by [`CLOCK_SKEW`] so a peer whose clock is a little behind
+//! accepts them at once).
 
 use super::Error;
 use rcgen::{
@@ -15,6 +19,16 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// How long a CA made by [`new_ca`] is valid (ten years; a cluster's CA is not renewed).
+pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// How far before its issue a certificate becomes valid, for peers whose clocks lag.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The longest lifetime any certificate other than a CA is issued with (one year).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 /// A certificate and its private key, both PEM.
 #[derive(Debug, Clone)]
@@ -44,6 +58,7 @@ pub fn new_ca(name: &str) -> Result<Issued, Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    set_validity(&mut params, CA_LIFETIME)?;
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -58,9 +73,42 @@ pub fn new_ca(name: &str) -> Result<Issued, Error> {
     })
 }
 
-/// Issues a certificate named `name` for `role`, signed by the CA. `sans` are the DNS names
-/// and IP addresses a server certificate is valid for (clients need none).
-pub fn issue(ca: &Issued, name: &str, role: Role, sans: &[String]) -> Result<Issued, Error> {
+/// Issues a certificate named `name` for `role` with a new key, signed by the CA and valid
+/// for `lifetime` from now (at most [`MAX_LIFETIME`]). `sans` are the DNS names and IP
+/// addresses a server certificate is valid for (clients need none).
+pub fn issue(
+    ca: &Issued,
+    name: &str,
+    role: Role,
+    sans: &[String],
+    lifetime: Duration,
+) -> Result<Issued, Error> {
+    let key = KeyPair::generate().map_err(|e| pki_error("generating a key", e))?;
+    let cert_pem = sign(ca, &key, name, role, sans, lifetime)?;
+    Ok(Issued {
+        cert_pem,
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A certificate (PEM) for `public_key`, named `name`, for `role`, signed by the CA and valid
+/// for `lifetime` from now (at most [`MAX_LIFETIME`]): what [`issue`] makes, for a key held
+/// elsewhere (an agent's certificate request, or a renewal for the same key).
+pub fn sign(
+    ca: &Issued,
+    public_key: &impl rcgen::PublicKeyData,
+    name: &str,
+    role: Role,
+    sans: &[String],
+    lifetime: Duration,
+) -> Result<String, Error> {
+    if lifetime > MAX_LIFETIME {
+        return Err(Error::Pki(format!(
+            "a certificate lifetime of {} is longer than the maximum, {}",
+            format_lifetime(lifetime),
+            format_lifetime(MAX_LIFETIME)
+        )));
+    }
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| pki_error("reading the CA key", e))?;
     let ca_params = CertificateParams::from_ca_cert_pem(&ca.cert_pem)
         .map_err(|e| pki_error("reading the CA certificate", e))?;
@@ -86,13 +134,72 @@ pub fn issue(ca: &Issued, name: &str, role: Role, sans: &[String]) -> Result<Iss
         Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
     }];
     params.use_authority_key_identifier_extension = true;
-    let key = KeyPair::generate().map_err(|e| pki_error("generating a key", e))?;
+    set_validity(&mut params, lifetime)?;
     let cert = params
-        .signed_by(&key, &issuer, &ca_key)
+        .signed_by(public_key, &issuer, &ca_key)
         .map_err(|e| pki_error("signing the certificate", e))?;
-    Ok(Issued {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+    Ok(cert.pem())
+}
+
+/// `lifetime` for people: whole days as `365days` (humantime would say `11months 30days
+/// 3h 50m 24s`), anything else as humantime writes it.
+pub fn format_lifetime(lifetime: Duration) -> String {
+    let secs = lifetime.as_secs();
+    if secs >= 86_400 && secs % 86_400 == 0 && lifetime.subsec_nanos() == 0 {
+        format!("{}days", secs / 86_400)
+    } else {
+        humantime::format_duration(lifetime).to_string()
+    }
+}
+
+/// Valid from [`CLOCK_SKEW`] ago for `lifetime` from now.
+fn set_validity(params: &mut CertificateParams, lifetime: Duration) -> Result<(), Error> {
+    let now = time::OffsetDateTime::now_utc();
+    let until = time::Duration::try_from(lifetime)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .ok_or_else(|| Error::Pki(format!("a lifetime of {lifetime:?} is out of range")))?;
+    params.not_before = now - time::Duration::try_from(CLOCK_SKEW).expect("a minute fits");
+    params.not_after = until;
+    Ok(())
+}
+
+/// What [`inspect`] reads from a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Its subject's common name.
+    pub common_name: String,
+    /// The end of its validity.
+    pub not_after: SystemTime,
+    /// Its SubjectPublicKeyInfo (DER).
+    pub public_key: Vec<u8>,
+    /// The DER of the certificate itself.
+    pub der: Vec<u8>,
+}
+
+/// Reads the one certificate in `cert_pem` (not verifying it).
+pub fn inspect(cert_pem: &str) -> Result<CertInfo, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let bad = |why: String| Error::Pki(format!("unreadable certificate: {why}"));
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| bad(e.to_string()))?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let not_after = u64::try_from(cert.validity().not_after.timestamp())
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .map_err(|_| bad("its notAfter is before 1970".into()))?;
+    Ok(CertInfo {
+        common_name,
+        not_after,
+        public_key: cert.tbs_certificate.subject_pki.raw.to_vec(),
+        der: der.to_vec(),
     })
 }
 
@@ -143,9 +250,33 @@ mod tests {
     #[test]
     fn server_certificates_need_an_address() {
         let ca = new_ca("test").unwrap();
-        let e = issue(&ca, "agent", Role::Server, &[]).unwrap_err();
+        let day = Duration::from_secs(86_400);
+        let e = issue(&ca, "agent", Role::Server, &[], day).unwrap_err();
         assert!(e.to_string().contains("--san"), "{e}");
-        issue(&ca, "agent", Role::Server, &["127.0.0.1".into()]).unwrap();
-        issue(&ca, "sched", Role::Client, &[]).unwrap();
+        issue(&ca, "agent", Role::Server, &["127.0.0.1".into()], day).unwrap();
+        issue(&ca, "sched", Role::Client, &[], day).unwrap();
+    }
+
+    #[test]
+    fn certificates_live_as_long_as_they_are_issued_for() {
+        let ca = new_ca("test").unwrap();
+        let ca_end = inspect(&ca.cert_pem).unwrap().not_after;
+        let now = SystemTime::now();
+        assert!(
+            ca_end > now + CA_LIFETIME - Duration::from_secs(3600),
+            "{ca_end:?}"
+        );
+        assert!(
+            ca_end <= now + CA_LIFETIME + Duration::from_secs(1),
+            "{ca_end:?}"
+        );
+        let day = Duration::from_secs(86_400);
+        let cert = issue(&ca, "sched", Role::Client, &[], day).unwrap();
+        let info = inspect(&cert.cert_pem).unwrap();
+        assert_eq!(info.common_name, "sched");
+        assert!(info.not_after > now + day - Duration::from_secs(5));
+        assert!(info.not_after <= now + day + Duration::from_secs(1));
+        let e = issue(&ca, "sched", Role::Client, &[], MAX_LIFETIME + day).unwrap_err();
+        assert!(e.to_string().contains("maximum"), "{e}");
     }
 }
