@@ -10,9 +10,13 @@ use std::io::{Error, ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The most mini-run reads of a JSON input: config.json, `exec --process`, `update
-/// --resources` (a file or stdin) and its own state.json.
+/// The most mini-run reads of a JSON input: config.json, `exec --process` and `update
+/// --resources` (a file or stdin).
 pub const JSON_LIMIT: u64 = 16 << 20;
+
+/// The most mini-run reads of its own state.json: four times [`JSON_LIMIT`], so the state made
+/// from any config.json that was accepted can always be read back (and the container deleted).
+pub const STATE_LIMIT: u64 = 4 * JSON_LIMIT;
 
 /// Reads the regular file at `path` (symlinks followed), failing with an `InvalidInput` error
 /// if it is not a regular file or holds more than `limit` bytes. Other errors (`NotFound`

@@ -196,7 +196,7 @@ impl ContainerDir {
     pub fn load(&self) -> Result<Record> {
         let id = self.path.file_name().unwrap_or_default().to_string_lossy();
         let p = self.path.join(STATE_FILE);
-        let data = match input_file::read(&p, input_file::JSON_LIMIT) {
+        let data = match input_file::read(&p, input_file::STATE_LIMIT) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(&id)),
             Err(e) => return Err(e).context(|| format!("reading {}", p.display())),
