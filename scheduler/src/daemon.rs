@@ -126,14 +126,6 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), Error> {
-    // The store holds the workloads' environments: a state directory an older version made
-    // readable by others becomes root's only.
-    mini_run::private_files::restrict(&config.state_dir).map_err(|e| {
-        Error::Other(format!(
-            "making the state directory {} private: {e}",
-            config.state_dir.display()
-        ))
-    })?;
     let pki = ClusterPki::load(&config.state_dir)?;
     let store = Store::open(&config.state_dir.join("state.redb"))?;
     let state = load(&store)?;

@@ -94,14 +94,19 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the database at `path`. It holds the workloads' specs, their
-    /// environments included: it is created 0600, and an existing one readable by others (made
-    /// by an older version) is narrowed to 0600.
+    /// environments included: it is created 0600, and before anything is written the
+    /// directory holding it (the daemon's state directory) loses its group and other
+    /// permissions, as does an existing database an older version left readable by others.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         let err = |e: &dyn std::fmt::Display| StoreError {
             path: shown.clone(),
             message: e.to_string(),
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            mini_run::private_files::restrict(dir)
+                .map_err(|e| err(&format!("making {} private: {e}", dir.display())))?;
+        }
         let file = mini_run::private_files::options()
             .read(true)
             .write(true)
@@ -221,8 +226,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let path = dir.join("state.redb");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         drop(Store::open(&path).unwrap());
         assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(mode(&path), 0o600);

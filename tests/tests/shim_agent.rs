@@ -1,13 +1,11 @@
 //! The mini-shim agent end to end, as the scheduler (here: curl with client certificates) sees
 //! it: run, stop and list real containers over mutual TLS; logs and exit codes that survive
 //! `kill -9` of the agent; re-adoption by a restarted agent; usage figures checked against the
-//! cgroup files; refusal of unauthenticated and malformed requests; a missing rootfs; two
-//! agents in two network namespaces on one machine; and container state (spec, environment,
-//! logs) that only root can read.
+//! cgroup files; refusal of unauthenticated and malformed requests; a missing rootfs; and two
+//! agents in two network namespaces on one machine.
 
 use mini_tests::{
-    assert_private, cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, mode_of, unique,
-    wait_until, TempDir,
+    cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, unique, wait_until, TempDir,
 };
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -1317,7 +1315,7 @@ fn container_specs_environments_and_logs_are_private_to_root() {
     let curl = &agent.curl;
     let state = agent.state_dir();
     // The test made the state directory 0755, as an older agent left it; the agent narrowed it.
-    assert_private(state, 0o700, None);
+    mini_tests::assert_private(state, 0o700, None);
 
     // A non-root process on a shared rootfs, and one on an image's overlay rootfs, which lives
     // in the private container directory: both start, and the second writes to its layer.
@@ -1351,30 +1349,30 @@ fn container_specs_environments_and_logs_are_private_to_root() {
     }
 
     for sub in ["containers", "runtime", "images"] {
-        assert_private(&state.join(sub), 0o700, None);
+        mini_tests::assert_private(&state.join(sub), 0o700, None);
     }
     for id in [&shared, &layered] {
         let dir = state.join("containers").join(id);
-        assert_private(&dir, 0o700, None);
-        assert_private(&dir.join("bundle"), 0o700, None);
-        assert_private(&dir.join("bundle/config.json"), 0o600, Some(SECRET));
-        assert_private(&dir.join("meta.json"), 0o600, Some(SECRET));
-        assert_private(&dir.join("log.jsonl"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&dir, 0o700, None);
+        mini_tests::assert_private(&dir.join("bundle"), 0o700, None);
+        mini_tests::assert_private(&dir.join("bundle/config.json"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&dir.join("meta.json"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&dir.join("log.jsonl"), 0o600, Some(SECRET));
         for file in [
             "monitor.json",
             "monitor.log",
             "monitor.pid",
             ".exit.json.reserve",
         ] {
-            assert_private(&dir.join(file), 0o600, None);
+            mini_tests::assert_private(&dir.join(file), 0o600, None);
         }
         let runtime = state.join("runtime").join(id);
-        assert_private(&runtime, 0o700, None);
-        assert_private(&runtime.join("state.json"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&runtime, 0o700, None);
+        mini_tests::assert_private(&runtime.join("state.json"), 0o600, Some(SECRET));
     }
     // The image's overlay keeps the image's own modes inside the container.
     assert_eq!(
-        mode_of(
+        mini_tests::mode_of(
             &state
                 .join("containers")
                 .join(&layered)
@@ -1389,5 +1387,5 @@ fn container_specs_environments_and_logs_are_private_to_root() {
     );
     assert_eq!(stopped.status, 200, "{stopped:?}");
     let exit = state.join("containers").join(&shared).join("exit.json");
-    assert_private(&exit, 0o600, None);
+    mini_tests::assert_private(&exit, 0o600, None);
 }

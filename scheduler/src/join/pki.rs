@@ -77,8 +77,7 @@ impl ClusterPki {
             )));
         }
         let made_dir = !state_dir.exists();
-        mini_run::private_files::create_dir_all(state_dir)
-            .map_err(|e| Error::io("creating", state_dir, e))?;
+        std::fs::create_dir_all(state_dir).map_err(|e| Error::io("creating", state_dir, e))?;
         let staging = state_dir.join(format!(".pki-init-{}", std::process::id()));
         let result = Self::make(state_dir, &staging, &dir, advertise);
         if result.is_err() {
@@ -139,9 +138,9 @@ impl ClusterPki {
         let ca = pki::read(&dir, "ca")?;
         let ca_sha256 = mini_shim::join::ca_fingerprint(&ca.cert_pem)
             .map_err(|e| Error::Cluster(format!("{}: {e}", dir.join("ca.pem").display())))?;
-        let text = mini_run::input_file::read(&cluster_file, pki::PEM_LIMIT)
+        let text = std::fs::read_to_string(&cluster_file)
             .map_err(|e| Error::io("reading", &cluster_file, e))?;
-        let file: ClusterFile = serde_json::from_slice(&text)
+        let file: ClusterFile = serde_json::from_str(&text)
             .map_err(|e| Error::Cluster(format!("{}: {e}", cluster_file.display())))?;
         Ok(ClusterPki {
             state_dir: state_dir.to_path_buf(),
