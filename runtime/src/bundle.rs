@@ -3,6 +3,7 @@
 //! fails with one line and leaves nothing behind.
 
 use crate::error::{Error, Result};
+use crate::input_file;
 use crate::namespaces::Namespaces;
 use crate::rlimits;
 use crate::spec_values;
@@ -37,11 +38,12 @@ pub fn load(dir: &Path) -> Result<Bundle> {
         ))
     })?;
     let config = path.join("config.json");
-    let data = std::fs::read(&config).map_err(|e| {
-        Error::invalid(format!(
-            "{}: {e}: a bundle needs a config.json (`mini-run spec` writes one)",
-            config.display()
-        ))
+    let data = input_file::read(&config, input_file::JSON_LIMIT).map_err(|e| {
+        let what = match e.kind() {
+            std::io::ErrorKind::InvalidInput => "config.json must be a regular JSON file",
+            _ => "a bundle needs a config.json (`mini-run spec` writes one)",
+        };
+        Error::invalid(format!("{}: {e}: {what}", config.display()))
     })?;
     let mut spec: Spec = serde_json::from_slice(&data)
         .map_err(|e| Error::invalid(format!("{}: {e}", config.display())))?;

@@ -24,6 +24,7 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
         }
     }
     if let Some(p) = spec.process() {
+        crate::identity::check_ids(p.user(), "process.user")?;
         for e in p.env().iter().flatten() {
             if e.split_once('=').is_none_or(|(name, _)| name.is_empty()) {
                 return Err(format!(

@@ -1,16 +1,21 @@
 //! Container state on disk: one directory per container under the runtime root, holding
 //! `state.json` (written atomically), the `exec.fifo` of a created container, and the lock
 //! that serializes concurrent CLI calls on one container.
+//!
+//! state.json holds the spec's process, its environment included, so the root and the
+//! containers' directories are 0700 and state.json 0600, as runc keeps its root (see
+//! [`crate::private_files`]); a root made wider by an older version is narrowed by every
+//! command that uses it.
 
 use crate::error::{Context, Error, Result};
 use crate::process::liveness::{self, Liveness};
+use crate::{input_file, private_files};
 use mini_cgroups::CgroupConfig;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The OCI version this runtime reports, as runc does.
@@ -141,12 +146,12 @@ impl ContainerDir {
     /// Creates the directory of a new container; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        std::fs::create_dir_all(root)
+        private_files::create_dir_all(root)
             .context(|| format!("creating runtime root {}", root.display()))?;
         let path = root.join(id);
-        match nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o711)) {
+        match private_files::create_dir(&path) {
             Ok(()) => {}
-            Err(nix::errno::Errno::EEXIST) => {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::invalid(format!(
                     "container {id:?} already exists: pick another id or `delete` it first"
                 )))
@@ -160,6 +165,7 @@ impl ContainerDir {
     /// Opens and locks the directory of an existing container.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
+        restrict_root(root)?;
         let path = root.join(id);
         match lock(&path) {
             Ok(lock) => Ok(ContainerDir { path, _lock: lock }),
@@ -178,22 +184,19 @@ impl ContainerDir {
         self.path.join(EXEC_FIFO)
     }
 
-    /// Writes state.json atomically (temporary file, then rename).
+    /// Writes state.json atomically (a new 0600 temporary file, then rename).
     pub fn save(&self, record: &Record) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
         let data = serde_json::to_vec(record).expect("state serializes");
-        let mut f = File::create(&tmp).context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&data)
-            .context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, self.path.join(STATE_FILE))
-            .context(|| format!("renaming {} into place", tmp.display()))
+        private_files::write_atomic(&self.path.join(STATE_FILE), &tmp, &data, false)
+            .context(|| format!("writing {}", self.path.join(STATE_FILE).display()))
     }
 
     /// Reads state.json.
     pub fn load(&self) -> Result<Record> {
         let id = self.path.file_name().unwrap_or_default().to_string_lossy();
         let p = self.path.join(STATE_FILE);
-        let data = match std::fs::read(&p) {
+        let data = match input_file::read(&p, input_file::STATE_LIMIT) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(&id)),
             Err(e) => return Err(e).context(|| format!("reading {}", p.display())),
@@ -279,8 +282,14 @@ pub fn open_fifo_path(path: &Path) -> Result<std::os::fd::OwnedFd> {
         .context(|| format!("opening {}", path.display()))
 }
 
+/// Narrows a runtime root made readable by others (by an older version) to 0700.
+fn restrict_root(root: &Path) -> Result<()> {
+    private_files::restrict(root).context(|| format!("making {} private", root.display()))
+}
+
 /// Lists the ids of every container under `root`.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    restrict_root(root)?;
     let mut ids = Vec::new();
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,

@@ -103,14 +103,31 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`. It holds the workloads' specs, their
+    /// environments included: it is created 0600, and before anything is written the
+    /// directory holding it (the daemon's state directory) loses its group and other
+    /// permissions, as does an existing database an older version left readable by others.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         let err = |e: &dyn std::fmt::Display| StoreError {
             path: shown.clone(),
             message: e.to_string(),
         };
-        let db = Database::create(path).map_err(|e| err(&e))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            mini_run::private_files::restrict(dir)
+                .map_err(|e| err(&format!("making {} private: {e}", dir.display())))?;
+        }
+        let file = mini_run::private_files::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| err(&e))?;
+        mini_run::private_files::restrict(path).map_err(|e| err(&e))?;
+        let db = redb::Builder::new()
+            .create_file(file)
+            .map_err(|e| err(&e))?;
         let store = Store {
             db,
             path: shown.clone(),
@@ -220,6 +237,28 @@ mod tests {
         assert_eq!(nodes.records, [("n2".to_string(), 2)]);
         assert_eq!(nodes.unreadable.len(), 1);
         assert_eq!(nodes.unreadable[0].0, "bad");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_database_is_made_private_and_an_existing_one_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("mini-sched-store-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = dir.join("state.redb");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let mut batch = Batch::default();
+        batch.put(Table::Meta, "k", &1u32);
+        store.commit(batch).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -152,3 +152,45 @@ fn help_lists_the_commands() {
         assert!(help.contains(command), "{command} in {help}");
     }
 }
+
+/// `mini-sched ARGS` with `stdin` and its address space limited to 512 MiB: a spec read
+/// without a bound then runs out of memory and fails the test, not the machine.
+fn mini_sched_with_little_memory(args: &[&str], stdin: std::fs::File) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mini-sched"));
+    cmd.args(args)
+        .env("MINI_SCHED_SOCKET", absent_socket("bounded"))
+        .stdin(stdin);
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("mini-sched runs")
+}
+
+#[test]
+fn a_spec_from_a_device_or_an_endless_stdin_is_refused_at_once() {
+    let null = || std::fs::File::open("/dev/null").unwrap();
+    let out = mini_sched_with_little_memory(&["apply", "-f", "/dev/zero"], null());
+    let line = one_line_failure(&out, 1);
+    assert!(
+        line.contains("reading /dev/zero: a character device, not a regular file"),
+        "{line}"
+    );
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let out = mini_sched_with_little_memory(&["apply", "-f", "-"], zero);
+    let line = one_line_failure(&out, 1);
+    assert!(
+        line.contains("reading stdin: larger than the limit of 16 MiB"),
+        "{line}"
+    );
+}

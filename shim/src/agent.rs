@@ -26,6 +26,7 @@ pub use error::Error;
 pub use listen::Listen;
 
 use crate::protocol::VersionInfo;
+use containers::{CONTAINERS_DIR, IMAGES_DIR, RUNTIME_DIR};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -50,10 +51,19 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent for `config`, its state directory created.
+    /// An agent for `config`, its state directory created. The state directory and the
+    /// directories in it are root's only (0700, narrowed if an older version made them
+    /// wider): the containers' specs, environments and logs are in there, and so are the
+    /// images, whose configurations and layers may hold secrets as well.
     pub fn new(config: Config) -> Result<Agent, Error> {
-        std::fs::create_dir_all(&config.state_dir)
-            .map_err(|e| Error::io("creating the state directory", &config.state_dir, e))?;
+        let private = |dir: &std::path::Path| {
+            mini_run::private_files::create_dir_all(dir)
+                .map_err(|e| Error::io("creating the state directory", dir, e))
+        };
+        private(&config.state_dir)?;
+        for sub in [CONTAINERS_DIR, IMAGES_DIR, RUNTIME_DIR] {
+            private(&config.state_dir.join(sub))?;
+        }
         Ok(Agent {
             config,
             busy: Default::default(),

@@ -179,7 +179,7 @@ impl MonitorInfo {
     /// Reads `monitor.json` in `dir`.
     pub fn read(dir: &Path) -> Result<MonitorInfo> {
         let path = dir.join(layout::INFO_FILE);
-        let data = std::fs::read(&path)
+        let data = mini_run::input_file::read(&path, mini_run::input_file::JSON_LIMIT)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         serde_json::from_slice(&data)
             .map_err(|e| Error::Invalid(format!("corrupt {}: {e}", path.display())))
@@ -189,8 +189,7 @@ impl MonitorInfo {
         let path = dir.join(layout::INFO_FILE);
         let tmp = dir.join(".monitor.json.tmp");
         let data = serde_json::to_vec_pretty(self).expect("serializes");
-        std::fs::write(&tmp, data)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        mini_run::private_files::write_atomic(&path, &tmp, &data, false)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 }

@@ -987,3 +987,63 @@ pub fn ip(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether the unprivileged user nobody (uid and gid 65534, no supplementary groups) can read
+/// `path`: `cat` of a file, `ls` of a directory, run through `setpriv`.
+pub fn readable_by_nobody(path: &Path) -> bool {
+    let reader = if path.is_dir() { "ls" } else { "cat" };
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            reader,
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run setpriv (util-linux)")
+        .success()
+}
+
+/// The permission bits of `path` (symlinks followed).
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Asserts that `secret` is in the file `path`, that root reads it but nobody cannot (see
+/// [`readable_by_nobody`]), and that its mode is `mode` (0600 for a file, 0700 for a
+/// directory): a private file is proven private by both, whatever its directories' modes.
+pub fn assert_private(path: &Path, mode: u32, secret: Option<&str>) {
+    if let Some(secret) = secret {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            String::from_utf8_lossy(&data).contains(secret),
+            "{} should hold {secret:?}",
+            path.display()
+        );
+    }
+    assert_eq!(
+        mode_of(path),
+        mode,
+        "mode of {}: {:o}",
+        path.display(),
+        mode_of(path)
+    );
+    // The check itself works: nobody reads what everyone may read.
+    assert!(readable_by_nobody(Path::new("/etc/passwd")));
+    assert!(
+        !readable_by_nobody(path),
+        "nobody can read {}",
+        path.display()
+    );
+}

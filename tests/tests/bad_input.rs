@@ -2,7 +2,7 @@
 //! leaves nothing behind (state directory, cgroup, mount, process).
 
 use mini_tests::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -260,4 +260,139 @@ fn bad_flag_error_is_one_line() {
     let rt = Runtime::new();
     let out = rt.cmd(&["create", "--no-such-flag", "x"]);
     assert_fails_with(&out, &["--no-such-flag"]);
+}
+
+/// Runs mini-run `cmd` with its address space limited to 256 MiB: an input read without a
+/// bound then runs out of memory and fails the test, instead of exhausting the machine.
+fn with_little_memory(mut cmd: std::process::Command) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256 << 20,
+                rlim_max: 256 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Not `captured_output`, which would replace the stdin a test gives: a command refused
+    // at its input starts no container that could hold the output pipes open.
+    cmd.output().expect("spawn mini-run")
+}
+
+/// A sparse file of zeros one byte over the 16 MiB input limit.
+fn oversized_file(path: &std::path::Path) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len((16 << 20) + 1))
+        .expect("oversized file");
+}
+
+#[test]
+fn config_json_that_is_a_device_or_too_large_is_refused_at_once() {
+    let b = Bundle::new(&["probe"]);
+    let config = b.path().join("config.json");
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    let rt = Runtime::new();
+    for cmd in ["create", "run"] {
+        let id = unique("zero-config");
+        let out = with_little_memory(rt.command(&[cmd, "--bundle", b.path_str(), &id]));
+        assert_fails_with(
+            &out,
+            &["config.json", "character device, not a regular file"],
+        );
+        assert_nothing_left(&rt, &id, b.path());
+    }
+    std::fs::remove_file(&config).unwrap();
+    oversized_file(&config);
+    let id = unique("big-config");
+    let out = with_little_memory(rt.command(&["create", "--bundle", b.path_str(), &id]));
+    assert_fails_with(&out, &["config.json", "larger than the limit of 16 MiB"]);
+    assert_nothing_left(&rt, &id, b.path());
+    assert_eq!(rt.state_dir_count(), 0);
+}
+
+#[test]
+fn update_resources_from_a_device_stdin_or_a_too_large_file_is_refused_at_once() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]);
+    let id = unique("upd-zero");
+    rt.create_ok(&b, &id);
+    let out = with_little_memory(rt.command(&["update", "-r", "/dev/zero", &id]));
+    assert_fails_with(&out, &["/dev/zero", "not a regular file"]);
+    let mut from_stdin = rt.command(&["update", "-r", "-", &id]);
+    from_stdin.stdin(std::fs::File::open("/dev/zero").unwrap());
+    let out = with_little_memory(from_stdin);
+    assert_fails_with(&out, &["stdin", "larger than the limit of 16 MiB"]);
+    let dir = TempDir::new("upd-big");
+    let big = dir.path().join("resources.json");
+    oversized_file(&big);
+    let out = with_little_memory(rt.command(&["update", "-r", big.to_str().unwrap(), &id]));
+    assert_fails_with(&out, &["resources.json", "larger than the limit of 16 MiB"]);
+    assert_eq!(rt.status(&id), "created");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_process_file_that_is_a_device_is_refused_at_once() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]);
+    let id = unique("exec-zero");
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    let out = with_little_memory(rt.command(&["exec", "--process", "/dev/zero", &id]));
+    assert_fails_with(&out, &["--process /dev/zero", "not a regular file"]);
+    assert_eq!(rt.status(&id), "running");
+    rt.ok(&["delete", "--force", &id]);
+}
+
+/// `(uid_t)-1` tells setresuid to change nothing: a process asking for it would stay root.
+const NO_CHANGE: u32 = u32::MAX;
+
+#[test]
+fn user_and_group_ids_out_of_range_are_rejected() {
+    for (field, value) in [
+        ("uid", json!(NO_CHANGE)),
+        ("gid", json!(NO_CHANGE)),
+        ("additionalGids", json!([10, NO_CHANGE])),
+        ("uid", json!(2147483648u32)),
+    ] {
+        let b = Bundle::new(&["probe"]).edit(|c| c["process"]["user"][field] = value.clone());
+        rejected(
+            &b,
+            &["config.json", "process.user", "out of range", "2147483647"],
+        );
+    }
+}
+
+#[test]
+fn exec_with_user_or_group_ids_out_of_range_is_rejected() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]);
+    let id = unique("exec-uid");
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    let max = NO_CHANGE.to_string();
+    for args in [
+        vec!["exec", "--user", &max, &id, "true"],
+        vec!["exec", "--user", "0:4294967295", &id, "true"],
+        vec!["exec", "--additional-gids", &max, &id, "true"],
+    ] {
+        assert_fails_with(&rt.cmd(&args), &["out of range", &max]);
+    }
+    let dir = TempDir::new("exec-uid");
+    let process = dir.path().join("process.json");
+    let spec = json!({"args": ["true"], "cwd": "/", "user": {"uid": NO_CHANGE, "gid": 0}});
+    std::fs::write(&process, spec.to_string()).unwrap();
+    let out = rt.cmd(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_fails_with(&out, &["--process", "uid 4294967295", "out of range"]);
+    let ps: Value = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(
+        ps.as_array().map(Vec::len),
+        Some(1),
+        "only the init runs: {ps}"
+    );
+    rt.ok(&["delete", "--force", &id]);
 }

@@ -1,6 +1,7 @@
 //! What the runtime keeps from the container: descriptors, a working directory outside the
 //! rootfs (CVE-2024-21626), its own binary (CVE-2019-5736), a dumpable init, and a fake
-//! /dev/null for masking (CVE-2025-31133).
+//! /dev/null for masking (CVE-2025-31133). And what it keeps from other local users: the
+//! state that holds a container's environment.
 
 use mini_tests::*;
 use serde_json::{json, Value};
@@ -398,4 +399,37 @@ fn masking_refuses_a_dev_null_symlink_planted_in_the_image() {
     let id = unique("symnull");
     assert_fails_with(&rt.create(&b, &id), &["/dev/null"]);
     assert_nothing_left(&rt, &id, b.path());
+}
+
+#[test]
+fn container_state_with_the_environment_is_private_to_root() {
+    const SECRET: &str = "PASSWORD=state-secret-4711";
+    // The test's root exists already with mode 0755, like one an older version made.
+    let rt = Runtime::new();
+    assert_eq!(mode_of(rt.root()), 0o755);
+    // A non-root process: the init reopens the exec FIFO after it became that user, so the
+    // private directories must not keep it from starting.
+    let b = Bundle::new(&["probe", "sleep", "60"]).edit(|c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(SECRET));
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let id = unique("private");
+    rt.create_ok(&b, &id);
+    let dir = rt.root().join(&id);
+    assert_private(rt.root(), 0o700, None);
+    assert_private(&dir, 0o700, None);
+    assert_private(&dir.join("state.json"), 0o600, Some(SECRET));
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "running", WAIT);
+    assert_private(&dir.join("state.json"), 0o600, Some(SECRET));
+
+    // A root made readable again is narrowed by the next command that uses it.
+    std::fs::set_permissions(rt.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(readable_by_nobody(rt.root()));
+    assert_eq!(rt.status(&id), "running");
+    assert_private(rt.root(), 0o700, None);
+    rt.ok(&["delete", "--force", &id]);
 }

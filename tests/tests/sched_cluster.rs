@@ -3,11 +3,12 @@
 //! containers. Deploy with replicas and spread, scale, rolling update and rollback, liveness
 //! restarts, host loss by a cut link and by a killed agent (with fencing of the stale copies
 //! when the host returns), make-before-break migration, `kill -9` of the scheduler in the
-//! middle of a rollout, drain and an unplaceable instance's reason, and invalid specs.
+//! middle of a rollout, drain and an unplaceable instance's reason, invalid specs, and a
+//! workload's environment kept from other local users on the scheduler's and agents' disks.
 
 use mini_sched::api::{Event, InstanceView, Phase};
 use mini_tests::cluster::{Cluster, Options};
-use mini_tests::{fixture_rootfs, unique, wait_until};
+use mini_tests::{assert_private, fixture_rootfs, readable_by_nobody, unique, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -666,4 +667,36 @@ fn a_cluster_torn_down_mid_failure_leaves_nothing() {
     }));
     assert!(failed.is_err());
     traces.expect("the cluster ran").assert_gone();
+}
+
+#[test]
+fn the_stored_environment_is_private_to_root_also_after_an_upgrade() {
+    const SECRET: &str = "sched-secret-4711";
+    let mut c = Cluster::start(1, Options::default());
+    let w = unique("secret");
+    c.apply_ok(&spec(
+        &w,
+        1,
+        SLEEPER,
+        &format!("env: {{PASSWORD: {SECRET}}}\n"),
+    ));
+    let id = wait_ready(&c, &w, 1)[0].id.clone();
+    let (state, agent) = (c.state_dir(), c.dir().join("agent-0"));
+    let store = state.join("state.redb");
+    assert_private(&state, 0o700, None);
+    assert_private(&store, 0o600, Some(SECRET));
+    assert_private(&state.join("pki/ca-key.pem"), 0o600, None);
+    assert_private(&agent, 0o700, None);
+    let container = agent.join("containers").join(&id);
+    assert_private(&container.join("meta.json"), 0o600, Some(SECRET));
+
+    // An older daemon left both readable: the restarted one narrows them.
+    c.kill_scheduler();
+    for (path, mode) in [(&state, 0o755), (&store, 0o644)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    assert!(readable_by_nobody(&store));
+    c.restart_scheduler();
+    assert_private(&state, 0o700, None);
+    assert_private(&store, 0o600, Some(SECRET));
 }

@@ -1337,3 +1337,86 @@ fn probes_look_into_the_container_and_its_network_namespace() {
     let unknown = curl.post(&format!("/v1/containers/{id}/probe"), &json!({"udp": {}}));
     assert_eq!(unknown.status, 400, "{unknown:?}");
 }
+
+#[test]
+fn container_specs_environments_and_logs_are_private_to_root() {
+    const SECRET: &str = "agent-secret-4711";
+    let pki = Pki::new(&["127.0.0.1"]);
+    let agent = Agent::start(&pki);
+    let curl = &agent.curl;
+    let state = agent.state_dir();
+    // The test made the state directory 0755, as an older agent left it; the agent narrowed it.
+    mini_tests::assert_private(state, 0o700, None);
+
+    // A non-root process on a shared rootfs, and one on an image's overlay rootfs, which lives
+    // in the private container directory: both start, and the second writes to its layer.
+    let work = TempDir::new("private-oci");
+    let archive = fixture_oci_archive(work.path());
+    let (shared, layered) = (unique("private"), unique("private-img"));
+    let script = "trap 'exit 0' TERM; echo $PASSWORD; id -u; echo w > /tmp/w && echo wrote; \
+                  while :; do sleep 0.1; done";
+    for (id, source) in [
+        (&shared, json!({"rootfs": rootfs()})),
+        (&layered, json!({"image": {"path": archive}})),
+    ] {
+        curl.run(json!({
+            "id": id,
+            "source": source,
+            "process": {
+                "args": ["sh", "-c", script],
+                "env": [format!("PASSWORD={SECRET}")],
+                // The image's WorkingDir is /root, which is root's own.
+                "cwd": "/",
+                "uid": 1000,
+                "gid": 1000,
+            },
+        }));
+        curl.wait_for_log(id, "wrote");
+        let texts = curl.log_texts(id);
+        assert!(
+            texts.starts_with(&[SECRET.into(), "1000".into()]),
+            "{texts:?}"
+        );
+    }
+
+    for sub in ["containers", "runtime", "images"] {
+        mini_tests::assert_private(&state.join(sub), 0o700, None);
+    }
+    for id in [&shared, &layered] {
+        let dir = state.join("containers").join(id);
+        mini_tests::assert_private(&dir, 0o700, None);
+        mini_tests::assert_private(&dir.join("bundle"), 0o700, None);
+        mini_tests::assert_private(&dir.join("bundle/config.json"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&dir.join("meta.json"), 0o600, Some(SECRET));
+        mini_tests::assert_private(&dir.join("log.jsonl"), 0o600, Some(SECRET));
+        for file in [
+            "monitor.json",
+            "monitor.log",
+            "monitor.pid",
+            ".exit.json.reserve",
+        ] {
+            mini_tests::assert_private(&dir.join(file), 0o600, None);
+        }
+        let runtime = state.join("runtime").join(id);
+        mini_tests::assert_private(&runtime, 0o700, None);
+        mini_tests::assert_private(&runtime.join("state.json"), 0o600, Some(SECRET));
+    }
+    // The image's overlay keeps the image's own modes inside the container.
+    assert_eq!(
+        mini_tests::mode_of(
+            &state
+                .join("containers")
+                .join(&layered)
+                .join("rootfs/merged/tmp")
+        ),
+        0o1777
+    );
+
+    let stopped = curl.post(
+        &format!("/v1/containers/{shared}/stop"),
+        &json!({"timeout_secs": 20}),
+    );
+    assert_eq!(stopped.status, 200, "{stopped:?}");
+    let exit = state.join("containers").join(&shared).join("exit.json");
+    mini_tests::assert_private(&exit, 0o600, None);
+}

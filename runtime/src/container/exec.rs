@@ -12,6 +12,7 @@ use crate::process::signals;
 use crate::process::spawn::{abort, hand_listener_to_agent, pre_exec};
 use crate::state::{ContainerDir, Record, Status};
 use crate::terminal::{self, Console};
+use crate::{identity, input_file};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capabilities, LinuxNamespaceType, Process};
@@ -62,10 +63,16 @@ fn bad(msg: impl std::fmt::Display) -> Error {
 /// Builds the process: the `--process` file, or the container's process with the flags applied.
 fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
     if let Some(file) = &o.process {
-        let data =
-            std::fs::read(file).context(|| format!("reading --process {}", file.display()))?;
-        return serde_json::from_slice(&data)
-            .map_err(|e| bad(format!("--process {}: {e}", file.display())));
+        let data = input_file::read(file, input_file::JSON_LIMIT).map_err(|e| {
+            bad(format!(
+                "--process {}: {e}: give an OCI Process JSON file",
+                file.display()
+            ))
+        })?;
+        let p: Process = serde_json::from_slice(&data)
+            .map_err(|e| bad(format!("--process {}: {e}", file.display())))?;
+        identity::check_ids(p.user(), "--process user").map_err(bad)?;
+        return Ok(p);
     }
     if o.args.is_empty() {
         return Err(bad(
@@ -98,6 +105,7 @@ fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
     if !o.additional_gids.is_empty() {
         user.set_additional_gids(Some(o.additional_gids.clone()));
     }
+    identity::check_ids(&user, "exec --user/--additional-gids").map_err(bad)?;
     p.set_user(user);
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));

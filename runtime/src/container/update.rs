@@ -2,10 +2,10 @@
 //! LinuxResources JSON (`-r FILE`, `-r -` for stdin). As in runc, a value of 0 (or a flag not
 //! given) leaves the current setting alone, and device rules are never updated.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::input_file;
 use crate::state::{ContainerDir, Status};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What `update` changes; `None` leaves a setting as it is. Memory values are strings in
@@ -82,16 +82,23 @@ pub fn update(root: &Path, id: &str, opts: &UpdateOptions) -> Result<()> {
 
 /// Reads a LinuxResources JSON and keeps what runc's update applies.
 fn read_resources(path: &Path) -> Result<LinuxResources> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context(|| "reading resources from stdin")?;
+    let stdin = path == Path::new("-");
+    let data = if stdin {
+        input_file::read_from(std::io::stdin().lock(), input_file::JSON_LIMIT)
     } else {
-        text = std::fs::read_to_string(path)
-            .context(|| format!("reading resources file {}", path.display()))?;
+        input_file::read(path, input_file::JSON_LIMIT)
     }
-    let given: LinuxResources = serde_json::from_str(&text).map_err(|e| {
+    .map_err(|e| {
+        Error::invalid(format!(
+            "reading resources from {}: {e}: give a LinuxResources JSON file",
+            if stdin {
+                "stdin".to_string()
+            } else {
+                path.display().to_string()
+            }
+        ))
+    })?;
+    let given: LinuxResources = serde_json::from_slice(&data).map_err(|e| {
         Error::invalid(format!(
             "{} is not a LinuxResources JSON object ({e}): see the OCI runtime spec's linux.resources",
             if path == Path::new("-") { "stdin".to_string() } else { path.display().to_string() }

@@ -9,7 +9,7 @@ use crate::api::{
 };
 use mini_shim::protocol::{ExecRequest, ExecResult, LogLine};
 use serde::de::DeserializeOwned;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::SystemTime;
 
 /// What `get` and `describe` show.
@@ -58,23 +58,29 @@ pub enum NodeAction {
     Drain,
 }
 
-/// Reads a spec from `file`, `-` meaning stdin; returns how to name it and its text.
+/// The most `apply -f` reads of a spec file (or stdin).
+pub const SPEC_FILE_LIMIT: u64 = mini_run::input_file::JSON_LIMIT;
+
+/// Reads a spec from `file`, `-` meaning stdin; returns how to name it and its text. Only a
+/// regular file (or stdin) of at most [`SPEC_FILE_LIMIT`] bytes is read.
 pub fn read_spec(file: &str) -> Result<(String, String), Error> {
-    if file == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|source| Error::Read {
-                what: "stdin".into(),
-                source,
-            })?;
-        return Ok(("stdin".into(), text));
-    }
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
-        what: file.to_string(),
-        source,
-    })?;
-    Ok((file.to_string(), text))
+    use mini_run::input_file;
+    let what = if file == "-" { "stdin" } else { file };
+    let data = if file == "-" {
+        input_file::read_from(std::io::stdin().lock(), SPEC_FILE_LIMIT)
+    } else {
+        input_file::read(std::path::Path::new(file), SPEC_FILE_LIMIT)
+    };
+    let text = data
+        .and_then(|d| {
+            String::from_utf8(d)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })
+        .map_err(|source| Error::Read {
+            what: what.to_string(),
+            source,
+        })?;
+    Ok((what.to_string(), text))
 }
 
 async fn apply_call(

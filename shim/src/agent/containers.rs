@@ -26,6 +26,13 @@ pub struct Meta {
 /// The file holding [`Meta`] in a container's directory.
 pub const META_FILE: &str = "meta.json";
 
+/// The directory of the containers' directories in the state directory.
+pub const CONTAINERS_DIR: &str = "containers";
+/// The image store's directory in the state directory.
+pub const IMAGES_DIR: &str = "images";
+/// mini-run's state root in the state directory.
+pub const RUNTIME_DIR: &str = "runtime";
+
 /// The directory of an image-based container's overlay rootfs (mini-image's layout: upper,
 /// work, merged) inside the container's directory.
 pub const ROOTFS_DIR: &str = "rootfs";
@@ -33,7 +40,7 @@ pub const ROOTFS_DIR: &str = "rootfs";
 impl Agent {
     /// `<state-dir>/containers`.
     pub fn containers_dir(&self) -> PathBuf {
-        self.config.state_dir.join("containers")
+        self.config.state_dir.join(CONTAINERS_DIR)
     }
 
     /// `<state-dir>/containers/<id>`, for a valid id.
@@ -56,14 +63,20 @@ impl Agent {
 
     pub(super) fn read_meta(dir: &Path) -> Result<Meta, Error> {
         let path = dir.join(META_FILE);
-        let text = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let text = mini_run::input_file::read(&path, mini_run::input_file::JSON_LIMIT)
+            .map_err(|e| Error::io("reading", &path, e))?;
         serde_json::from_slice(&text)
             .map_err(|e| Error::Monitor(format!("{} is corrupt: {e}", path.display())))
     }
 
+    /// The image store.
+    pub(super) fn images_dir(&self) -> PathBuf {
+        self.config.state_dir.join(IMAGES_DIR)
+    }
+
     /// mini-run's state root for this agent's containers.
     pub(super) fn runtime_root(&self) -> PathBuf {
-        self.config.state_dir.join("runtime")
+        self.config.state_dir.join(RUNTIME_DIR)
     }
 
     /// Removes a container's files: its overlay rootfs (unmounted, layers released) and its
@@ -71,7 +84,7 @@ impl Agent {
     pub(super) async fn remove_files(&self, dir: &Path) -> Result<(), Error> {
         let rootfs = dir.join(ROOTFS_DIR);
         if rootfs.exists() {
-            let store = self.config.state_dir.join("images");
+            let store = self.images_dir();
             let removed = tokio::task::spawn_blocking(move || {
                 mini_image::Store::open(store).and_then(|s| s.remove_rootfs(&rootfs))
             })

@@ -233,10 +233,21 @@ pub fn write(dir: &Path, name: &str, issued: &Issued) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads `<dir>/<name>.pem` and `<dir>/<name>-key.pem`.
+/// The most read of a certificate or key file (PEM), or of another small cluster file.
+pub const PEM_LIMIT: u64 = 1 << 20;
+
+/// Reads `<dir>/<name>.pem` and `<dir>/<name>-key.pem` (regular files of at most
+/// [`PEM_LIMIT`] bytes).
 pub fn read(dir: &Path, name: &str) -> Result<Issued, Error> {
     let (cert, key) = paths(dir, name);
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io("reading", p, e));
+    let read = |p: &Path| {
+        mini_run::input_file::read(p, PEM_LIMIT)
+            .and_then(|d| {
+                String::from_utf8(d)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .map_err(|e| Error::io("reading", p, e))
+    };
     Ok(Issued {
         cert_pem: read(&cert)?,
         key_pem: read(&key)?,

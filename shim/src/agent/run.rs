@@ -7,6 +7,7 @@ use super::containers::{now, Meta, META_FILE, ROOTFS_DIR};
 use super::{Agent, Error};
 use crate::monitor;
 use crate::protocol::{ContainerInfo, RunRequest, Source};
+use mini_run::private_files;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +67,7 @@ impl Agent {
         if let Source::Rootfs(path) = &request.source {
             self.check_rootfs(Path::new(path))?;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        private_files::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         let result = async {
             let bundle = self.prepare(&dir, &request).await?;
             self.start(&dir, &request.id, &bundle).await
@@ -117,7 +118,7 @@ impl Agent {
                 None,
             ),
             Source::Image(image) => {
-                let store = self.config.state_dir.join("images");
+                let store = self.images_dir();
                 let (image, reference) = (PathBuf::from(&image.path), image.reference.clone());
                 let rootfs_dir = dir.join(ROOTFS_DIR);
                 let node = self.config.node.clone();
@@ -132,7 +133,8 @@ impl Agent {
         let cgroups_path = format!("{CGROUP_PARENT}/{}_{}", self.config.node, request.id);
         let config = bundle::config(request, &root, &image, &cgroups_path)?;
         let bundle_dir = dir.join("bundle");
-        std::fs::create_dir_all(&bundle_dir).map_err(|e| Error::io("creating", &bundle_dir, e))?;
+        private_files::create_dir(&bundle_dir)
+            .map_err(|e| Error::io("creating", &bundle_dir, e))?;
         write_json(&bundle_dir.join("config.json"), &config)?;
         let meta = Meta {
             request: request.clone(),
@@ -155,9 +157,10 @@ impl Agent {
     }
 }
 
+/// Writes `value` to `path` as a new file only root may read: config.json and meta.json hold
+/// the container's environment.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec_pretty(value).expect("serializable");
-    std::fs::write(&tmp, text).map_err(|e| Error::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))
+    private_files::write_atomic(path, &tmp, &text, false).map_err(|e| Error::io("writing", path, e))
 }

@@ -121,7 +121,7 @@ fn detach(args: &MonitorArgs) -> Result<()> {
         .map_err(|e| Error::io("opening /dev/null", e))?;
     nix::unistd::dup2_stdin(&null).map_err(sys("redirecting stdin"))?;
     nix::unistd::dup2_stdout(&null).map_err(sys("redirecting stdout"))?;
-    let diagnostics = std::fs::OpenOptions::new()
+    let diagnostics = mini_run::private_files::options()
         .append(true)
         .create(true)
         .open(args.dir.join(layout::DIAGNOSTICS));

@@ -129,7 +129,7 @@ impl ExitRecord {
 /// Reads `exit.json` in `dir`; `None` if there is none yet.
 pub fn read(dir: &Path) -> Result<Option<ExitRecord>> {
     let path = dir.join(layout::EXIT_FILE);
-    match std::fs::read(&path) {
+    match mini_run::input_file::read(&path, mini_run::input_file::JSON_LIMIT) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
             .map_err(|e| Error::Invalid(format!("corrupt exit record {}: {e}", path.display()))),
@@ -143,7 +143,12 @@ pub fn read(dir: &Path) -> Result<Option<ExitRecord>> {
 pub fn write(dir: &Path, record: &ExitRecord) -> Result<()> {
     let tmp = dir.join(".exit.json.tmp");
     let ctx = |what: &str| format!("{what} {}", tmp.display());
-    let mut f = File::create(&tmp).map_err(|e| Error::io(ctx("creating"), e))?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = mini_run::private_files::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(ctx("creating"), e))?;
     f.write_all(&record.to_json())
         .map_err(|e| Error::io(ctx("writing"), e))?;
     commit(f, &tmp, dir)
@@ -171,7 +176,12 @@ impl Reservation {
     pub fn new(dir: &Path) -> Result<Reservation> {
         let path = dir.join(layout::EXIT_RESERVE);
         let ctx = |what: &str| format!("{what} {}", path.display());
-        let file = File::create(&path).map_err(|e| Error::io(ctx("creating"), e))?;
+        let _ = std::fs::remove_file(&path);
+        let file = mini_run::private_files::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(ctx("creating"), e))?;
         file.write_all_at(&[b' '; RESERVED], 0)
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io(ctx("reserving space for the exit record in"), e))?;

@@ -11,7 +11,7 @@ use super::diag;
 use super::error::{Error, Result};
 use super::layout::{self, log_path};
 use super::log_record::{self, Stream};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -45,20 +45,28 @@ pub struct LogWriter {
     unreported: Option<(u64, u64, String)>,
 }
 
+/// Opens the current log file, created only root may read: the log holds whatever the
+/// container printed, secrets included.
 fn open_current(dir: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+    mini_run::private_files::options()
         .append(true)
         .create(true)
         .open(log_path(dir, 0))
 }
 
 impl LogWriter {
-    /// Opens (or creates) `log.jsonl` in `dir`, appending to what is there.
+    /// Opens (or creates) `log.jsonl` in `dir`, appending to what is there; log files an
+    /// older version left readable by others are narrowed to 0600.
     pub fn open(dir: &Path, limits: LogLimits) -> Result<LogWriter> {
         if limits.max_files == 0 || limits.max_bytes == 0 {
             return Err(Error::Invalid(
                 "log limits: keep at least one rotated file of at least one byte".into(),
             ));
+        }
+        for n in layout::log_files(dir) {
+            let path = log_path(dir, n);
+            mini_run::private_files::restrict(&path)
+                .map_err(|e| Error::io(format!("making {} private", path.display()), e))?;
         }
         let path = log_path(dir, 0);
         let file =

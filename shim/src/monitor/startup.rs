@@ -52,6 +52,7 @@ pub struct Monitor {
 /// Claims the directory and starts the container.
 pub fn start(args: &MonitorArgs) -> Result<(Monitor, Started)> {
     mini_run::state::validate_id(&args.id)?;
+    restrict(&args.dir)?;
     let pid_lock = claim(&args.dir)?;
     if args.dir.join(layout::EXIT_FILE).exists() {
         return Err(Error::Invalid(format!(
@@ -80,10 +81,17 @@ pub fn start(args: &MonitorArgs) -> Result<(Monitor, Started)> {
     r
 }
 
+/// Narrows the container directory to root (an older monitor left it readable by all): what
+/// the monitor writes there, its logs included, is created 0600.
+fn restrict(dir: &std::path::Path) -> Result<()> {
+    mini_run::private_files::restrict(dir)
+        .map_err(|e| Error::io(format!("making {} private", dir.display()), e))
+}
+
 /// Locks `monitor.pid` (exclusively, for the monitor's life) and writes the monitor's pid.
 fn claim(dir: &std::path::Path) -> Result<Flock<File>> {
     let path = dir.join(layout::PID_FILE);
-    let file = std::fs::OpenOptions::new()
+    let file = mini_run::private_files::options()
         .read(true)
         .write(true)
         .create(true)
@@ -127,7 +135,11 @@ pub fn bind(dir: &std::path::Path) -> Result<UnixListener> {
 
 /// The monitor logs the container's stdout and stderr from pipes: a terminal has no place.
 fn refuse_terminal(bundle: &std::path::Path) -> Result<()> {
-    let config = std::fs::read(bundle.join("config.json")).ok();
+    let config = mini_run::input_file::read(
+        &bundle.join("config.json"),
+        mini_run::input_file::JSON_LIMIT,
+    )
+    .ok();
     let terminal = config
         .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
         .is_some_and(|c| c["process"]["terminal"] == true);
