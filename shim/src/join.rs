@@ -211,6 +211,8 @@ pub struct JoinOptions {
     pub node: String,
     /// The agent's state directory; credentials go to `pki/` in it.
     pub state_dir: PathBuf,
+    /// What the agent's listener allows its peers.
+    pub limits: crate::connection_limits::Limits,
 }
 
 impl JoinOptions {
@@ -251,6 +253,7 @@ pub fn run(options: JoinOptions) -> Result<(), JoinError> {
         },
         state_dir: options.state_dir,
         node: options.node,
+        limits: options.limits,
     })?;
     Ok(())
 }
@@ -615,6 +618,7 @@ mod tests {
             labels: BTreeMap::new(),
             node: "n1".into(),
             state_dir: "/nonexistent".into(),
+            limits: Default::default(),
         };
         let e = options.advertised().unwrap_err();
         assert!(e.to_string().contains("--advertise"), "{e}");

@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use mini_shim::agent::{self, pki, tls::TlsFiles, Listen};
+use mini_shim::connection_limits::LimitArgs;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ struct AgentArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -78,6 +81,8 @@ struct JoinArgs {
     /// Where containers, logs, exit records and the joined credentials (pki/) live.
     #[arg(long, default_value = "/var/lib/mini-shim")]
     state_dir: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -131,6 +136,7 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
         listen: Listen::parse(&args.listen, args.dev, tls)?,
         state_dir: args.state_dir,
         node: args.node_name.unwrap_or_else(hostname),
+        limits: args.limits.limits(1),
     };
     agent::run(config)
 }
@@ -144,6 +150,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         node: args.node_name.unwrap_or_else(hostname),
         state_dir: args.state_dir,
+        limits: args.limits.limits(1),
     })
 }
 

@@ -3,6 +3,7 @@
 //! is removed when the helper is dropped, even if the test fails.
 
 pub mod cluster;
+pub mod flood;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,19 @@ pub fn mini_run_bin() -> PathBuf {
 /// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the release build of the workspace.
 pub fn mini_shim_bin() -> PathBuf {
     built_binary("MINI_SHIM_BIN", "mini-shim")
+}
+
+/// Runs `mini-shim ARGS` (`cert ca`, `cert issue`), which must succeed.
+pub fn mini_shim_ok(args: &[&str]) {
+    let out = Command::new(mini_shim_bin())
+        .args(args)
+        .output()
+        .expect("run mini-shim");
+    assert!(
+        out.status.success(),
+        "mini-shim {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `$var`, or the workspace's release binary `name`, which must exist. The tests run in the
@@ -465,6 +479,13 @@ impl ChildGuard {
     /// Its host pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("child").id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Waits up to `timeout` for it to exit and returns its output (empty unless started by

@@ -73,6 +73,7 @@ impl Scheduler {
                 init.pki.clone(),
                 Tokens::new(&init.pki),
                 register,
+                Default::default(),
             ))
             .expect("join listener");
         Scheduler {

@@ -7,6 +7,7 @@ use mini_sched::api::DEFAULT_SOCKET;
 use mini_sched::cli::commands::{self, Kind, Listing, NodeAction, Output};
 use mini_sched::cli::{cluster, rollout, Client, Error};
 use mini_sched::{daemon, join, Policy};
+use mini_shim::connection_limits::LimitArgs;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -192,6 +193,8 @@ enum Command {
         /// the API socket always serves it.
         #[arg(long, value_name = "IP:PORT")]
         metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
 }
 
@@ -346,6 +349,7 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             policy,
             rebalance_interval,
             metrics_listen,
+            limits,
         } => daemon::run(daemon::Config {
             state_dir,
             socket,
@@ -354,6 +358,8 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             node_timeout,
             policy: policy.into(),
             rebalance_interval,
+            // The join listener, the API socket and perhaps the metrics listener.
+            limits: limits.limits(2 + usize::from(metrics_listen.is_some())),
             metrics_listen,
         })
         .map_err(|e| e.to_string())?,
