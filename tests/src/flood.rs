@@ -18,6 +18,9 @@ use std::time::Duration;
 /// How long a flood connection waits for a handshake or an answer before it gives up.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long a connection waits to be queued by a listener.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Starts `cmd` with at most `n` open files (soft and hard limit).
 pub fn limit_open_files(cmd: &mut Command, n: u64) -> &mut Command {
     // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
@@ -39,7 +42,8 @@ pub fn loopback(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, n)
 }
 
-/// A TCP connection to `to` (on loopback) from the address `from`.
+/// A TCP connection to `to` (on loopback) from the address `from`; an error of kind
+/// `TimedOut` when the listener's queue is full, which ends a flood: more would only wait.
 pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
     let SocketAddr::V4(to) = to else {
         return Err(std::io::Error::other("IPv4 only"));
@@ -71,18 +75,41 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream
     };
     let local = sockaddr(SocketAddrV4::new(from, 0));
     let remote = sockaddr(to);
+    // A listener whose accept queue is full (it is out of descriptors) leaves a connect
+    // waiting: Linux gives up after the send timeout.
+    let patience = libc::timeval {
+        tv_sec: CONNECT_PATIENCE.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
     // SAFETY: as above.
     unsafe {
+        check(libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&patience as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        ))?;
         check(libc::bind(
             fd.as_raw_fd(),
             (&local as *const libc::sockaddr_in).cast(),
             len,
         ))?;
-        check(libc::connect(
+        let connected = libc::connect(
             fd.as_raw_fd(),
             (&remote as *const libc::sockaddr_in).cast(),
             len,
-        ))?;
+        );
+        if connected < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EINPROGRESS | libc::EAGAIN) => std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("{to} accepts no connection (its queue is full)"),
+                ),
+                _ => e,
+            });
+        }
     }
     let stream = TcpStream::from(fd);
     stream.set_read_timeout(Some(PATIENCE))?;

@@ -10,7 +10,7 @@ use mini_tests::flood::{
     tls_handshake, EndlessServer,
 };
 use mini_tests::{captured_output, mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -134,13 +134,17 @@ fn idle_connections_cannot_exhaust_the_daemon() {
     let tls = tls_client(&s.ca(), None);
     let mut held = Vec::new();
     for i in 0..150u8 {
-        if let Ok(c) = tls_handshake(&tls, loopback(2 + i % 10), s.join) {
-            held.push(c);
+        match tls_handshake(&tls, loopback(2 + i % 10), s.join) {
+            Ok(c) => held.push(c),
+            Err(e) if e.kind() == ErrorKind::TimedOut => break,
+            Err(_) => {}
         }
     }
     for i in 0..300u16 {
-        if let Ok(c) = connect_from(loopback(12 + (i % 10) as u8), s.metrics) {
-            held.push(c);
+        match connect_from(loopback(12 + (i % 10) as u8), s.metrics) {
+            Ok(c) => held.push(c),
+            Err(e) if e.kind() == ErrorKind::TimedOut => break,
+            Err(_) => {}
         }
     }
     assert!(!held.is_empty(), "no connection was accepted");
@@ -185,8 +189,10 @@ fn a_failed_accept_does_not_end_the_daemon() {
     );
     let mut held = Vec::new();
     for _ in 0..200 {
-        if let Ok(c) = connect_from(loopback(1), s.metrics) {
-            held.push(c);
+        match connect_from(loopback(1), s.metrics) {
+            Ok(c) => held.push(c),
+            Err(e) if e.kind() == ErrorKind::TimedOut => break,
+            Err(_) => {}
         }
     }
     let exhausted = wait_until(PATIENCE, || {
