@@ -1,15 +1,17 @@
 //! The scheduler as the agents' client: the shim protocol over mutual TLS.
 //!
 //! Every call opens its own connection (TCP, TLS with the scheduler's client certificate, one
-//! HTTP/1.1 request). Clusters here are small and calls are few per second per node, so a pool
+//! HTTP/1.1 request) and has one deadline for all of it, the answer's body included, which
+//! may be at most [`MAX_ANSWER`] bytes. Clusters here are small and calls are few per second per node, so a pool
 //! would buy little and a dead connection could never be mistaken for a live node.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use mini_shim::agent::tls::{client_config, TlsFiles};
+use mini_shim::connection_limits::{read_limited, BodyError};
 use mini_shim::protocol::ErrorBody;
 use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
@@ -19,6 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+/// The largest answer read from an agent: a container list with usage for thousands of
+/// containers fits many times over; an agent that answers without end is cut off here.
+pub const MAX_ANSWER: usize = 8 << 20;
+
+/// How long a log stream's answer head may take.
+const STREAM_START: Duration = Duration::from_secs(10);
 
 /// Why a call to an agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,36 +77,33 @@ impl Agents {
         })
     }
 
+    /// Connects, sends `request` and returns the answer's head; the caller bounds the time.
     async fn send(
         &self,
         addr: SocketAddr,
         request: Request<Full<Bytes>>,
-        timeout: Duration,
     ) -> Result<Response<Incoming>, CallError> {
         let unreachable = |e: String| CallError::Unreachable(addr, e);
-        let connect = async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let tls = self
-                .connector
-                .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-                .await
-                .map_err(|e| unreachable(format!("TLS: {e}")))?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            tokio::spawn(connection);
-            sender
-                .send_request(request)
-                .await
-                .map_err(|e| unreachable(e.to_string()))
-        };
-        tokio::time::timeout(timeout, connect)
+        let tcp = TcpStream::connect(addr)
             .await
-            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let tls = self
+            .connector
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await
+            .map_err(|e| unreachable(format!("TLS: {e}")))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(connection);
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))
     }
 
+    /// One request whose whole answer, body included, must arrive within `timeout` and be
+    /// at most [`MAX_ANSWER`] bytes.
     async fn call<T: DeserializeOwned>(
         &self,
         addr: SocketAddr,
@@ -107,13 +113,20 @@ impl Agents {
         timeout: Duration,
     ) -> Result<T, CallError> {
         let request = request(addr, method, path, body);
-        let response = self.send(addr, request, timeout).await?;
-        let status = response.status();
-        let bytes = tokio::time::timeout(timeout, response.into_body().collect())
+        let exchange = async {
+            let response = self.send(addr, request).await?;
+            let status = response.status();
+            let bytes = read_limited(response.into_body(), MAX_ANSWER)
+                .await
+                .map_err(|e| match e {
+                    BodyError::Broken(e) => CallError::Unreachable(addr, e),
+                    e => CallError::Garbled(addr, e.to_string()),
+                })?;
+            Ok((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| CallError::Unreachable(addr, "answer cut off".into()))?
-            .map_err(|e| CallError::Unreachable(addr, e.to_string()))?
-            .to_bytes();
+            .map_err(|_| CallError::Unreachable(addr, no_answer(timeout)))??;
         if !status.is_success() {
             return Err(refused(addr, status, &bytes));
         }
@@ -153,21 +166,25 @@ impl Agents {
         self.call(addr, Method::DELETE, path, None, timeout).await
     }
 
-    /// `GET path` as a stream of body chunks (logs with `follow`); the caller reads it.
+    /// `GET path` as a stream of body chunks (logs with `follow`); the caller reads it, as
+    /// slowly as its own client. The answer's head (or a whole error answer) must arrive
+    /// within [`STREAM_START`].
     pub async fn stream(&self, addr: SocketAddr, path: &str) -> Result<Incoming, CallError> {
         let request = request(addr, Method::GET, path, None);
-        let response = self.send(addr, request, Duration::from_secs(10)).await?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response
-                .into_body()
-                .collect()
+        let start = async {
+            let response = self.send(addr, request).await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response.into_body());
+            }
+            let bytes = read_limited(response.into_body(), MAX_ANSWER)
                 .await
-                .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(refused(addr, status, &bytes));
-        }
-        Ok(response.into_body())
+            Err(refused(addr, status, &bytes))
+        };
+        tokio::time::timeout(STREAM_START, start)
+            .await
+            .map_err(|_| CallError::Unreachable(addr, no_answer(STREAM_START)))?
     }
 }
 
@@ -187,6 +204,13 @@ fn request(
     builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("a request from a valid path")
+}
+
+fn no_answer(timeout: Duration) -> String {
+    format!(
+        "no whole answer within {}",
+        humantime::format_duration(timeout)
+    )
 }
 
 fn refused(addr: SocketAddr, status: StatusCode, bytes: &[u8]) -> CallError {

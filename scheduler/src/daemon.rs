@@ -17,6 +17,7 @@ use crate::state::{
     now_rfc3339, Instance, InstanceLive, Node, NodeLive, NodeRecord, State, EVENTS_KEPT,
 };
 use crate::store::{Store, Table};
+use mini_shim::connection_limits::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Config {
     pub cert_ttl: Duration,
     /// How long before its expiry a certificate is renewed (default: a third of `cert_ttl`).
     pub cert_renew_before: Option<Duration>,
+    /// What each listener (join, metrics, API socket) allows its peers.
+    pub limits: Limits,
 }
 
 /// Why the daemon could not run.
@@ -218,23 +221,36 @@ pub fn run(config: Config) -> Result<(), Error> {
             registrar.wake.notify_one();
             result
         });
-        let _join = join::serve(config.join_listen, pki, tokens, config.cert_ttl, on_join).await?;
+        let limits = config.limits;
+        let _join = join::serve(
+            config.join_listen,
+            pki,
+            tokens,
+            config.cert_ttl,
+            on_join,
+            limits,
+        )
+        .await?;
         tokio::spawn(renewal.run(daemon.clone()));
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Other(format!("metrics listener on {addr}: {e}")))?;
-            tokio::spawn(crate::server::serve_metrics(daemon.clone(), listener));
+            tokio::spawn(crate::server::serve_metrics(
+                daemon.clone(),
+                listener,
+                limits,
+            ));
         }
         tokio::spawn(daemon.clone().run());
         let socket = config.socket.clone();
-        let api = crate::server::serve(daemon, &socket);
+        let api = crate::server::serve(daemon, &socket, limits);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::Other(format!("installing the SIGTERM handler: {e}")))?;
         eprintln!(
-            "mini-sched: daemon serving {} and joins on {}",
+            "mini-sched: daemon serving {} and joins on {}; each listener: {limits}",
             socket.display(),
-            config.join_listen
+            config.join_listen,
         );
         let result = tokio::select! {
             r = api => r.map_err(|e| Error::Other(format!("API socket {}: {e}", socket.display()))),

@@ -39,6 +39,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The node's name, reported to clients and used in cgroup paths.
     pub node: String,
+    /// What its listener allows its peers.
+    pub limits: crate::connection_limits::Limits,
 }
 
 /// The agent's shared state, one per process.
@@ -112,7 +114,7 @@ pub fn run(config: Config) -> Result<(), Error> {
                 _ = int.recv() => {},
             }
         };
-        listen::serve(agent.clone(), &listen, shutdown).await?;
+        listen::serve(agent.clone(), &listen, agent.config.limits, shutdown).await?;
         agent.log("stopping; containers keep running under their monitors");
         Ok(())
     })

@@ -221,6 +221,8 @@ pub struct JoinOptions {
     pub state_dir: PathBuf,
     /// Join again although credentials exist (`--rejoin`).
     pub rejoin: bool,
+    /// What the agent's listener allows its peers.
+    pub limits: crate::connection_limits::Limits,
 }
 
 impl JoinOptions {
@@ -261,6 +263,7 @@ pub fn run(options: JoinOptions) -> Result<(), JoinError> {
         },
         state_dir: options.state_dir,
         node: options.node,
+        limits: options.limits,
     })?;
     Ok(())
 }
@@ -666,6 +669,7 @@ mod tests {
             node: "n1".into(),
             state_dir: "/nonexistent".into(),
             rejoin: false,
+            limits: Default::default(),
         };
         let e = options.advertised().unwrap_err();
         assert!(e.to_string().contains("--advertise"), "{e}");
@@ -687,6 +691,7 @@ mod tests {
             node: "n1".into(),
             state_dir: state_dir.clone(),
             rejoin: false,
+            limits: Default::default(),
         };
         // A certificate that ended in 2000.
         let key = KeyPair::generate().unwrap();

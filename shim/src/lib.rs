@@ -1,9 +1,11 @@
 //! mini-shim: the per-host side of the platform. A per-container [`monitor`] keeps each
 //! container's stdio, logs and exit status alive independently of any daemon; the host
 //! [`agent`] is the scheduler's only contact with the host and speaks the [`protocol`]; it
-//! gets its credentials by [`join`]ing the scheduler's cluster.
+//! gets its credentials by [`join`]ing the scheduler's cluster. Its listener and the
+//! scheduler's share the [`connection_limits`].
 
 pub mod agent;
+pub mod connection_limits;
 pub mod join;
 pub mod monitor;
 pub mod protocol;

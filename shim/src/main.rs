@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use mini_shim::agent::{self, pki, tls::TlsFiles, Listen};
+use mini_shim::connection_limits::LimitArgs;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ struct AgentArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -84,6 +87,8 @@ struct JoinArgs {
     /// --rejoin NODE`).
     #[arg(long)]
     rejoin: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -140,6 +145,7 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
         listen: Listen::parse(&args.listen, args.dev, tls)?,
         state_dir: args.state_dir,
         node: args.node_name.unwrap_or_else(hostname),
+        limits: args.limits.limits(1),
     };
     agent::run(config)
 }
@@ -154,6 +160,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         node: args.node_name.unwrap_or_else(hostname),
         state_dir: args.state_dir,
         rejoin: args.rejoin,
+        limits: args.limits.limits(1),
     })
 }
 

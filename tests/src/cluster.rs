@@ -35,6 +35,34 @@ pub fn mini_sched_bin() -> PathBuf {
     crate::built_binary("MINI_SCHED_BIN", "mini-sched")
 }
 
+/// `mini-sched init --state-dir STATE --advertise ADDRESS`, which must succeed; returns the
+/// join token it printed.
+pub fn init(state: &Path, advertise: &str) -> String {
+    let init = captured_output(
+        Command::new(mini_sched_bin())
+            .arg("init")
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--advertise")
+            .arg(advertise),
+    );
+    assert!(
+        init.status.success(),
+        "mini-sched init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&init.stdout),
+        String::from_utf8_lossy(&init.stderr)
+    );
+    printed
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .find(|w| w.starts_with("mst1."))
+        .unwrap_or_else(|| panic!("no join token in mini-sched init's output: {printed}"))
+        .to_string()
+}
+
 /// How the cluster runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -157,30 +185,7 @@ impl Cluster {
         for i in 0..n_agents {
             cluster.add_agent_host(i);
         }
-        let state = cluster.state_dir();
-        let init = captured_output(
-            Command::new(mini_sched_bin())
-                .arg("init")
-                .arg("--state-dir")
-                .arg(&state)
-                .arg("--advertise")
-                .arg(format!("{SCHEDULER_IP}:{JOIN_PORT}")),
-        );
-        assert!(
-            init.status.success(),
-            "mini-sched init: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&init.stdout),
-            String::from_utf8_lossy(&init.stderr)
-        );
-        cluster.token = printed
-            .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-            .find(|w| w.starts_with("mst1."))
-            .unwrap_or_else(|| panic!("no join token in mini-sched init's output: {printed}"))
-            .to_string();
+        cluster.token = init(&cluster.state_dir(), &format!("{SCHEDULER_IP}:{JOIN_PORT}"));
         cluster.restart_scheduler();
         for i in 0..n_agents {
             cluster.restart_agent(i);
@@ -388,7 +393,7 @@ impl Cluster {
         let joined = state.join("pki/agent.pem");
         let mut exited = false;
         wait_until(START, || {
-            exited = guard.exited();
+            exited = !guard.running();
             exited || joined.exists()
         });
         let said = || {

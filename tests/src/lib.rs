@@ -8,6 +8,7 @@ mod daemon_cgroup;
 pub use daemon_cgroup::DaemonCgroup;
 
 pub use mini_test_skip::{skip, Need};
+pub mod flood;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,19 @@ pub fn mini_run_bin() -> PathBuf {
 /// The mini-shim binary under test: `$MINI_SHIM_BIN`, or the release build of the workspace.
 pub fn mini_shim_bin() -> PathBuf {
     built_binary("MINI_SHIM_BIN", "mini-shim")
+}
+
+/// Runs `mini-shim ARGS` (`cert ca`, `cert issue`), which must succeed.
+pub fn mini_shim_ok(args: &[&str]) {
+    let out = Command::new(mini_shim_bin())
+        .args(args)
+        .output()
+        .expect("run mini-shim");
+    assert!(
+        out.status.success(),
+        "mini-shim {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `$var`, or the workspace's release binary `name`, which must exist. The tests run in the
@@ -472,10 +486,11 @@ impl ChildGuard {
         self.child.as_ref().expect("child").id()
     }
 
-    /// Whether it has exited (it is reaped then).
-    pub fn exited(&mut self) -> bool {
-        let child = self.child.as_mut().expect("child");
-        child.try_wait().ok().flatten().is_some()
+    /// Whether it is still running (an exited child is reaped).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Waits up to `timeout` for it to exit and returns its output (empty unless started by

@@ -77,6 +77,7 @@ impl Scheduler {
                 Tokens::new(&init.pki),
                 join::DEFAULT_CERT_TTL,
                 register,
+                Default::default(),
             ))
             .expect("join listener");
         Scheduler {

@@ -5,7 +5,7 @@
 //! agents in two network namespaces on one machine.
 
 use mini_tests::{
-    cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, unique, wait_until, TempDir,
+    cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, mini_shim_ok, unique, wait_until, TempDir,
 };
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -22,18 +22,6 @@ struct Pki {
     rogue: TempDir,
 }
 
-fn shim(args: &[&str]) {
-    let out = Command::new(mini_shim_bin())
-        .args(args)
-        .output()
-        .expect("run mini-shim");
-    assert!(
-        out.status.success(),
-        "mini-shim {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Pki {
     /// Server certificates valid for `sans`.
     fn new(sans: &[&str]) -> Pki {
@@ -42,16 +30,16 @@ impl Pki {
             rogue: TempDir::new("rogue-pki"),
         };
         let d = pki.dir.path().to_str().unwrap();
-        shim(&["cert", "ca", "--dir", d]);
+        mini_shim_ok(&["cert", "ca", "--dir", d]);
         let mut server = vec!["cert", "issue", "--dir", d, "--name", "agent", "--server"];
         for san in sans {
             server.extend(["--san", san]);
         }
-        shim(&server);
-        shim(&["cert", "issue", "--dir", d, "--name", "client"]);
+        mini_shim_ok(&server);
+        mini_shim_ok(&["cert", "issue", "--dir", d, "--name", "client"]);
         let r = pki.rogue.path().to_str().unwrap();
-        shim(&["cert", "ca", "--dir", r, "--name", "rogue CA"]);
-        shim(&["cert", "issue", "--dir", r, "--name", "client"]);
+        mini_shim_ok(&["cert", "ca", "--dir", r, "--name", "rogue CA"]);
+        mini_shim_ok(&["cert", "issue", "--dir", r, "--name", "client"]);
         pki
     }
 

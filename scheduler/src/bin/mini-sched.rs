@@ -7,6 +7,7 @@ use mini_sched::api::DEFAULT_SOCKET;
 use mini_sched::cli::commands::{self, Kind, Listing, NodeAction, Output};
 use mini_sched::cli::{cluster, rollout, Client, Error};
 use mini_sched::{daemon, join, Policy};
+use mini_shim::connection_limits::LimitArgs;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,6 +207,8 @@ enum Command {
         /// the API socket always serves it.
         #[arg(long, value_name = "IP:PORT")]
         metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// The lifetime of the certificates issued to nodes and of the scheduler's own (1
         /// minute to 365 days); they are renewed before they expire.
         #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
@@ -437,6 +440,7 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             metrics_listen,
             cert_ttl,
             cert_renew_before,
+            limits,
         } => daemon::run(daemon::Config {
             state_dir,
             socket,
@@ -445,6 +449,8 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             node_timeout,
             policy: policy.into(),
             rebalance_interval,
+            // The join listener, the API socket and perhaps the metrics listener.
+            limits: limits.limits(2 + usize::from(metrics_listen.is_some())),
             metrics_listen,
             cert_ttl,
             cert_renew_before,

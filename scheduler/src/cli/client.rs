@@ -7,10 +7,14 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use mini_shim::connection_limits::read_limited;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
+
+/// The largest answer read from the daemon (every listing of a large cluster fits).
+pub const MAX_ANSWER: usize = 64 << 20;
 
 /// A client of the daemon listening on one socket.
 #[derive(Debug, Clone)]
@@ -196,17 +200,16 @@ impl Client {
     }
 }
 
+/// The whole answer, at most [`MAX_ANSWER`] bytes.
 async fn collect(
     response: Response<Incoming>,
     request: &str,
     client: &Client,
 ) -> Result<Vec<u8>, Error> {
-    let collected = response
-        .into_body()
-        .collect()
+    let bytes = read_limited(response.into_body(), MAX_ANSWER)
         .await
         .map_err(|e| client.transport(format!("reading the answer to {request}: {e}")))?;
-    Ok(collected.to_bytes().to_vec())
+    Ok(bytes.to_vec())
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8], request: &str) -> Result<T, Error> {

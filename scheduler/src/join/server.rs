@@ -16,21 +16,17 @@
 
 use super::{ClusterPki, Error, JoinRequest, JoinResponse, TokenError, Tokens};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use mini_shim::agent::tls;
+use mini_shim::connection_limits::{self, accept::Log, http::Tls, read_body, Gate, Limits};
 use mini_shim::protocol::{ErrorBody, ErrorInfo};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest join request accepted.
 const MAX_BODY: usize = 64 << 10;
@@ -103,15 +99,16 @@ struct Listener {
     register: Register,
 }
 
-/// Starts the join listener on `addr` (within a tokio runtime); nodes get certificates valid
-/// for `cert_lifetime`. Fails at once when the certificates are unusable or the address
-/// cannot be bound.
+/// Starts the join listener on `addr` under `limits` (within a tokio runtime); nodes get
+/// certificates valid for `cert_lifetime`. Fails at once when the certificates are unusable
+/// or the address cannot be bound.
 pub async fn serve(
     addr: SocketAddr,
     pki: ClusterPki,
     tokens: Tokens,
     cert_lifetime: Duration,
     register: Register,
+    limits: Limits,
 ) -> Result<JoinServer, Error> {
     let files = pki.join_server_tls();
     let tls_error = |e: mini_shim::agent::Error| Error::Listen(format!("join listener TLS: {e}"));
@@ -138,46 +135,34 @@ pub async fn serve(
         register,
     });
     log(&format!("listening on https://{local_addr}"));
-    let task = tokio::spawn(async move {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    log(&format!("accepting a connection: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    let tls = Tls {
+        acceptor,
+        client_certificates: false,
+    };
+    let log_line: Log = Arc::new(|line: &str| log(line));
+    let body_timeout = limits.body_timeout;
+    let task = tokio::spawn(connection_limits::serve(
+        listener,
+        Gate::new(limits),
+        Some(tls),
+        log_line,
+        move |peer| {
+            let shared = shared.clone();
+            let peer = peer.unwrap_or(local_addr);
+            service_fn(move |req| {
+                let shared = shared.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(handle(shared, req, peer, body_timeout).await)
                 }
-            };
-            let (shared, acceptor) = (shared.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(shared, stream, peer).await,
-                    Ok(Err(e)) => log(&format!("refused {peer}: TLS: {e}")),
-                    Err(_) => log(&format!("refused {peer}: TLS handshake timed out")),
-                }
-            });
-        }
-    });
+            })
+        },
+    ));
     Ok(JoinServer { local_addr, task })
 }
 
 fn log(msg: &str) {
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
     eprintln!("{now} mini-sched join: {msg}");
-}
-
-async fn connection<S>(shared: Arc<Listener>, stream: S, peer: SocketAddr)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer).await) }
-    });
-    // Errors here are the peer going away mid-request; there is nobody left to tell.
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }
 
 /// A failed request: status, code and message.
@@ -197,6 +182,7 @@ async fn handle(
     shared: Arc<Listener>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    body_timeout: Duration,
 ) -> Response<Full<Bytes>> {
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/cluster/ca") => Ok(respond(
@@ -204,7 +190,7 @@ async fn handle(
             "application/x-pem-file",
             shared.pki.ca_pem().as_bytes().to_vec(),
         )),
-        (&Method::POST, "/v1/join") => join(shared, req, peer).await,
+        (&Method::POST, "/v1/join") => join(shared, req, peer, body_timeout).await,
         (method, path @ ("/v1/cluster/ca" | "/v1/join")) => Err(Refusal::bad_request(format!(
             "{method} {path}: wrong method (see the join protocol: GET /v1/cluster/ca, POST /v1/join)"
         ))),
@@ -244,12 +230,11 @@ async fn join(
     shared: Arc<Listener>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    body_timeout: Duration,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+    let bytes = read_body(req.into_body(), MAX_BODY, body_timeout)
         .await
-        .map_err(|e| Refusal::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
+        .map_err(|e| Refusal::bad_request(format!("reading the request body: {e}")))?;
     let request: JoinRequest = serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::bad_request(format!("malformed join request: {e}")))?;
     let node = request.node.clone();

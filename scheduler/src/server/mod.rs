@@ -15,10 +15,9 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use mini_shim::connection_limits::{self, accept::Log, read_body, Gate, Limits};
 use mini_shim::protocol::{ExecRequest, ExecResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,6 +26,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The largest request body the API reads (a workload spec, mostly).
+pub const MAX_REQUEST_BODY: usize = 4 << 20;
 
 /// A response body: JSON, text, or a stream proxied from an agent.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -83,6 +85,13 @@ fn ok<T: Serialize>(value: &T) -> Answer {
     Ok(json(StatusCode::OK, value))
 }
 
+fn metrics_response(daemon: &Daemon) -> Response<Body> {
+    Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(full(metrics::render(daemon)))
+        .expect("valid response")
+}
+
 fn error_response(e: ApiError) -> Response<Body> {
     json(
         e.0,
@@ -95,16 +104,18 @@ fn error_response(e: ApiError) -> Response<Body> {
     )
 }
 
-async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    req.into_body()
-        .collect()
+/// The request body: at most [`MAX_REQUEST_BODY`] bytes, all within the body timeout.
+async fn body_bytes(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, ApiError> {
+    read_body(req.into_body(), MAX_REQUEST_BODY, limits.body_timeout)
         .await
-        .map(|b| b.to_bytes())
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
 }
 
-async fn body_json<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let bytes = body_bytes(req).await?;
+async fn body_json<T: DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<T, ApiError> {
+    let bytes = body_bytes(req, limits).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -130,26 +141,27 @@ fn spawn(daemon: &Arc<Daemon>, actions: Vec<Action>) {
 }
 
 /// Answers one request.
-pub async fn handle(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
-    match route(daemon, req).await {
+pub async fn handle(
+    daemon: Arc<Daemon>,
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Response<Body> {
+    match route(daemon, req, limits).await {
         Ok(response) => response,
         Err(e) => error_response(e),
     }
 }
 
-async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
+async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> Answer {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let d = &daemon;
     match (&method, parts.as_slice()) {
-        (&Method::GET, ["metrics"]) => Ok(Response::builder()
-            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(full(metrics::render(d)))
-            .expect("valid response")),
+        (&Method::GET, ["metrics"]) => Ok(metrics_response(d)),
         (&Method::POST, ["v1", "apply"]) => {
             let dry_run = query(&req).get("dry_run").is_some_and(|v| v == "true");
-            let text = body_bytes(req).await?;
+            let text = body_bytes(req, limits).await?;
             let text = String::from_utf8(text.to_vec())
                 .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
             let result = workloads::apply(d, text, dry_run).await?;
@@ -196,7 +208,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             ok(&view)
         }
         (&Method::POST, ["v1", "nodes", name, "labels"]) => {
-            let request: LabelsRequest = body_json(req).await?;
+            let request: LabelsRequest = body_json(req, limits).await?;
             d.with(|s| {
                 crate::labels::validate_all(&request.set).map_err(ApiError::bad_request)?;
                 let node = s.nodes.get_mut(*name).ok_or_else(|| no_node(name))?;
@@ -212,7 +224,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             })
         }
         (&Method::POST, ["v1", "nodes", name, "taints"]) => {
-            let request: TaintsRequest = body_json(req).await?;
+            let request: TaintsRequest = body_json(req, limits).await?;
             for t in &request.add {
                 if !matches!(
                     t.effect.as_str(),
@@ -252,7 +264,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             ok(&view)
         }
         (&Method::POST, ["v1", "workloads", name, "scale"]) => {
-            let request: ScaleRequest = body_json_required(req).await?;
+            let request: ScaleRequest = body_json_required(req, limits).await?;
             let view = workloads::scale(d, name, request.replicas)?;
             d.wake.notify_one();
             ok(&view)
@@ -262,7 +274,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             ok(&views::rollout(s, w))
         }),
         (&Method::POST, ["v1", "workloads", name, "rollback"]) => {
-            let request: RollbackRequest = body_json(req).await?;
+            let request: RollbackRequest = body_json(req, limits).await?;
             let status = workloads::rollback(d, name, request.revision)?;
             d.wake.notify_one();
             ok(&status)
@@ -290,7 +302,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
             ok(&detail)
         }),
         (&Method::POST, ["v1", "instances", id, "migrate"]) => {
-            let request: MigrateRequest = body_json(req).await?;
+            let request: MigrateRequest = body_json(req, limits).await?;
             let (result, actions) = d.with(|s| {
                 let mut actions = Vec::new();
                 let r = migration::migrate(d, s, id, request.node.as_deref(), &mut actions);
@@ -314,7 +326,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
                 .expect("valid response"))
         }
         (&Method::POST, ["v1", "instances", id, "exec"]) => {
-            let request: ExecRequest = body_json_required(req).await?;
+            let request: ExecRequest = body_json_required(req, limits).await?;
             let addr = instance_addr(d, id)?;
             let timeout =
                 Duration::from_secs(request.timeout_secs.unwrap_or(30).saturating_add(10));
@@ -351,8 +363,11 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>) -> Answer {
     }
 }
 
-async fn body_json_required<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let bytes = body_bytes(req).await?;
+async fn body_json_required<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<T, ApiError> {
+    let bytes = body_bytes(req, limits).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
 
@@ -386,57 +401,51 @@ fn instance_addr(d: &Daemon, id: &str) -> Result<std::net::SocketAddr, ApiError>
     })
 }
 
-/// Serves `GET /metrics` alone, plain HTTP, on `listener` (for Prometheus, which cannot
-/// scrape a unix socket); anything else is 404.
-pub async fn serve_metrics(daemon: Arc<Daemon>, listener: tokio::net::TcpListener) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+/// Serves `GET /metrics` alone, plain HTTP, on `listener` under `limits` (for Prometheus,
+/// which cannot scrape a unix socket); anything else is 404.
+pub async fn serve_metrics(daemon: Arc<Daemon>, listener: tokio::net::TcpListener, limits: Limits) {
+    connection_limits::serve(listener, Gate::new(limits), None, log(), move |_| {
         let daemon = daemon.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let daemon = daemon.clone();
-                async move {
-                    let response = if req.method() == Method::GET && req.uri().path() == "/metrics"
-                    {
-                        Response::builder()
-                            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                            .body(full(metrics::render(&daemon)))
-                            .expect("valid response")
-                    } else {
-                        error_response(ApiError::not_found("only GET /metrics is served here"))
-                    };
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        service_fn(move |req: Request<Incoming>| {
+            let daemon = daemon.clone();
+            async move {
+                let response = if req.method() == Method::GET && req.uri().path() == "/metrics" {
+                    metrics_response(&daemon)
+                } else {
+                    error_response(ApiError::not_found("only GET /metrics is served here"))
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    })
+    .await;
 }
 
-/// Serves the API on the unix socket `path` (mode 0600) until the process ends; the caller
-/// has claimed the path ([`crate::socket::claim`]).
-pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> std::io::Result<()> {
+/// Serves the API on the unix socket `path` (mode 0600) under `limits` until the process
+/// ends; the caller has claimed the path ([`crate::socket::claim`]). Fails only when the
+/// socket cannot be made.
+pub async fn serve(daemon: Arc<Daemon>, path: &Path, limits: Limits) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    loop {
-        let (stream, _) = listener.accept().await?;
+    let limits = limits.local_clients();
+    connection_limits::serve(listener, Gate::new(limits), None, log(), move |_| {
         let daemon = daemon.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let daemon = daemon.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(daemon, req).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        service_fn(move |req| {
+            let daemon = daemon.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(daemon, req, &limits).await) }
+        })
+    })
+    .await;
+    Ok(())
+}
+
+/// The daemon's log for its listeners.
+fn log() -> Log {
+    Arc::new(|line: &str| {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        eprintln!("{now} mini-sched: {line}");
+    })
 }

@@ -3,10 +3,11 @@
 //! log streams (JSON lines).
 
 use super::{Agent, Error};
+use crate::connection_limits::read_body;
 use crate::protocol::{self, ExecRequest, KillRequest, LogLine, Probe, RunRequest, StopRequest};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -71,13 +72,17 @@ fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, Error> {
     Ok(json(StatusCode::OK, value))
 }
 
-/// The request body as JSON, `None` when it is empty (or only white space).
-async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<Option<T>, Error> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+/// The request body as JSON, `None` when it is empty (or only white space). It must arrive
+/// within the listener's body timeout: a client that announces more than it sends is not
+/// waited for forever.
+async fn json_body<T: DeserializeOwned>(
+    agent: &Agent,
+    req: Request<Incoming>,
+) -> Result<Option<T>, Error> {
+    let timeout = agent.config.limits.body_timeout;
+    let bytes = read_body(req.into_body(), MAX_BODY, timeout)
         .await
-        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?
-        .to_bytes();
+        .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -87,15 +92,18 @@ async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<Option
 }
 
 /// A JSON body the request must have.
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
-    json_body(req)
+async fn body<T: DeserializeOwned>(agent: &Agent, req: Request<Incoming>) -> Result<T, Error> {
+    json_body(agent, req)
         .await?
         .ok_or_else(|| Error::BadRequest("the request needs a JSON body (see PROTOCOL.md)".into()))
 }
 
 /// A body that may be left out (`{}` is the same as none).
-async fn optional_body<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, Error> {
-    Ok(json_body(req).await?.unwrap_or_default())
+async fn optional_body<T: DeserializeOwned + Default>(
+    agent: &Agent,
+    req: Request<Incoming>,
+) -> Result<T, Error> {
+    Ok(json_body(agent, req).await?.unwrap_or_default())
 }
 
 /// The query parameters of a request.
@@ -178,14 +186,16 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Bo
     match (segments.as_slice(), &method) {
         (["version"], &Method::GET) => ok(&agent.version()),
         (["node"], &Method::GET) => ok(&agent.node_status().await),
-        (["certificate"], &Method::POST) => ok(&agent.renew_certificate(body(req).await?).await?),
+        (["certificate"], &Method::POST) => {
+            ok(&agent.renew_certificate(body(agent, req).await?).await?)
+        }
         (["certificate"], _) => Err(method_not_allowed(&method, &path, "POST")),
         (["containers"], &Method::GET) => {
             let stats = Query::of(&req, &["stats"])?.flag("stats")?;
             ok(&agent.list(stats).await)
         }
         (["containers"], &Method::POST) => {
-            let request: RunRequest = body(req).await?;
+            let request: RunRequest = body(agent, req).await?;
             let info = agent.run(request).await?;
             Ok(json(StatusCode::CREATED, &info))
         }
@@ -217,21 +227,21 @@ async fn container_action(
     let path = req.uri().path().to_string();
     match (action, &method) {
         ("stop", &Method::POST) => {
-            let request: StopRequest = optional_body(req).await?;
+            let request: StopRequest = optional_body(agent, req).await?;
             ok(&agent.stop(id, request).await?)
         }
         ("kill", &Method::POST) => {
-            let request: KillRequest = body(req).await?;
+            let request: KillRequest = body(agent, req).await?;
             agent.kill(id, &request.signal).await?;
             ok(&agent.info(id).await?)
         }
         ("wait", &Method::POST) => ok(&agent.wait(id).await?),
         ("exec", &Method::POST) => {
-            let request: ExecRequest = body(req).await?;
+            let request: ExecRequest = body(agent, req).await?;
             ok(&agent.exec(id, request).await?)
         }
         ("probe", &Method::POST) => {
-            let probe: Probe = body(req).await?;
+            let probe: Probe = body(agent, req).await?;
             ok(&agent.probe(id, probe).await?)
         }
         ("stats", &Method::GET) => ok(&agent.stats(id).await?),

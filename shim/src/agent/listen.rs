@@ -3,17 +3,11 @@
 
 use super::tls::{self, TlsFiles};
 use super::{api, Agent, Error};
-use hyper::server::conn::http1;
+use crate::connection_limits::{self, accept::Log, http::Tls, Accept, Gate, Limits};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listening endpoint.
 #[derive(Debug, Clone)]
@@ -64,50 +58,33 @@ impl Listen {
     }
 }
 
-/// Serves `agent` on `listen` until `shutdown` resolves.
+/// Serves `agent` on `listen` under `limits` until `shutdown` resolves.
 pub async fn serve(
     agent: Arc<Agent>,
     listen: &Listen,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let accept = async {
         match listen {
             Listen::Tls { addr, files } => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(files)?);
+                let tls = Tls {
+                    acceptor: tokio_rustls::TlsAcceptor::from(tls::server_config(files)?),
+                    client_certificates: true,
+                };
                 let listener = bind_tcp(*addr).await?;
-                agent.log(&format!("listening on https://{addr} (mutual TLS)"));
-                loop {
-                    let (stream, peer) = match listener.accept().await {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            accept_failed(&agent, e).await;
-                            continue;
-                        }
-                    };
-                    let (agent, acceptor) = (agent.clone(), acceptor.clone());
-                    tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                        {
-                            Ok(Ok(tls)) => connection(agent, tls).await,
-                            Ok(Err(e)) => agent.log(&format!("refused {peer}: TLS: {e}")),
-                            Err(_) => {
-                                agent.log(&format!("refused {peer}: TLS handshake timed out"))
-                            }
-                        }
-                    });
-                }
+                let limits = limits.authenticated_clients();
+                agent.log(&format!(
+                    "listening on https://{addr} (mutual TLS; {limits})"
+                ));
+                serve_on(&agent, listener, limits, Some(tls)).await;
             }
             Listen::DevLoopback(addr) => {
                 let listener = bind_tcp(*addr).await?;
                 agent.log(&format!(
                     "DEVELOPMENT MODE: plain HTTP without authentication on http://{addr}"
                 ));
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => drop(tokio::spawn(connection(agent.clone(), stream))),
-                        Err(e) => accept_failed(&agent, e).await,
-                    }
-                }
+                serve_on(&agent, listener, limits.local_clients(), None).await;
             }
             Listen::DevUnix(path) => {
                 let listener = bind_unix(path)?;
@@ -115,14 +92,10 @@ pub async fn serve(
                     "DEVELOPMENT MODE: plain HTTP on unix socket {} (root only)",
                     path.display()
                 ));
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => drop(tokio::spawn(connection(agent.clone(), stream))),
-                        Err(e) => accept_failed(&agent, e).await,
-                    }
-                }
+                serve_on(&agent, listener, limits.local_clients(), None).await;
             }
         }
+        Ok(())
     };
     tokio::select! {
         r = accept => r,
@@ -130,11 +103,21 @@ pub async fn serve(
     }
 }
 
-/// A failed accept (e.g. out of descriptors) is logged and retried after a pause, instead of
-/// spinning.
-async fn accept_failed(agent: &Agent, e: std::io::Error) {
-    agent.log(&format!("accepting a connection: {e}"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+/// The protocol on `listener`, for ever.
+async fn serve_on<L: Accept>(agent: &Arc<Agent>, listener: L, limits: Limits, tls: Option<Tls>) {
+    let log: Log = {
+        let agent = agent.clone();
+        Arc::new(move |line: &str| agent.log(line))
+    };
+    let agent = agent.clone();
+    connection_limits::serve(listener, Gate::new(limits), tls, log, move |_peer| {
+        let agent = agent.clone();
+        service_fn(move |req| {
+            let agent = agent.clone();
+            async move { Ok::<_, std::convert::Infallible>(api::handle(agent, req).await) }
+        })
+    })
+    .await;
 }
 
 async fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
@@ -160,20 +143,6 @@ fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, Error> 
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("restricting", path, e))?;
     Ok(listener)
-}
-
-async fn connection<S>(agent: Arc<Agent>, stream: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let agent = agent.clone();
-        async move { Ok::<_, std::convert::Infallible>(api::handle(agent, req).await) }
-    });
-    // Errors here are the peer going away mid-request; there is nobody left to tell.
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }
 
 #[cfg(test)]
