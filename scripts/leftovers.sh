@@ -34,7 +34,8 @@ inventory() {
             nft list tables 2>/dev/null | sed 's/^table /nft\t/' || true
         fi
         ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print "link\t" $2 }' || true
-        ls -d /tmp/mini-* 2>/dev/null | sed 's/^/tmp\t/' || true
+        # (The VM's initramfs cache, /tmp/mini-run-vm-cache, is kept on purpose.)
+        ls -d /tmp/mini-* 2>/dev/null | grep -v '^/tmp/mini-run-vm-cache$' | sed 's/^/tmp\t/' || true
         ls /run/mini-run 2>/dev/null | sed 's/^/state\t/' || true
     } | sort -u
 }

@@ -205,10 +205,28 @@ pub fn event_key(seq: u64) -> String {
 mod tests {
     use super::*;
 
+    /// A fresh directory for one test, removed when dropped (also when the test fails).
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn batches_commit_atomically_and_load_in_key_order() {
-        let dir = std::env::temp_dir().join(format!("mini-sched-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("mini-sched-store");
+        let dir = &scratch.0;
         let path = dir.join("state.redb");
         {
             let store = Store::open(&path).unwrap();
@@ -237,28 +255,24 @@ mod tests {
         assert_eq!(nodes.records, [("n2".to_string(), 2)]);
         assert_eq!(nodes.unreadable.len(), 1);
         assert_eq!(nodes.unreadable[0].0, "bad");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_database_is_made_private_and_an_existing_one_narrowed() {
         use std::os::unix::fs::PermissionsExt;
-        let dir =
-            std::env::temp_dir().join(format!("mini-sched-store-mode-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("mini-sched-store-mode");
+        let dir = &scratch.0;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let path = dir.join("state.redb");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         drop(Store::open(&path).unwrap());
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(dir), 0o700);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(mode(&path), 0o600);
         let mut batch = Batch::default();
         batch.put(Table::Meta, "k", &1u32);
         store.commit(batch).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -364,15 +364,14 @@ fn stats_follow_memory_use() {
         "probe wait-file /dev/shm/go 600 && probe alloc 96 && exec probe sleep 600",
     ]);
     let pid = run_detached(&rt, &b, &id);
-    let before = stats(&rt, &id);
+    // The shell and the probe it forks (the fork may lag the start on a busy host).
+    let before = wait_for("the shell and its probe in the pids count", || {
+        let d = stats(&rt, &id);
+        (d["pids"]["current"].as_u64() >= Some(2)).then_some(d)
+    });
     let peak0 = before["memory"]["usage"]["max"].as_u64().unwrap_or(0);
     let usage0 = before["memory"]["usage"]["usage"].as_u64().unwrap_or(0);
     assert!(usage0 > 0, "memory usage reported: {}", before["memory"]);
-    assert!(
-        before["pids"]["current"].as_u64() >= Some(2),
-        "{}",
-        before["pids"]
-    );
     // The container's /dev/shm, reached through its init's root.
     std::fs::write(format!("/proc/{pid}/root/dev/shm/go"), "").expect("signal the container");
     let grown = wait_for("memory use to grow by the allocation", || {
