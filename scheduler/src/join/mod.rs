@@ -174,7 +174,9 @@ pub fn init_cluster(
     let build = || -> Result<String, Error> {
         std::fs::create_dir_all(&parent).map_err(|e| Error::io("creating", &parent, e))?;
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir(&staging).map_err(|e| Error::io("creating", &staging, e))?;
+        // Private from the start: it holds the CA key and the tokens.
+        mini_run::private_files::create_dir(&staging)
+            .map_err(|e| Error::io("creating", &staging, e))?;
         let pki = ClusterPki::make(&staging, advertise, options.lifetimes)?;
         let token = Tokens::new(&pki).create(&options.token)?;
         std::fs::rename(&staging, state_dir).map_err(|e| Error::io("renaming", &staging, e))?;

@@ -122,9 +122,9 @@ impl ClusterPki {
         let ca = pki::read(&dir, "ca")?;
         let ca_sha256 = mini_shim::join::ca_fingerprint(&ca.cert_pem)
             .map_err(|e| Error::Cluster(format!("{}: {e}", dir.join("ca.pem").display())))?;
-        let text = std::fs::read_to_string(&cluster_file)
+        let text = mini_run::input_file::read(&cluster_file, mini_shim::agent::pki::PEM_LIMIT)
             .map_err(|e| Error::io("reading", &cluster_file, e))?;
-        let file: ClusterFile = serde_json::from_str(&text)
+        let file: ClusterFile = serde_json::from_slice(&text)
             .map_err(|e| Error::Cluster(format!("{}: {e}", cluster_file.display())))?;
         Ok(ClusterPki {
             state_dir: state_dir.to_path_buf(),
@@ -265,8 +265,9 @@ impl ClusterPki {
     /// ([`SCHEDULER`], [`JOIN_SERVER`]).
     pub fn own_not_after(&self, name: &str) -> Result<std::time::SystemTime, Error> {
         let (cert, _) = pki::paths(&self.pki_dir(), name);
-        let pem = std::fs::read_to_string(&cert).map_err(|e| Error::io("reading", &cert, e))?;
-        Ok(pki::inspect(&pem)?.not_after)
+        let pem = mini_run::input_file::read(&cert, mini_shim::agent::pki::PEM_LIMIT)
+            .map_err(|e| Error::io("reading", &cert, e))?;
+        Ok(pki::inspect(&String::from_utf8_lossy(&pem))?.not_after)
     }
 
     /// Renews the scheduler's own certificate `name` ([`SCHEDULER`] or [`JOIN_SERVER`]) for

@@ -288,8 +288,9 @@ impl Tokens {
     }
 
     fn read(&self) -> Result<TokenFile, Error> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str(&text)
+        // Bounded: one entry is ~200 bytes, a token file of 1 MiB holds thousands.
+        match mini_run::input_file::read(&self.path, mini_shim::agent::pki::PEM_LIMIT) {
+            Ok(text) => serde_json::from_slice(&text)
                 .map_err(|e| Error::Cluster(format!("{}: {e}", self.path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
             Err(e) => Err(Error::io("reading", &self.path, e)),
