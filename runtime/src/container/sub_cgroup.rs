@@ -133,10 +133,12 @@ pub fn resolve(base: &Path, sub: &Path, arg: &str) -> Result<PathBuf> {
                     dir.display()
                 )))
             }
-            Err(_) => return Err(bad(format!(
-                "--cgroup {arg}: no such cgroup {}: create it inside the container's cgroup first",
-                dir.display()
-            ))),
+            Err(_) => {
+                return Err(bad(format!(
+                    "--cgroup {arg}: no such cgroup {}: create it inside the container's cgroup",
+                    dir.display()
+                )))
+            }
         }
     }
     Ok(dir)
