@@ -161,6 +161,20 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_or_missing_component_is_refused() {
+        let base = std::env::temp_dir().join(format!("mini-run-subcg-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/", base.join("a/out")).unwrap();
+        let ok = resolve(&base, Path::new("a/b"), "a/b");
+        let link = resolve(&base, Path::new("a/out"), "a/out").map_err(|e| e.to_string());
+        let missing = resolve(&base, Path::new("a/c"), "a/c").map_err(|e| e.to_string());
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(ok.unwrap(), base.join("a/b"));
+        assert!(link.unwrap_err().contains("symlink"));
+        assert!(missing.unwrap_err().contains("no such cgroup"));
+    }
+
+    #[test]
     fn runc_forms_parse() {
         let s = parse(&["/sub/x"]).unwrap();
         assert_eq!(
