@@ -201,9 +201,10 @@ struct ExecArgs {
     /// Pass this many descriptors after stdio to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
-    /// Run in this sub-cgroup of the container's cgroup.
+    /// Run in this sub-cgroup of the container's cgroup: `PATH`, or (cgroup v1, repeatable)
+    /// `CONTROLLER[,CONTROLLER]:PATH`; it must lie inside the container's cgroup.
     #[arg(long)]
-    cgroup: Option<String>,
+    cgroup: Vec<String>,
     /// Allow exec into a paused container.
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,

@@ -288,6 +288,31 @@ fn default_errno_with_an_allow_list_runs_a_small_program() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// runc's stub: a number above every syscall the profile names (rseq, 334, here) is ENOSYS,
+/// whether the kernel has it (pidfd_open, 434) or not (1000); an unlisted older one (mkdir)
+/// still gets the default action.
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    require_root();
+    let code = in_child(
+        allow_list(&["write"]),
+        || 0,
+        |_| {
+            if !failed_with(sys!(1000), libc::ENOSYS) {
+                return 1;
+            }
+            if !failed_with(sys!(libc::SYS_pidfd_open, 1, 0), libc::ENOSYS) {
+                return 2;
+            }
+            if !failed_with(sys!(libc::SYS_mkdir, c"/".as_ptr(), 0o755), libc::EPERM) {
+                return 3;
+            }
+            0
+        },
+    );
+    assert_eq!(code, 0);
+}
+
 #[test]
 fn install_without_no_new_privs_needs_cap_sys_admin() {
     require_root();

@@ -255,6 +255,18 @@ impl Runtime {
         ])
     }
 
+    /// Foreground `run --no-pivot` of a bundle (MS_MOVE and chroot instead of pivot_root);
+    /// returns the output.
+    pub fn run_no_pivot(&self, bundle: &Bundle) -> Output {
+        self.cmd(&[
+            "run",
+            "--no-pivot",
+            "--bundle",
+            bundle.path().to_str().expect("utf-8"),
+            &unique("nopivot"),
+        ])
+    }
+
     /// Foreground `run` of a probe `report`; returns the parsed JSON.
     pub fn report(&self, bundle: &Bundle) -> Value {
         self.run_json(bundle)

@@ -185,3 +185,52 @@ fn exec_of_a_missing_command_fails_with_one_line() {
     let msg = mini_tests::stderr_line(&out);
     assert!(msg.contains("no-such-command"), "{msg}");
 }
+
+/// `exec --cgroup` with a path leading out of the container's cgroup (`..` in any form) is
+/// refused with one line and starts nothing; a sub-cgroup inside it is joined (runc's
+/// `PATH` and `CONTROLLER:PATH` forms).
+#[test]
+fn exec_cgroup_must_stay_inside_the_containers_cgroup() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    let v2 = mini_tests::cgroup_version() == mini_cgroups::Version::V2;
+    let memory = mini_tests::cgroup_dir(init, "memory");
+    let parent = memory.parent().unwrap().to_path_buf();
+    let procs = if v2 { "cgroup.procs" } else { "tasks" };
+    let in_parent = || std::fs::read_to_string(parent.join(procs)).unwrap();
+    let before = in_parent();
+    let inner = memory.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let mut escapes = vec!["..", "../", "inner/../..", "/../..", "./inner/../../x"];
+    if !v2 {
+        escapes.push("memory:..");
+    }
+    for arg in escapes {
+        let out = rt.cmd(&["exec", "--cgroup", arg, &id, "/bin/probe", "sleep", "0"]);
+        mini_tests::assert_fails_with(&out, &["--cgroup", "inside the container's cgroup"]);
+    }
+    assert_eq!(in_parent(), before, "no process joined the parent cgroup");
+    let inside = if v2 { "inner" } else { "memory:inner" };
+    let out = rt.cmd(&["exec", "--cgroup", inside, &id, "cat", "/proc/self/cgroup"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = std::fs::remove_dir(&inner);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| {
+            if v2 {
+                l.starts_with("0::")
+            } else {
+                l.contains(":memory:")
+            }
+        })
+        .unwrap_or_else(|| panic!("no memory line in {text}"));
+    assert!(line.ends_with("/inner"), "joined the sub-cgroup: {line}");
+    let missing = rt.cmd(&["exec", "--cgroup", "nowhere", &id, "true"]);
+    mini_tests::assert_fails_with(&missing, &["--cgroup", "no such cgroup"]);
+}

@@ -1,7 +1,8 @@
 //! What the runtime keeps from the container: descriptors, a working directory outside the
 //! rootfs (CVE-2024-21626), its own binary (CVE-2019-5736), a dumpable init, and a fake
-//! /dev/null for masking (CVE-2025-31133). And what it keeps from other local users: the
-//! state that holds a container's environment.
+//! /dev/null for masking (CVE-2025-31133), and with `--no-pivot` the host's procfs, sysfs and old
+//! root. And what it keeps from other local users: the state that holds a container's
+//! environment.
 
 use mini_tests::*;
 use serde_json::{json, Value};
@@ -432,4 +433,92 @@ fn container_state_with_the_environment_is_private_to_root() {
     assert_eq!(rt.status(&id), "running");
     assert_private(rt.root(), 0o700, None);
     rt.ok(&["delete", "--force", &id]);
+}
+
+/// Runs `script` in a container started with `--no-pivot` (and, with `userns`, its own user
+/// namespace), its process given CAP_SETFCAP (as docker's default set does) so that it can
+/// make a user namespace mapping its root; returns the container's output (the script's own
+/// exit status does not count).
+fn no_pivot_output(script: &str, userns: bool) -> String {
+    let b = sh(&format!("{script}; true")).edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("capability set")
+                .push(json!("CAP_SETFCAP"));
+        }
+        if userns {
+            ns_list(c).push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }
+    });
+    let rt = Runtime::new();
+    let out = rt.run_no_pivot(&b);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// With `--no-pivot` the host's /proc and /sys must not stay fully visible (hidden under the
+/// rootfs) in the container's mount namespace: a process that makes its own user, mount, pid
+/// and network namespaces may mount a tmpfs there, but no fresh, unmasked procfs or sysfs.
+#[test]
+fn no_pivot_container_cannot_mount_a_fresh_procfs_or_sysfs() {
+    let mut mounted = Vec::new();
+    for userns in [false, true] {
+        let out = no_pivot_output(
+            "unshare -Urmpfn sh -c 'mount -t tmpfs t /tmp && echo TMPFS; \
+             mount -t proc p /tmp && echo PROC; mount -t sysfs s /tmp && echo SYSFS'",
+            userns,
+        );
+        if !out.contains("TMPFS") {
+            skip(
+                "no_pivot_container_cannot_mount_a_fresh_procfs_or_sysfs",
+                Need::Host,
+                "this kernel lets no container process make a user namespace",
+            );
+            return;
+        }
+        for fs in ["PROC", "SYSFS"] {
+            if out.contains(fs) {
+                mounted.push(format!("{fs} (container user namespace: {userns})"));
+            }
+        }
+    }
+    assert_eq!(
+        mounted,
+        Vec::<String>::new(),
+        "fresh mounts made in the container"
+    );
+}
+
+/// With `--no-pivot` the old root stays out of reach: neither by path nor by unmounting the
+/// rootfs (moved onto `/`) in a mount namespace of the container's own.
+#[test]
+fn no_pivot_old_root_stays_unreachable() {
+    let sentinel = TempDir::new("oldroot");
+    let file = sentinel.path().join("host-only");
+    std::fs::write(&file, "host").unwrap();
+    let f = file.to_str().unwrap();
+    for userns in [false, true] {
+        let out = no_pivot_output(
+            &format!(
+                "test -e {f} && echo REACHED; \
+                 unshare -Urm sh -c 'echo UNSHARED; umount -l / ; test -e {f} && echo REACHED'"
+            ),
+            userns,
+        );
+        assert!(out.contains("UNSHARED"), "userns {userns}: {out}");
+        assert!(
+            !out.contains("REACHED"),
+            "userns {userns}: host file reached: {out}"
+        );
+    }
 }

@@ -67,3 +67,60 @@ fn notify_without_listener_path_is_rejected() {
     assert!(mini_tests::stderr_line(&out).contains("listenerPath"));
     mini_tests::assert_nothing_left(&rt, &id, b.path());
 }
+
+/// An allow-list profile (default EPERM) with what busybox needs to start, open, write its
+/// error and exit: the highest syscall it names is openat/newfstatat (257/262 on x86_64).
+fn allow_list(c: &mut serde_json::Value) {
+    c["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["execve", "brk", "arch_prctl", "set_tid_address",
+            "set_robust_list", "readlink", "mprotect", "getuid", "geteuid", "prctl",
+            "exit_group", "exit", "openat", "open", "close", "write", "newfstatat", "fstat",
+            "lseek", "mmap", "munmap", "read", "ioctl", "rt_sigaction", "rt_sigprocmask",
+            "getpid", "uname"], "action": "SCMP_ACT_ALLOW"}]
+    });
+}
+
+/// A syscall numbered above every one the profile names gets ENOSYS (runc's stub), so a
+/// program probing for a newer syscall falls back; below that the default action (EPERM)
+/// still holds.
+#[test]
+fn a_syscall_newer_than_the_profile_gets_enosys() {
+    let rt = Runtime::new();
+    // fallocate is 285 on x86_64: newer than anything the profile names.
+    let b = Bundle::new(&["fallocate", "-l", "1", "/dev/shm/f"]).edit(allow_list);
+    let out = rt.run(&b, &unique("seccomp-enosys"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Function not implemented"), "ENOSYS: {err}");
+    // mkdir is 83: not listed, older than what the profile names: the default action.
+    let b = Bundle::new(&["mkdir", "/dev/shm/d"]).edit(allow_list);
+    let out = rt.run(&b, &unique("seccomp-eperm"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Operation not permitted"), "EPERM: {err}");
+}
+
+/// SCMP_ACT_NOTIFY on write is refused at create with one line, as runc does: the runtime
+/// needs write (and sendmsg) to hand the listener over once the filter is installed.
+#[test]
+fn notify_on_write_is_refused() {
+    let rt = Runtime::new();
+    for name in ["write", "sendmsg"] {
+        let b = Bundle::new(&["/bin/true"]).edit(|c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": "/run/mini-tests-no-agent.sock",
+                "syscalls": [{"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]
+            });
+        });
+        let id = unique("seccomp-notify-write");
+        let out = rt
+            .cmd_timeout(
+                &["create", "--bundle", b.path_str(), &id],
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("create with NOTIFY on {name}: {e}"));
+        mini_tests::assert_fails_with(&out, &["SCMP_ACT_NOTIFY", name]);
+        mini_tests::assert_nothing_left(&rt, &id, b.path());
+    }
+}

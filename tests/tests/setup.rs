@@ -858,13 +858,7 @@ fn own_oom_score_adj() -> i64 {
 fn no_pivot_runs_the_container_in_its_rootfs() {
     let rt = Runtime::new();
     let b = sh("probe report; probe read /etc/passwd");
-    let out = rt.cmd(&[
-        "run",
-        "--no-pivot",
-        "--bundle",
-        b.path_str(),
-        &unique("nopivot"),
-    ]);
+    let out = rt.run_no_pivot(&b);
     assert!(
         out.status.success(),
         "{}",

@@ -4,6 +4,7 @@
 //! foreground the runtime forwards signals and returns the process's exit status.
 
 use super::create::write_pid_file;
+use super::sub_cgroup::{self, SubCgroups};
 use crate::error::{Context, Error, Result};
 use crate::process::channel;
 use crate::process::exec_config::ExecConfig;
@@ -50,8 +51,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// Descriptors after stdio to pass on.
     pub preserve_fds: i32,
-    /// A sub-cgroup of the container's to run in.
-    pub cgroup: Option<String>,
+    /// Sub-cgroups of the container's to run in (`PATH` or `CONTROLLER:PATH`, as runc).
+    pub cgroup: Vec<String>,
     /// Allow exec into a paused container.
     pub ignore_paused: bool,
 }
@@ -158,28 +159,30 @@ fn namespaces(pid: i32) -> Vec<(LinuxNamespaceType, PathBuf)> {
     out
 }
 
-fn cgroup_files(rec: &Record, sub: Option<&str>) -> Result<Vec<PathBuf>> {
+fn cgroup_files(rec: &Record, args: &[String]) -> Result<Vec<PathBuf>> {
+    let sub = SubCgroups::parse(args)?;
     let Some(cfg) = &rec.cgroup else {
-        return Ok(Vec::new());
+        if sub.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(bad("--cgroup: the container has no cgroup of its own"));
     };
     let m = mini_cgroups::open(cfg)?;
-    let file = match m.version() {
-        mini_cgroups::Version::V1 => "tasks",
-        mini_cgroups::Version::V2 => "cgroup.procs",
-    };
+    let v2 = m.version() == mini_cgroups::Version::V2;
+    let file = if v2 { "cgroup.procs" } else { "tasks" };
+    let sources = m.mount_sources()?;
+    let mounted: Vec<String> = sources.iter().flat_map(|s| s.controllers.clone()).collect();
+    if let Some(c) = sub.unknown(&mounted).first() {
+        return Err(bad(format!(
+            "--cgroup {c}:...: no cgroup hierarchy holds controller {c}"
+        )));
+    }
     let mut out = Vec::new();
-    for s in m.mount_sources()? {
-        let dir = match sub {
-            Some(sub) => s.host_dir.join(sub.trim_start_matches('/')),
+    for s in sources {
+        let dir = match sub.for_hierarchy(&s.controllers, v2)? {
+            Some(p) => sub_cgroup::resolve(&s.host_dir, p, &args.join(" "))?,
             None => s.host_dir,
         };
-        if !dir.is_dir() {
-            return Err(bad(format!(
-                "--cgroup {}: no such cgroup {}",
-                sub.unwrap_or(""),
-                dir.display()
-            )));
-        }
         out.push(dir.join(file));
     }
     Ok(out)
@@ -218,7 +221,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let cfg = ExecConfig {
         process,
         namespaces: namespaces(rec.pid),
-        cgroup_join: cgroup_files(&rec, o.cgroup.as_deref())?,
+        cgroup_join: cgroup_files(&rec, &o.cgroup)?,
         console_fd: console.container_fd(),
         seccomp: rec.seccomp.clone(),
         preserve_fds: o.preserve_fds,

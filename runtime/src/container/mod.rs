@@ -12,6 +12,7 @@ pub mod resume;
 pub mod run;
 pub mod start;
 pub mod state;
+pub mod sub_cgroup;
 pub mod update;
 
 use crate::error::{Error, Result};

@@ -6,6 +6,7 @@ pub mod cgroup_mount;
 pub mod devices;
 pub mod mount_options;
 pub mod mounts;
+pub mod old_root;
 pub mod pivot;
 pub mod protected_paths;
 pub mod secure_path;

@@ -1,5 +1,6 @@
 //! Switching the init's root to the prepared rootfs: pivot_root with the old root detached,
-//! or (`--no-pivot`, for ramdisk hosts where pivot_root is impossible) MS_MOVE plus chroot.
+//! or (`--no-pivot`, for ramdisk hosts where pivot_root is impossible) MS_MOVE plus chroot,
+//! with every other mount of the old root detached or covered first (see [`super::old_root`]).
 
 use crate::error::{Context, Result};
 use nix::fcntl::OFlag;
@@ -11,6 +12,8 @@ use std::path::Path;
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).context(|| format!("entering {}", rootfs.display()))?;
     if no_pivot {
+        let here = nix::unistd::getcwd().context(|| "naming the rootfs")?;
+        super::old_root::hide(&here)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .context(|| "moving the rootfs onto /")?;
         nix::unistd::chroot(".").context(|| "chroot into the rootfs")?;

@@ -13,6 +13,7 @@ use oci_spec::runtime::{
 };
 
 use crate::error::{Context, Error, Result};
+use libseccomp_sys as sys;
 
 /// The errno an `SCMP_ACT_ERRNO` (or `SCMP_ACT_TRACE`) returns when the spec gives no
 /// `errnoRet`/`defaultErrnoRet`: EPERM, as in runc and crun.
@@ -20,6 +21,11 @@ const DEFAULT_ERRNO_RET: u32 = libc::EPERM as u32;
 
 /// The kernel's limit on a classic BPF program's length (BPF_MAXINSNS).
 const BPF_MAXINSNS: usize = 4096;
+
+/// Syscalls the init itself makes once a notifying filter is installed, to hand the listener
+/// over (`sendmsg`) and report (`write`): notifying them would stop the init before any agent
+/// has the listener. runc refuses `write` for the same reason.
+const NOT_NOTIFIABLE: [&str; 2] = ["write", "sendmsg"];
 
 /// The highest syscall argument index (syscalls have six arguments).
 const MAX_ARG_INDEX: usize = 5;
@@ -65,7 +71,9 @@ impl Filter {
 /// Compiles the spec's seccomp profile.
 ///
 /// Follows runc: syscall names this libseccomp does not know are skipped (profiles list
-/// syscalls that only newer kernels have); a rule whose action equals the default action is
+/// syscalls that only newer kernels have); a syscall numbered above every one the profile
+/// names returns `-ENOSYS` unless the default action allows it (runc's stub, see
+/// [`super::enosys`]); `SCMP_ACT_NOTIFY` on `write` (or `sendmsg`) is refused; a rule whose action equals the default action is
 /// dropped (libseccomp refuses those); `SCMP_ACT_KILL` is `SCMP_ACT_KILL_THREAD`; `errnoRet`
 /// defaults to EPERM; argument conditions on distinct arguments must all match, while several
 /// conditions on the same argument each match on their own (runc's rule for e.g. `clone`
@@ -92,7 +100,9 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
         ))
     })?;
 
+    let mut arches = vec![(ScmpArch::Native, native_token())];
     for &arch in spec.architectures().iter().flatten() {
+        arches.push(arch_and_token(arch));
         ctx.add_arch(scmp_arch(arch)).map_err(|e| {
             Error::invalid(format!(
                 "seccomp: architecture {arch} is not supported by libseccomp {}: {e}",
@@ -108,11 +118,25 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
         if act == default {
             continue;
         }
-        notifies |= act == ScmpAction::Notify;
+        if act == ScmpAction::Notify {
+            if let Some(name) = rule
+                .names()
+                .iter()
+                .find(|n| NOT_NOTIFIABLE.contains(&n.as_str()))
+            {
+                return Err(Error::invalid(format!(
+                    "seccomp: SCMP_ACT_NOTIFY cannot apply to {name}: the runtime needs it to \
+                     hand the listener over after the filter is installed; allow it or use \
+                     another action"
+                )));
+            }
+            notifies = true;
+        }
         add_rule(&mut ctx, rule, act)?;
     }
 
-    let program = export(&ctx)?;
+    let mut program = super::enosys::stub(spec, default, &arches);
+    program.extend(export(&ctx)?);
     if program.len() > BPF_MAXINSNS {
         return Err(Error::invalid(format!(
             "seccomp: the profile compiles to {} BPF instructions, more than the kernel's \
@@ -224,31 +248,43 @@ fn condition(arg: &LinuxSeccompArg) -> Result<ScmpArgCompare> {
 
 /// libseccomp's architecture for the spec's.
 pub(super) fn scmp_arch(arch: Arch) -> ScmpArch {
+    arch_and_token(arch).0
+}
+
+/// The native architecture's token (its AUDIT_ARCH value, as in `seccomp_data.arch`).
+pub(super) fn native_token() -> u32 {
+    // SAFETY: a pure query of libseccomp's build-time constant; no arguments, no state.
+    unsafe { sys::seccomp_arch_native() }
+}
+
+/// libseccomp's architecture for the spec's, and its token: the AUDIT_ARCH value the kernel
+/// puts in `seccomp_data.arch` (x32's is a pseudo token: its calls arrive as x86_64's).
+pub(super) fn arch_and_token(arch: Arch) -> (ScmpArch, u32) {
     match arch {
-        Arch::ScmpArchNative => ScmpArch::Native,
-        Arch::ScmpArchX86 => ScmpArch::X86,
-        Arch::ScmpArchX86_64 => ScmpArch::X8664,
-        Arch::ScmpArchX32 => ScmpArch::X32,
-        Arch::ScmpArchArm => ScmpArch::Arm,
-        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
-        Arch::ScmpArchMips => ScmpArch::Mips,
-        Arch::ScmpArchMips64 => ScmpArch::Mips64,
-        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
-        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
-        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
-        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
-        Arch::ScmpArchPpc => ScmpArch::Ppc,
-        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
-        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
-        Arch::ScmpArchS390 => ScmpArch::S390,
-        Arch::ScmpArchS390x => ScmpArch::S390X,
-        Arch::ScmpArchParisc => ScmpArch::Parisc,
-        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
-        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
-        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
-        Arch::ScmpArchM68k => ScmpArch::M68k,
-        Arch::ScmpArchSh => ScmpArch::Sh,
-        Arch::ScmpArchSheb => ScmpArch::Sheb,
+        Arch::ScmpArchNative => (ScmpArch::Native, native_token()),
+        Arch::ScmpArchX86 => (ScmpArch::X86, sys::SCMP_ARCH_X86),
+        Arch::ScmpArchX86_64 => (ScmpArch::X8664, sys::SCMP_ARCH_X86_64),
+        Arch::ScmpArchX32 => (ScmpArch::X32, sys::SCMP_ARCH_X32),
+        Arch::ScmpArchArm => (ScmpArch::Arm, sys::SCMP_ARCH_ARM),
+        Arch::ScmpArchAarch64 => (ScmpArch::Aarch64, sys::SCMP_ARCH_AARCH64),
+        Arch::ScmpArchMips => (ScmpArch::Mips, sys::SCMP_ARCH_MIPS),
+        Arch::ScmpArchMips64 => (ScmpArch::Mips64, sys::SCMP_ARCH_MIPS64),
+        Arch::ScmpArchMips64n32 => (ScmpArch::Mips64N32, sys::SCMP_ARCH_MIPS64N32),
+        Arch::ScmpArchMipsel => (ScmpArch::Mipsel, sys::SCMP_ARCH_MIPSEL),
+        Arch::ScmpArchMipsel64 => (ScmpArch::Mipsel64, sys::SCMP_ARCH_MIPSEL64),
+        Arch::ScmpArchMipsel64n32 => (ScmpArch::Mipsel64N32, sys::SCMP_ARCH_MIPSEL64N32),
+        Arch::ScmpArchPpc => (ScmpArch::Ppc, sys::SCMP_ARCH_PPC),
+        Arch::ScmpArchPpc64 => (ScmpArch::Ppc64, sys::SCMP_ARCH_PPC64),
+        Arch::ScmpArchPpc64le => (ScmpArch::Ppc64Le, sys::SCMP_ARCH_PPC64LE),
+        Arch::ScmpArchS390 => (ScmpArch::S390, sys::SCMP_ARCH_S390),
+        Arch::ScmpArchS390x => (ScmpArch::S390X, sys::SCMP_ARCH_S390X),
+        Arch::ScmpArchParisc => (ScmpArch::Parisc, sys::SCMP_ARCH_PARISC),
+        Arch::ScmpArchParisc64 => (ScmpArch::Parisc64, sys::SCMP_ARCH_PARISC64),
+        Arch::ScmpArchRiscv64 => (ScmpArch::Riscv64, sys::SCMP_ARCH_RISCV64),
+        Arch::ScmpArchLoongarch64 => (ScmpArch::Loongarch64, sys::SCMP_ARCH_LOONGARCH64),
+        Arch::ScmpArchM68k => (ScmpArch::M68k, sys::SCMP_ARCH_M68K),
+        Arch::ScmpArchSh => (ScmpArch::Sh, sys::SCMP_ARCH_SH),
+        Arch::ScmpArchSheb => (ScmpArch::Sheb, sys::SCMP_ARCH_SHEB),
     }
 }
 

@@ -4,7 +4,8 @@
 //! How the init uses it:
 //! 1. [`compile`] the spec's [`LinuxSeccomp`] while errors can still be reported (it allocates
 //!    and calls into libseccomp): unknown syscall names are skipped, as runc does, because
-//!    profiles list syscalls only newer kernels have.
+//!    profiles list syscalls only newer kernels have, and syscalls numbered above every one
+//!    the profile names get `-ENOSYS` ([`enosys`], runc's stub) so programs fall back.
 //! 2. Set no_new_privs if the spec asks, then [`Filter::install`] right before execve. The
 //!    install is a single `seccomp(2)` call on the precompiled program (no allocation, no
 //!    libseccomp), so it is safe in a forked child. Without no_new_privs the process needs
@@ -24,6 +25,7 @@
 //! (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV).
 
 mod compile;
+mod enosys;
 mod features;
 mod install;
 mod listener;
