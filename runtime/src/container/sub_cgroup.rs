@@ -63,7 +63,7 @@ impl SubCgroups {
         if let Some(p) = self.0.get("") {
             return Ok(Some(p));
         }
-        if v2 {
+        if v2 && !self.0.is_empty() {
             return Err(bad(
                 "--cgroup CONTROLLER:PATH needs cgroup v1: on cgroup v2 give a bare --cgroup PATH",
             ));
@@ -172,6 +172,13 @@ mod tests {
         assert_eq!(ok.unwrap(), base.join("a/b"));
         assert!(link.unwrap_err().contains("symlink"));
         assert!(missing.unwrap_err().contains("no such cgroup"));
+    }
+
+    #[test]
+    fn no_sub_cgroup_is_the_containers_own_on_v1_and_v2() {
+        let none = parse(&[]).unwrap();
+        assert_eq!(none.for_hierarchy(&[], true).unwrap(), None);
+        assert_eq!(none.for_hierarchy(&["memory".into()], false).unwrap(), None);
     }
 
     #[test]
