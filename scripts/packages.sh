@@ -1,6 +1,6 @@
 # The Debian packages the build, the tests, the fixtures and the VM need: one list, read by
 # .ci/run (installs them), scripts/test-all.sh (checks them up front) and the README.
-# Sourced by bash; defines PACKAGES.
+# Sourced by bash; defines PACKAGES and missing_packages.
 #
 # What the tests need from Debian:
 #   busybox-static   test rootfs (rootfs-fixtures) and the VM's initramfs
@@ -22,3 +22,13 @@ readonly PACKAGES=(
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
 )
+
+# Prints those of the packages given (default: all of PACKAGES) that are not installed, one
+# per line.
+missing_packages() {
+    local pkg
+    [ $# -gt 0 ] || set -- "${PACKAGES[@]}"
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || echo "$pkg"
+    done
+}

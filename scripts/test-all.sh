@@ -102,11 +102,8 @@ list_skips() {
 
 # Exit with one message if a package of scripts/packages.sh is missing.
 check_packages() {
-    local pkg
     local -a missing=()
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
-    done
+    mapfile -t missing < <(missing_packages)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "test-all: missing Debian packages: ${missing[*]}; install them with" \
              "'apt-get install --no-install-recommends ${missing[*]}' (or run bash .ci/run)" >&2

@@ -32,6 +32,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly HERE
 readonly GUEST_INIT="$HERE/guest-init.sh"
+# shellcheck source=../packages.sh
+source "$HERE/../packages.sh"
 # Modules the guest needs, named as in modules.dep; dependencies are added automatically.
 # The 9p stack is required; virtio_blk gives the guest a block device (a small empty disk) so
 # that io controller tests (io.max, io.weight) have a device to limit; overlay, veth and
@@ -74,10 +76,8 @@ parse_args() {
 
 # Install what is missing, once. apt's lock may be held by a colleague's install: wait.
 ensure_packages() {
-    local missing=() pkg
-    for pkg in qemu-system-x86 linux-image-amd64 busybox-static cpio; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
-    done
+    local missing=()
+    mapfile -t missing < <(missing_packages qemu-system-x86 linux-image-amd64 busybox-static cpio)
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
