@@ -3,12 +3,11 @@
 //! TLS server that answers without end. Everything stays on 127.0.0.0/8 and every flood
 //! bounds its own count.
 
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::Resource;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,10 +22,7 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Starts `cmd` with at most `n` open files (soft and hard limit).
 pub fn limit_open_files(cmd: &mut Command, n: u64) -> &mut Command {
-    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
-    unsafe {
-        cmd.pre_exec(move || setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from))
-    }
+    crate::limit_child(cmd, Resource::RLIMIT_NOFILE, n)
 }
 
 /// A free TCP port on 127.0.0.1.

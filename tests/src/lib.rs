@@ -694,6 +694,23 @@ pub fn mounts_mentioning(needle: &str) -> usize {
         .count()
 }
 
+/// Starts `cmd` with `resource` limited to `n` (soft and hard): a test bounds what a binary
+/// under attack may take (open files, address space) so a missing bound fails the test, not
+/// the machine.
+pub fn limit_child(
+    cmd: &mut Command,
+    resource: nix::sys::resource::Resource,
+    n: u64,
+) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::resource::setrlimit(resource, n, n).map_err(std::io::Error::from)
+        })
+    }
+}
+
 /// Mount points of this namespace at or below `dir`, deepest first (the order to unmount).
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")

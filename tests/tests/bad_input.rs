@@ -265,20 +265,7 @@ fn bad_flag_error_is_one_line() {
 /// Runs mini-run `cmd` with its address space limited to 256 MiB: an input read without a
 /// bound then runs out of memory and fails the test, instead of exhausting the machine.
 fn with_little_memory(mut cmd: std::process::Command) -> std::process::Output {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 256 << 20,
-                rlim_max: 256 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit_child(&mut cmd, nix::sys::resource::Resource::RLIMIT_AS, 256 << 20);
     // Not `captured_output`, which would replace the stdin a test gives: a command refused
     // at its input starts no container that could hold the output pipes open.
     cmd.output().expect("spawn mini-run")
