@@ -25,14 +25,6 @@ pub fn limit_open_files(cmd: &mut Command, n: u64) -> &mut Command {
     crate::limit_child(cmd, Resource::RLIMIT_NOFILE, n)
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// The loopback address 127.0.0.`n` (every one of 127.0.0.0/8 is this host's).
 pub fn loopback(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, n)

@@ -27,6 +27,29 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Ports below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, 32768 and up
+/// by default), so that no outgoing connection of a concurrent test takes the port between
+/// this check and the daemon's bind.
+const LISTEN_PORTS: std::ops::Range<u16> = 20000..32768;
+
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// A TCP port free on every address of this host, for a daemon a test starts: taken from
+/// below the ephemeral range, from a start that differs per test process, and never the same
+/// twice in one process.
+pub fn free_port() -> u16 {
+    let span = u32::from(LISTEN_PORTS.end - LISTEN_PORTS.start);
+    let start = std::process::id().wrapping_mul(2654435761) % span;
+    for _ in 0..span {
+        let offset = (start + NEXT_PORT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = LISTEN_PORTS.start + u16::try_from(offset).expect("offset below the span");
+        if std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {LISTEN_PORTS:?}");
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,7 +10,7 @@ use mini_sched::spec;
 use mini_sched::state::WorkloadRecord;
 use mini_sched::store::{Batch, Store, Table};
 use mini_tests::cluster::mini_sched_bin;
-use mini_tests::{captured_output, unique, wait_until, ChildGuard, TempDir};
+use mini_tests::{captured_output, free_port, unique, wait_until, ChildGuard, TempDir};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
@@ -30,10 +30,7 @@ struct Daemon {
 impl Daemon {
     fn init() -> Daemon {
         let dir = TempDir::new("sched-bad-spec");
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let init = captured_output(
             Command::new(mini_sched_bin())
                 .arg("init")

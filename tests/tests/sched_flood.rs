@@ -6,10 +6,12 @@
 use mini_sched::api::{NodeState, NodeView};
 use mini_tests::cluster::{init, mini_sched_bin};
 use mini_tests::flood::{
-    closed_by_peer, connect_from, free_port, limit_open_files, loopback, peak_rss, tls_client,
-    tls_handshake, EndlessServer,
+    closed_by_peer, connect_from, limit_open_files, loopback, peak_rss, tls_client, tls_handshake,
+    EndlessServer,
 };
-use mini_tests::{captured_output, mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
+use mini_tests::{
+    captured_output, free_port, mini_shim_bin, unique, wait_until, ChildGuard, TempDir,
+};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -225,6 +227,7 @@ fn an_agent_answering_without_end_cannot_grow_the_daemon() {
     let agent_dir = TempDir::new("endless-agent");
     let agent_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let node = unique("endless");
+    let agent_log = agent_dir.path().join("agent.log");
     let mut agent = Command::new(mini_shim_bin())
         .arg("join")
         .arg("--scheduler")
@@ -239,7 +242,7 @@ fn an_agent_answering_without_end_cannot_grow_the_daemon() {
         .arg(agent_dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&agent_log).expect("the agent's log"))
         .spawn()
         .expect("spawn mini-shim join");
     let ready = wait_until(PATIENCE, || {
@@ -249,7 +252,12 @@ fn an_agent_answering_without_end_cannot_grow_the_daemon() {
     });
     let _ = agent.kill();
     let _ = agent.wait();
-    assert!(ready, "the agent did not join: {}", s.log());
+    assert!(
+        ready,
+        "the agent did not join: {}\nthe agent: {}",
+        s.log(),
+        std::fs::read_to_string(&agent_log).unwrap_or_default()
+    );
     let pki = agent_dir.path().join("pki");
     let files = mini_shim::agent::tls::TlsFiles {
         cert: pki.join("agent.pem"),

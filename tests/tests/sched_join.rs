@@ -6,7 +6,7 @@
 use mini_sched::join::{
     self, ClusterPki, JoinServer, RegisterError, Registration, TokenSpec, Tokens,
 };
-use mini_tests::{mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
+use mini_tests::{free_port, mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
@@ -17,14 +17,6 @@ use std::time::Duration;
 
 /// How long an agent may take to join and answer, or a refused join to exit.
 const START: Duration = Duration::from_secs(30);
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))

@@ -5,7 +5,8 @@
 //! agents in two network namespaces on one machine.
 
 use mini_tests::{
-    cgroup_left_empty, fixture_rootfs, ip, mini_shim_bin, mini_shim_ok, unique, wait_until, TempDir,
+    cgroup_left_empty, fixture_rootfs, free_port, ip, mini_shim_bin, mini_shim_ok, unique,
+    wait_until, TempDir,
 };
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -174,14 +175,6 @@ impl Curl {
             self.log_texts(id)
         );
     }
-}
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// One agent process with its own state directory. On drop every container it holds is

@@ -4,7 +4,8 @@
 //! than the agent has descriptors, does not keep an authenticated client (the scheduler)
 //! from being served.
 
-use mini_tests::flood::{closed_by_peer, connect_from, free_port, limit_open_files, loopback};
+use mini_tests::flood::{closed_by_peer, connect_from, limit_open_files, loopback};
+use mini_tests::free_port;
 use mini_tests::{mini_shim_bin, mini_shim_ok, wait_until, ChildGuard, TempDir};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
