@@ -12,7 +12,6 @@ use mini_sched::store::{Batch, Store, Table};
 use mini_tests::cluster::mini_sched_bin;
 use mini_tests::{captured_output, free_port, unique, wait_until, ChildGuard, TempDir};
 use serde_json::{json, Value};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;

@@ -8,7 +8,7 @@ use mini_sched::join::{
 };
 use mini_tests::{free_port, mini_shim_bin, unique, wait_until, ChildGuard, TempDir};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

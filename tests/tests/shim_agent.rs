@@ -9,7 +9,7 @@ use mini_tests::{
     wait_until, TempDir,
 };
 use serde_json::{json, Value};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
