@@ -30,8 +30,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The CLI's unix socket.
     pub socket: PathBuf,
-    /// Where agents join.
-    pub join_listen: SocketAddr,
+    /// Where agents join (`None`: where the cluster was advertised, `init --advertise`).
+    pub join_listen: Option<SocketAddr>,
     /// How often nodes are polled.
     pub heartbeat_interval: Duration,
     /// Silence after which a node is lost.
@@ -190,6 +190,10 @@ pub fn run(config: Config) -> Result<(), Error> {
     }
     crate::socket::claim(&config.socket).map_err(Error::Other)?;
     let pki = ClusterPki::load(&config.state_dir)?;
+    let (join_listen, warning) = join::join_listen(config.join_listen, pki.advertise());
+    if let Some(warning) = warning {
+        eprintln!("mini-sched: {warning}");
+    }
     let renewal = crate::renewal::Renewal {
         pki: pki.clone(),
         lifetime: config.cert_ttl,
@@ -222,15 +226,7 @@ pub fn run(config: Config) -> Result<(), Error> {
             result
         });
         let limits = config.limits;
-        let _join = join::serve(
-            config.join_listen,
-            pki,
-            tokens,
-            config.cert_ttl,
-            on_join,
-            limits,
-        )
-        .await?;
+        let _join = join::serve(join_listen, pki, tokens, config.cert_ttl, on_join, limits).await?;
         tokio::spawn(renewal.run(daemon.clone()));
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -250,7 +246,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         eprintln!(
             "mini-sched: daemon serving {} and joins on {}; each listener: {limits}",
             socket.display(),
-            config.join_listen,
+            join_listen,
         );
         let result = tokio::select! {
             r = api => r.map_err(|e| Error::Other(format!("API socket {}: {e}", socket.display()))),

@@ -188,9 +188,9 @@ enum Command {
         /// The cluster made by `init`, and the state store.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
-        /// Where agents join.
-        #[arg(long, value_name = "IP:PORT", default_value = join::DEFAULT_JOIN_LISTEN)]
-        join_listen: SocketAddr,
+        /// Where agents join (default: the address given to `init --advertise`).
+        #[arg(long, value_name = "IP:PORT")]
+        join_listen: Option<SocketAddr>,
         /// How often every node is polled.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         heartbeat_interval: Duration,

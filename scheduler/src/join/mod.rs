@@ -46,8 +46,26 @@ pub const MIN_CERT_TTL: Duration = Duration::from_secs(60);
 /// How long the admin certificate made without `--admin-ttl` lives.
 pub const DEFAULT_ADMIN_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// The join listener's default address (`mini-sched daemon --join-listen`).
-pub const DEFAULT_JOIN_LISTEN: &str = "0.0.0.0:7440";
+/// Where the daemon's join listener listens: `--join-listen` when given, else the address
+/// the cluster was advertised at (`init --advertise`), where agents were told to join. The
+/// second value is a warning when an explicit `--join-listen` is not where agents join.
+pub fn join_listen(
+    given: Option<SocketAddr>,
+    advertise: SocketAddr,
+) -> (SocketAddr, Option<String>) {
+    let Some(listen) = given else {
+        return (advertise, None);
+    };
+    let reaches = listen.port() == advertise.port()
+        && (listen.ip() == advertise.ip() || listen.ip().is_unspecified());
+    let warning = (!reaches).then(|| {
+        format!(
+            "warning: agents join through {advertise} (init --advertise) but --join-listen is \
+             {listen}: they reach this listener only if something forwards {advertise} to it"
+        )
+    });
+    (listen, warning)
+}
 
 /// What went wrong with the cluster's files or certificates.
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +252,23 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_join_listener_defaults_to_the_advertised_address_and_warns_when_told_otherwise() {
+        let advertise: SocketAddr = "10.1.2.3:7440".parse().unwrap();
+        assert_eq!(join_listen(None, advertise), (advertise, None));
+        for reaches in ["10.1.2.3:7440", "0.0.0.0:7440"] {
+            let listen: SocketAddr = reaches.parse().unwrap();
+            assert_eq!(join_listen(Some(listen), advertise), (listen, None));
+        }
+        for elsewhere in ["10.1.2.4:7440", "0.0.0.0:7441", "10.1.2.3:7441"] {
+            let listen: SocketAddr = elsewhere.parse().unwrap();
+            let (chosen, warning) = join_listen(Some(listen), advertise);
+            assert_eq!(chosen, listen);
+            let warning = warning.expect("a warning");
+            assert!(warning.contains(elsewhere) && warning.contains("10.1.2.3:7440"));
+        }
+    }
 
     fn temp_dir() -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};

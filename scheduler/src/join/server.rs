@@ -122,9 +122,19 @@ pub async fn serve(
         ));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Listen(format!("join listener on {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrNotAvailable {
+            format!(
+                " ({} is not an address of this host: pass --join-listen 0.0.0.0:{} to \
+                 listen on every address)",
+                addr.ip(),
+                addr.port()
+            )
+        } else {
+            String::new()
+        };
+        Error::Listen(format!("join listener on {addr}: {e}{hint}"))
+    })?;
     let local_addr = listener
         .local_addr()
         .map_err(|e| Error::Listen(format!("join listener on {addr}: {e}")))?;
