@@ -128,6 +128,23 @@ fn an_unreadable_spec_file_is_named() {
 }
 
 #[test]
+fn a_yaml_syntax_error_is_named_by_file_line_and_column() {
+    let spec = absent_socket("syntax").with_extension("yaml");
+    std::fs::write(&spec, "name: web\nreplicas: 3\n  bad: [\n").expect("write the spec");
+    let out = mini_sched(&["apply", "-f", spec.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&spec);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "mini-sched: {} is not a valid workload spec:\n  line 3, column 6: the spec is not \
+             valid YAML: mapping values are not allowed in this context\n",
+            spec.display()
+        )
+    );
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = mini_sched(&["--help"], None);
     assert!(out.status.success());

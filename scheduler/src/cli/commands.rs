@@ -94,11 +94,7 @@ async fn apply_call(
     if let Err(problems) = crate::spec::parse(&text) {
         return Err(Error::Invalid {
             what: what.to_string(),
-            problems: problems
-                .list()
-                .iter()
-                .map(|p| format!("{}: {}", p.path, p.message))
-                .collect(),
+            problems: problems.list().iter().map(ToString::to_string).collect(),
         });
     }
     let path = if dry_run {

@@ -6,7 +6,8 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// The field concerned, as dotted keys and list indexes (`resources.limits.memory`,
-    /// `tolerations[1].effect`); empty for the document as a whole (a syntax error).
+    /// `tolerations[1].effect`), the place of a syntax error (`line 3, column 6`), or empty for
+    /// the document as a whole.
     pub path: String,
     /// What is wrong and how to put it right.
     pub message: String,
@@ -39,6 +40,11 @@ impl Problems {
         } else {
             Err(Problems(problems))
         }
+    }
+
+    /// A single problem at `path` (a field, or a place in the text for a syntax error).
+    pub(crate) fn at(path: String, message: String) -> Problems {
+        Problems(vec![Problem { path, message }])
     }
 
     /// A single problem with the document as a whole.

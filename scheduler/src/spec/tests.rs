@@ -503,15 +503,32 @@ fn syntax_errors_are_one_problem_with_line_and_column() {
     ] {
         let found = parse(text).unwrap_err();
         assert_eq!(found.list().len(), 1, "{text}: {found}");
-        assert_eq!(found.list()[0].path, "", "{text}: {found}");
-        let message = &found.list()[0].message;
-        assert!(message.contains("line"), "{message}");
-        assert!(message.contains("column"), "{message}");
+        let problem = &found.list()[0];
+        assert!(
+            problem.path.starts_with("line ") && problem.path.contains(", column "),
+            "{text}: {found}"
+        );
+        let (line, column) = problem.path[5..]
+            .split_once(", column ")
+            .expect("line, column");
+        assert!(
+            !problem
+                .message
+                .contains(&format!(" at line {line} column {column}")),
+            "the place is said twice: {found}"
+        );
     }
+    assert_eq!(
+        parse("name: web\nreplicas: 3\n  bad: [\n")
+            .unwrap_err()
+            .to_string(),
+        "line 3, column 6: the spec is not valid YAML: mapping values are not allowed in this \
+         context"
+    );
     assert!(parse("{\"name\": \"web\"")
         .unwrap_err()
         .to_string()
-        .contains("the spec is not valid JSON: EOF while parsing an object at line 1 column"));
+        .starts_with("line 1, column 14: the spec is not valid JSON: EOF while parsing an object"));
     // Trailing commas are fine in YAML's flow style, which JSON-looking text falls back to.
     assert!(parse("{\"name\": \"web\", \"source\": {\"rootfs\": \"/x\"},}").is_ok());
     assert!(parse("  \n").unwrap_err().to_string().contains("empty"));

@@ -32,16 +32,42 @@ pub(super) fn document(text: &str) -> Result<Value, Problems> {
         // the YAML reading's complaint counts if it is one of ours (a repeated key, depth).
         return json(text).or_else(|json| {
             yaml(text).map_err(|yaml| {
-                let yaml = yaml.to_string();
-                if yaml.contains(REPEATED) || yaml.contains(TOO_DEEP) {
-                    Problems::document(format!("the spec is not valid YAML: {yaml}"))
+                let text = yaml.to_string();
+                if text.contains(REPEATED) || text.contains(TOO_DEEP) {
+                    yaml_problem(&yaml)
                 } else {
-                    Problems::document(format!("the spec is not valid JSON: {json}"))
+                    let at = (json.line() > 0).then(|| (json.line(), json.column()));
+                    syntax("JSON", &json.to_string(), at)
                 }
             })
         });
     }
-    yaml(text).map_err(|yaml| Problems::document(format!("the spec is not valid YAML: {yaml}")))
+    yaml(text).map_err(|yaml| yaml_problem(&yaml))
+}
+
+fn yaml_problem(e: &serde_norway::Error) -> Problems {
+    let text = e.to_string();
+    // Our own refusals (a repeated key, too deep) are about the document: the parser's
+    // location for them is not where the key is.
+    let at = if text.contains(REPEATED) || text.contains(TOO_DEEP) {
+        None
+    } else {
+        e.location().map(|l| (l.line(), l.column()))
+    };
+    syntax("YAML", &text, at)
+}
+
+/// A syntax error as one problem at its place in the text (`line 3, column 6`) when the parser
+/// knows it, else about the document as a whole.
+fn syntax(format: &str, error: &str, at: Option<(usize, usize)>) -> Problems {
+    let Some((line, column)) = at else {
+        return Problems::document(format!("the spec is not valid {format}: {error}"));
+    };
+    let error = error.replacen(&format!(" at line {line} column {column}"), "", 1);
+    Problems::at(
+        format!("line {line}, column {column}"),
+        format!("the spec is not valid {format}: {error}"),
+    )
 }
 
 /// How a repeated key is reported (after the key).
