@@ -337,8 +337,14 @@ pub struct RolloutStatus {
     pub updated: u32,
     /// Of those, ready.
     pub updated_ready: u32,
-    /// Instances of older revisions not finished yet.
+    /// Instances of older revisions not finished yet (running and stopping).
     pub old: u32,
+    /// Of those, still running (or starting).
+    #[serde(default)]
+    pub old_running: u32,
+    /// Of those, being stopped.
+    #[serde(default)]
+    pub old_stopping: u32,
     /// One line for people.
     pub message: String,
 }

@@ -156,8 +156,15 @@ pub fn workload(d: &WorkloadDetail, now: SystemTime) -> String {
         .add(
             "Rollout",
             format!(
-                "{} (revision {}): {} updated, {} updated and ready, {} old\n{}",
-                r.state, r.revision, r.updated, r.updated_ready, r.old, r.message
+                "{} (revision {}): {} of {} updated, {} ready; old: {} running, {} stopping\n{}",
+                r.state,
+                r.revision,
+                r.updated,
+                r.desired,
+                r.updated_ready,
+                r.old_running,
+                r.old_stopping,
+                r.message
             ),
         );
     let mut out = f.render();
@@ -396,6 +403,8 @@ mod tests {
                 updated: 2,
                 updated_ready: 1,
                 old: 2,
+                old_running: 2,
+                old_stopping: 0,
                 message: "waiting for web-5 to turn ready".into(),
             },
             instances: vec![view("web-4", Phase::Running)],
@@ -409,7 +418,7 @@ mod tests {
              Priority:  10\n\
              Created:   2023-11-14T20:13:20Z (2h ago)\n\
              Replicas:  3 desired | 3 ready | 1 up-to-date\n\
-             Rollout:   progressing (revision 2): 2 updated, 1 updated and ready, 2 old\n\
+             Rollout:   progressing (revision 2): 2 of 3 updated, 1 ready; old: 2 running, 0 stopping\n\
              \x20          waiting for web-5 to turn ready\n\
              Spec:\n\
              \x20 name: web\n\

@@ -64,11 +64,20 @@ impl View {
     }
 }
 
-/// One line about a rollout under way.
+/// One line about a rollout under way: the updated instances (started, ready) and the old
+/// ones (running, stopping) counted apart, as `kubectl rollout status` does.
 pub fn progress_line(s: &RolloutStatus) -> String {
     format!(
-        "Waiting for rollout of {} revision {} to finish: {} of {} updated replicas ready, {} old left ({}: {})",
-        s.workload, s.revision, s.updated_ready, s.desired, s.old, s.state, s.message
+        "Waiting for rollout of {} revision {} to finish: {} of {} updated, {} ready; old: {} running, {} stopping ({}: {})",
+        s.workload,
+        s.revision,
+        s.updated,
+        s.desired,
+        s.updated_ready,
+        s.old_running,
+        s.old_stopping,
+        s.state,
+        s.message
     )
 }
 
@@ -134,6 +143,8 @@ mod tests {
             updated: 2,
             updated_ready: 1,
             old: 2,
+            old_running: 1,
+            old_stopping: 1,
             message: "waiting for web-7 to turn ready".into(),
         }
     }
@@ -142,7 +153,7 @@ mod tests {
     fn lines_say_how_far_the_rollout_is() {
         assert_eq!(
             progress_line(&status("progressing")),
-            "Waiting for rollout of web revision 3 to finish: 1 of 3 updated replicas ready, 2 old left (progressing: waiting for web-7 to turn ready)"
+            "Waiting for rollout of web revision 3 to finish: 2 of 3 updated, 1 ready; old: 1 running, 1 stopping (progressing: waiting for web-7 to turn ready)"
         );
         let mut done = status("complete");
         done.updated_ready = 3;

@@ -137,10 +137,15 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
         .iter()
         .filter(|i| i.record.revision == w.revision && i.record.ready)
         .count() as u32;
+    let old_stopping = state
+        .instances_of(&w.name)
+        .filter(|i| i.record.revision != w.revision && i.record.phase == Phase::Stopping)
+        .count() as u32;
     let old = state
         .instances_of(&w.name)
         .filter(|i| i.record.revision != w.revision && !i.record.phase.is_final())
         .count() as u32;
+    let old_running = old - old_stopping;
     let desired = w.spec.replicas;
     let pending: Vec<&Instance> = live
         .iter()
@@ -174,13 +179,17 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
             format!("{updated_ready}/{desired} ready; {backing_off} instance(s) crash-looping"),
         )
     } else {
-        (
-            "progressing",
+        let waiting = if updated < desired {
+            format!("starting {} updated instance(s)", desired - updated)
+        } else if updated_ready < desired {
             format!(
-                "{updated_ready}/{desired} of revision {} ready, {old} old left",
-                w.revision
-            ),
-        )
+                "waiting for {} updated instance(s) to turn ready",
+                desired - updated_ready
+            )
+        } else {
+            format!("waiting for {old} old instance(s) to stop")
+        };
+        ("progressing", waiting)
     };
     RolloutStatus {
         workload: w.name.clone(),
@@ -190,6 +199,8 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
         updated,
         updated_ready,
         old,
+        old_running,
+        old_stopping,
         message,
     }
 }
@@ -245,5 +256,46 @@ pub fn workload_detail(state: &State, w: &WorkloadRecord) -> WorkloadDetail {
             rows
         },
         events: events_about(state, &[format!("workload/{}", w.name)], Some(&w.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::replicas::create_instance;
+
+    /// A rolling update under way: 3 replicas at revision 2, one of them ready; of revision
+    /// 1, one still running and one being stopped.
+    #[test]
+    fn rollout_counts_updated_ready_old_running_and_old_stopping_apart() {
+        let spec = crate::spec::parse("name: web\nreplicas: 3\nsource: {rootfs: /x}\n")
+            .expect("a valid spec");
+        let mut state = State::default();
+        let mut w = WorkloadRecord::new(spec, 1, 1);
+        state.workloads.insert("web".into(), w.clone());
+        for phase in [Phase::Running, Phase::Stopping] {
+            let id = create_instance(&mut state, "web", 1);
+            state.instances.get_mut(&id).expect("made").record.phase = phase;
+        }
+        for ready in [true, false, false] {
+            let id = create_instance(&mut state, "web", 2);
+            let r = &mut state.instances.get_mut(&id).expect("made").record;
+            r.phase = Phase::Running;
+            r.ready = ready;
+        }
+        w.revision = 2;
+        let s = rollout(&state, &w);
+        assert_eq!(
+            (
+                s.updated,
+                s.updated_ready,
+                s.old,
+                s.old_running,
+                s.old_stopping
+            ),
+            (3, 1, 2, 1, 1)
+        );
+        assert_eq!(s.state, "progressing");
+        assert_eq!(s.message, "waiting for 2 updated instance(s) to turn ready");
     }
 }
