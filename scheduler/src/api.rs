@@ -223,6 +223,9 @@ pub enum Phase {
     Failed,
     /// Its node was lost; replaced elsewhere; stopped if the node comes back.
     Lost,
+    /// Lost, and ended for good: its replacement (`reason` names it) runs elsewhere and its
+    /// copy on the lost node was removed when the node came back (or the node was deleted).
+    Replaced,
 }
 
 impl Phase {
@@ -230,8 +233,14 @@ impl Phase {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Phase::Stopped | Phase::Succeeded | Phase::Failed | Phase::Lost
+            Phase::Stopped | Phase::Succeeded | Phase::Failed | Phase::Lost | Phase::Replaced
         )
+    }
+
+    /// True for instances that were superseded (stopped, or lost and replaced): `get
+    /// instances` lists them only with `--all`.
+    pub fn is_ended(self) -> bool {
+        matches!(self, Phase::Stopped | Phase::Replaced)
     }
 }
 

@@ -60,6 +60,8 @@ fn unknown_subcommands_and_bad_numbers_fail_with_one_line() {
         2,
     );
     assert!(line.contains("'5x'"), "{line}");
+    let line = one_line_failure(&mini_sched(&["get", "nodes", "--all"], None), 1);
+    assert!(line.contains("`get instances` only"), "{line}");
 }
 
 #[test]

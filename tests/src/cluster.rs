@@ -515,9 +515,9 @@ impl Cluster {
         self.get("workloads", &[])
     }
 
-    /// `get instances -o json` (every workload's).
+    /// `get instances --all -o json` (every workload's, ended ones too).
     pub fn instances(&self) -> Vec<InstanceView> {
-        self.get("instances", &[])
+        self.get("instances", &["--all"])
     }
 
     /// Writes `spec` (YAML or JSON) to a file in the cluster's directory and runs `apply -f`.

@@ -408,7 +408,31 @@ fn host_loss(
     let nodes = c.nodes();
     let node = nodes.iter().find(|n| n.name == victim_name).unwrap();
     assert_eq!(node.state, mini_sched::api::NodeState::Ready);
-    // The lost instances stay lost: never two copies of one id.
+    // The lost instances have ended, replaced (each names its replacement), and only
+    // `get instances --all` still lists them.
+    let mut kept = Vec::new();
+    let ended = wait_until(SETTLE, || {
+        kept = c.instances();
+        on_victim.iter().all(|id| {
+            kept.iter().any(|i| {
+                &i.id == id
+                    && i.phase == Phase::Replaced
+                    && i.reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("replaced by "))
+            })
+        })
+    });
+    assert!(
+        ended,
+        "the lost instances did not end as replaced: {kept:#?}"
+    );
+    let shown: Vec<InstanceView> = c.get("instances", &[]);
+    assert!(
+        shown.iter().all(|i| !on_victim.contains(&i.id)),
+        "`get instances` without --all lists replaced instances: {shown:#?}"
+    );
+    // Never two copies of one id.
     assert_eq!(live(&c, &w).len(), 6);
     assert!(live(&c, &w).iter().all(|i| !on_victim.contains(&i.id)));
     assert_no_duplicates(&c, &w, None);

@@ -43,6 +43,9 @@ enum Command {
         /// Only the instances of this workload.
         #[arg(short = 'w', long)]
         workload: Option<String>,
+        /// Also the instances that ended superseded (stopped, or lost and replaced).
+        #[arg(short = 'A', long)]
+        all: bool,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Output,
@@ -532,8 +535,9 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
         Command::Get {
             kind,
             workload,
+            all,
             output,
-        } => emit_listing(commands::get(client, kind, workload.as_deref(), output).await?)?,
+        } => emit_listing(commands::get(client, kind, workload.as_deref(), all, output).await?)?,
         Command::Describe { kind, name } => {
             emit(&commands::describe(client, kind, &name).await?)?;
         }

@@ -167,11 +167,13 @@ fn listing(table: super::table::Table, what: &str) -> Listing {
     }
 }
 
-/// `get nodes|workloads|instances`; `workload` narrows instances to one workload.
+/// `get nodes|workloads|instances`; `workload` narrows instances to one workload, and `all`
+/// lists superseded instances (stopped, lost and replaced) too.
 pub async fn get(
     client: &Client,
     kind: Kind,
     workload: Option<&str>,
+    all: bool,
     output: Output,
 ) -> Result<Listing, Error> {
     let now = SystemTime::now();
@@ -179,6 +181,11 @@ pub async fn get(
     if workload.is_some() && kind != Kind::Instances {
         return Err(Error::Usage(
             "-w/--workload narrows `get instances` only".into(),
+        ));
+    }
+    if all && kind != Kind::Instances {
+        return Err(Error::Usage(
+            "--all lists ended instances: it goes with `get instances` only".into(),
         ));
     }
     Ok(match kind {
@@ -191,10 +198,14 @@ pub async fn get(
             Err(json) => Listing::Text(json),
         },
         Kind::Instances => {
-            let path = match workload {
-                Some(w) => format!("/v1/instances?workload={}", encode(w)),
-                None => "/v1/instances".to_string(),
-            };
+            let mut query = Vec::new();
+            if let Some(w) = workload {
+                query.push(format!("workload={}", encode(w)));
+            }
+            if all {
+                query.push("all=true".to_string());
+            }
+            let path = format!("/v1/instances?{}", query.join("&"));
             match list::<InstanceView>(client, &path, output).await? {
                 Ok(rows) => listing(tables::instances(&rows, wide, now), "instances"),
                 Err(json) => Listing::Text(json),

@@ -219,6 +219,9 @@ impl Daemon {
                     .await;
                 self.with(|state| {
                     state.removing.remove(&(node.clone(), container.clone()));
+                    if result.is_ok() {
+                        super::replicas::fenced(state, &node, &container);
+                    }
                     let (reason, message) = match &result {
                         Ok(()) => (
                             "Fenced",

@@ -149,7 +149,7 @@ fn follow(
             None => true,
             Some(i) => {
                 i.record.node.as_deref() != Some(node)
-                    || i.record.phase == Phase::Lost
+                    || matches!(i.record.phase, Phase::Lost | Phase::Replaced)
                     || (i.record.phase == Phase::Stopped && container.status == Status::Running)
             }
         };

@@ -78,6 +78,59 @@ fn stop_order(state: &State, mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
+/// The lost instances of workload `name` that nothing replaces yet, oldest first.
+fn unreplaced_lost(state: &State, name: &str) -> Vec<String> {
+    let mut lost: Vec<String> = state
+        .instances_of(name)
+        .filter(|i| i.record.phase == Phase::Lost && i.record.replaced_by.is_none())
+        .map(|i| i.record.id.clone())
+        .collect();
+    lost.sort_by_key(|id| sequence(id));
+    lost
+}
+
+/// Records that `new` replaces the lost instance `lost`. On a node that is gone for good
+/// (deleted) nothing of `lost` can come back: it has ended; otherwise it ends once its copy
+/// is fenced ([`fenced`]).
+fn replaced(state: &mut State, lost: &str, new: &str) {
+    let Some(instance) = state.instances.get_mut(lost) else {
+        return;
+    };
+    instance.record.replaced_by = Some(new.to_string());
+    let node = instance.record.node.clone().unwrap_or_default();
+    state.save_instance(lost);
+    state.event(
+        format!("instance/{lost}"),
+        "Replacing",
+        format!("{new} replaces it"),
+    );
+    if !state.nodes.contains_key(&node) {
+        state.set_phase(
+            lost,
+            Phase::Replaced,
+            Some(format!("replaced by {new}; node {node} was deleted")),
+        );
+    }
+}
+
+/// The stale container `container` was removed from `node` (fencing): if it was the copy of
+/// a lost instance that has its replacement, that instance has ended.
+pub fn fenced(state: &mut State, node: &str, container: &str) {
+    let Some(i) = state.instances.get(container) else {
+        return;
+    };
+    if i.record.phase != Phase::Lost || i.record.node.as_deref() != Some(node) {
+        return;
+    }
+    if let Some(new) = i.record.replaced_by.clone() {
+        state.set_phase(
+            container,
+            Phase::Replaced,
+            Some(format!("replaced by {new}; its copy on {node} was removed")),
+        );
+    }
+}
+
 /// Finished instances remembered per workload (for `get instances`, `describe`); older ones
 /// are forgotten. A container left on a node by a forgotten instance is removed as stale.
 pub const FINISHED_KEPT: usize = 20;
@@ -152,8 +205,12 @@ fn scale_and_roll(state: &mut State, name: &str) {
         };
         let total = have_new + old.len() as u32;
         let create = (replicas - have_new).min(ceiling.saturating_sub(total));
+        let mut lost = unreplaced_lost(state, name).into_iter();
         for _ in 0..create {
-            create_instance(state, name, revision);
+            let new = create_instance(state, name, revision);
+            if let Some(lost) = lost.next() {
+                replaced(state, &lost, &new);
+            }
         }
     }
     if old.is_empty() {
@@ -185,7 +242,7 @@ fn delete(state: &mut State, name: &str) {
     for id in &ids {
         let i = &state.instances[id];
         match i.record.phase {
-            Phase::Stopped | Phase::Lost => {}
+            Phase::Stopped | Phase::Lost | Phase::Replaced => {}
             Phase::Succeeded | Phase::Failed if i.record.node.is_some() => {
                 // Its exited container is still on the node: stop removes it.
                 state.set_phase(id, Phase::Stopping, Some("workload deleted".into()));
@@ -331,5 +388,86 @@ mod tests {
         run_all_ready(&mut state);
         reconcile(&mut state);
         assert!(state.workloads.is_empty() && state.instances.is_empty());
+    }
+
+    /// Puts every instance on `node` and marks them lost, as the heartbeat does.
+    fn lose_all(state: &mut State, node: &str) {
+        let ids: Vec<String> = state.instances.keys().cloned().collect();
+        for id in ids {
+            state.instances.get_mut(&id).unwrap().record.node = Some(node.into());
+            state.set_phase(&id, Phase::Lost, Some(format!("node {node} lost")));
+        }
+    }
+
+    fn add_node(state: &mut State, name: &str) {
+        let record = crate::state::NodeRecord {
+            name: name.into(),
+            address: "127.0.0.1:1".parse().unwrap(),
+            labels: Default::default(),
+            taints: Vec::new(),
+            cordoned: false,
+            lost: true,
+            joined_at: now_rfc3339(),
+            certificate: None,
+        };
+        let node = crate::state::Node {
+            record,
+            live: Default::default(),
+        };
+        state.nodes.insert(name.into(), node);
+    }
+
+    /// `replicas` ready instances on node `node` (kept in the node list or not), lost, and
+    /// the pass that replaces them.
+    fn lost_and_replaced(replicas: u32, node: &str, known: bool) -> State {
+        let mut state = State::default();
+        workload(&mut state, replicas, 1, 0);
+        reconcile(&mut state);
+        run_all_ready(&mut state);
+        if known {
+            add_node(&mut state, node);
+        }
+        lose_all(&mut state, node);
+        reconcile(&mut state);
+        state
+    }
+
+    #[test]
+    fn a_lost_instance_ends_as_replaced_once_its_copy_is_fenced() {
+        let mut state = lost_and_replaced(2, "n1", true);
+        // Each lost instance names its replacement and stays lost while its copy may run.
+        for (lost, new) in [("web-1", "web-3"), ("web-2", "web-4")] {
+            let r = &state.instances[lost].record;
+            assert_eq!(
+                (r.phase, r.replaced_by.as_deref()),
+                (Phase::Lost, Some(new))
+            );
+        }
+        // A removal elsewhere, or of another container, changes nothing.
+        fenced(&mut state, "n2", "web-1");
+        fenced(&mut state, "n1", "web-9");
+        assert_eq!(state.instances["web-1"].record.phase, Phase::Lost);
+        fenced(&mut state, "n1", "web-1");
+        let r = &state.instances["web-1"].record;
+        assert_eq!(r.phase, Phase::Replaced);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("replaced by web-3; its copy on n1 was removed")
+        );
+        assert!(r.phase.is_final() && r.phase.is_ended());
+        // The next pass links nothing twice and creates nothing more.
+        reconcile(&mut state);
+        assert_eq!(state.instances.len(), 4);
+    }
+
+    #[test]
+    fn a_lost_instance_on_a_deleted_node_ends_as_replaced_at_once() {
+        let state = lost_and_replaced(1, "gone", false);
+        let r = &state.instances["web-1"].record;
+        assert_eq!(r.phase, Phase::Replaced);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("replaced by web-2; node gone was deleted")
+        );
     }
 }

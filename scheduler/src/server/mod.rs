@@ -282,11 +282,14 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
         (&Method::GET, ["v1", "instances"]) => {
             let q = query(&req);
             let workload = q.get("workload");
+            // Superseded instances (stopped, lost and replaced) only when asked for.
+            let all = q.get("all").is_some_and(|v| v == "true");
             ok(&d.with(|s| {
                 let mut rows: Vec<_> = s
                     .instances
                     .values()
                     .filter(|i| workload.is_none_or(|w| &i.record.workload == w))
+                    .filter(|i| all || !i.record.phase.is_ended())
                     .map(views::instance_view)
                     .collect();
                 rows.sort_by_key(|i| (i.workload.clone(), crate::state::sequence(&i.id)));
