@@ -282,7 +282,18 @@ pub struct InstanceView {
     pub reason: Option<String>,
     /// When the instance was created (RFC 3339).
     pub created_at: String,
+    /// The agent's error code when its last start failed for a reason a retry does not fix
+    /// (one of [`PERMANENT_START_FAILURES`]); absent once it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_failure: Option<String>,
 }
+
+/// The agent's error codes for a start that fails the same way however often it is retried
+/// (the source is missing, the agent refuses the request, the runtime cannot start the
+/// process): restarts go on (the cause may be fixed meanwhile) but `get instances` shows
+/// `StartFailed` and `rollout status` fails at once.
+pub const PERMANENT_START_FAILURES: [&str; 3] =
+    ["source_unavailable", "bad_request", "start_failed"];
 
 /// `describe instance`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -338,7 +349,8 @@ pub struct RolloutStatus {
     pub workload: String,
     /// The revision being rolled out (or done).
     pub revision: u64,
-    /// `complete`, `progressing` or `stalled` (no progress possible now; `message` says why).
+    /// `complete`, `progressing`, `stalled` (no progress possible now; `message` says why) or
+    /// `failed` (an instance of the revision cannot start: `message` names it and the cause).
     pub state: String,
     /// Desired replicas.
     pub desired: u32,

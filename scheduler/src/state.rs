@@ -174,6 +174,10 @@ pub struct InstanceRecord {
     /// When it was last moved by a migration or the rebalancer (RFC 3339): the rebalancer's
     /// cool-down.
     pub moved_at: Option<String>,
+    /// The agent's error code when its last start failed for a reason a retry does not fix
+    /// ([`crate::api::PERMANENT_START_FAILURES`]); cleared once it starts.
+    #[serde(default)]
+    pub start_failure: Option<String>,
 }
 
 /// What is known of an instance only while running.

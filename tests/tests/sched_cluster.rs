@@ -724,3 +724,31 @@ fn the_stored_environment_is_private_to_root_also_after_an_upgrade() {
     assert_private(&state, 0o700, None);
     assert_private(&store, 0o600, Some(SECRET));
 }
+
+/// A workload whose source no node has: `get instances` says the instance cannot start and
+/// why (not only its restarts), and `rollout status` fails at once naming the cause instead
+/// of waiting out its timeout.
+#[test]
+fn a_missing_source_fails_the_rollout_at_once_with_the_cause() {
+    let c = Cluster::start(1, Options::default());
+    let w = unique("nosource");
+    let missing = format!("/nonexistent/{w}");
+    c.apply_ok(
+        &spec(&w, 1, SLEEPER, "").replace(&fixture_rootfs().display().to_string(), &missing),
+    );
+    let out = c.cli(&["rollout", "status", &w, "--timeout", "10m"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rollout status succeeded: {out:?}");
+    assert!(
+        stderr.contains(&format!(
+            "rollout of {w} failed: {w}-1 cannot start (source_unavailable)"
+        )) && stderr.contains(&missing),
+        "rollout status does not name the cause: {stderr}\n{}",
+        c.logs()
+    );
+    let table = c.cli_ok(&["get", "instances", "-w", &w]);
+    assert!(
+        table.contains("StartFailed: source_unavailable"),
+        "get instances: {table}"
+    );
+}

@@ -65,6 +65,14 @@ pub enum Error {
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Write(#[from] std::io::Error),
+    /// `rollout status` found an instance of the revision that cannot start.
+    #[error("rollout of {workload} failed: {message}")]
+    RolloutFailed {
+        /// The workload.
+        workload: String,
+        /// Which instance and why.
+        message: String,
+    },
     /// `rollout status` gave up.
     #[error(
         "rollout of {workload} did not complete within {}: {state}: {message}",

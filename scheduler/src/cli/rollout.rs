@@ -90,7 +90,8 @@ pub fn done_line(s: &RolloutStatus) -> String {
 }
 
 /// Polls the rollout of `workload` every [`POLL`] until it is `complete`, showing progress on
-/// stdout (a bar when `terminal`). Gives up with [`Error::RolloutTimeout`] once `timeout` has
+/// stdout (a bar when `terminal`). Fails with [`Error::RolloutFailed`] as soon as an instance
+/// of the revision cannot start; gives up with [`Error::RolloutTimeout`] once `timeout` has
 /// passed without completion (`None`: never).
 pub async fn watch(
     client: &Client,
@@ -112,6 +113,13 @@ pub async fn watch(
         if status.state == "complete" {
             view.close();
             return Ok(status);
+        }
+        if status.state == "failed" {
+            view.close();
+            return Err(Error::RolloutFailed {
+                workload: workload.to_string(),
+                message: status.message,
+            });
         }
         if let Err(e) = view.show(&status) {
             view.close();

@@ -79,7 +79,10 @@ pub fn instance_cells(i: &InstanceView, with_workload: bool, now: SystemTime) ->
     cells.extend([
         i.revision.to_string(),
         i.node.clone().unwrap_or_else(|| NONE.to_string()),
-        format::phase(i.phase),
+        match &i.start_failure {
+            Some(code) => format!("StartFailed: {code}"),
+            None => format::phase(i.phase),
+        },
         format::yes_no(i.ready).to_string(),
         i.restarts.to_string(),
         format::age(&i.created_at, now),
@@ -187,6 +190,7 @@ pub(crate) mod tests {
             exit: None,
             reason: None,
             created_at: "2023-11-14T22:10:00Z".into(),
+            start_failure: None,
         }
     }
 
@@ -275,6 +279,18 @@ pub(crate) mod tests {
             .nth(2)
             .unwrap()
             .ends_with("3m   0/3 nodes available: 3 insufficient resources"));
+    }
+
+    #[test]
+    fn an_instance_that_cannot_start_shows_start_failed_with_the_cause() {
+        let mut failing = instance("web-5", Phase::BackOff);
+        failing.restarts = 14;
+        failing.start_failure = Some("source_unavailable".into());
+        assert_eq!(
+            instances(&[failing], false, now()).render(),
+            "NAME   WORKLOAD  REV  NODE  PHASE                            READY  RESTARTS  AGE\n\
+             web-5  web       2    n1    StartFailed: source_unavailable  no     14        3m\n"
+        );
     }
 
     #[test]

@@ -339,6 +339,10 @@ fn run_outcome(
         }
         Err(e) => {
             daemon.count(|c| c.agent_errors += 1);
+            instance.record.start_failure = e
+                .code()
+                .filter(|code| crate::api::PERMANENT_START_FAILURES.contains(code))
+                .map(str::to_string);
             lifecycle::start_failed(daemon, state, id, &e.to_string());
         }
     }

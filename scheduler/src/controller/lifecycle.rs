@@ -136,6 +136,7 @@ pub fn started(state: &mut State, id: &str, started_at: Option<String>) {
         return;
     };
     instance.live.started = Some(Instant::now());
+    instance.record.start_failure = None;
     instance.record.started_at = started_at.or_else(|| Some(rfc3339(SystemTime::now())));
     let node = instance.record.node.clone().unwrap_or_default();
     state.set_phase(id, Phase::Running, Some(format!("running on {node}")));

@@ -45,6 +45,7 @@ pub fn create_instance(state: &mut State, workload: &str, revision: u64) -> Stri
         replaces: None,
         target_node: None,
         moved_at: None,
+        start_failure: None,
     };
     state.instances.insert(
         id.clone(),

@@ -101,6 +101,7 @@ pub fn instance_view(instance: &Instance) -> InstanceView {
         exit: r.exit.clone(),
         reason: r.reason.clone(),
         created_at: r.created_at.clone(),
+        start_failure: r.start_failure.clone(),
     }
 }
 
@@ -156,7 +157,20 @@ pub fn rollout(state: &State, w: &WorkloadRecord) -> RolloutStatus {
         .iter()
         .filter(|i| i.record.phase == Phase::BackOff)
         .count();
-    let (state_name, message) = if updated_ready >= desired && old == 0 && updated == desired {
+    let cannot_start = live
+        .iter()
+        .find(|i| i.record.revision == w.revision && i.record.start_failure.is_some());
+    let (state_name, message) = if let Some(i) = cannot_start {
+        (
+            "failed",
+            format!(
+                "{} cannot start ({}): {}",
+                i.record.id,
+                i.record.start_failure.clone().unwrap_or_default(),
+                i.record.reason.clone().unwrap_or_default()
+            ),
+        )
+    } else if updated_ready >= desired && old == 0 && updated == desired {
         (
             "complete",
             format!(
@@ -297,5 +311,22 @@ mod tests {
         );
         assert_eq!(s.state, "progressing");
         assert_eq!(s.message, "waiting for 2 updated instance(s) to turn ready");
+        // One updated instance that cannot start fails the rollout at once, naming it.
+        let r = &mut state.instances.get_mut("web-4").expect("made").record;
+        r.phase = Phase::BackOff;
+        r.start_failure = Some("source_unavailable".into());
+        r.reason = Some("failed to start: no rootfs at /x".into());
+        let s = rollout(&state, &w);
+        assert_eq!(s.state, "failed");
+        assert_eq!(
+            s.message,
+            "web-4 cannot start (source_unavailable): failed to start: no rootfs at /x"
+        );
+        assert_eq!(
+            instance_view(&state.instances["web-4"])
+                .start_failure
+                .as_deref(),
+            Some("source_unavailable")
+        );
     }
 }
