@@ -265,3 +265,21 @@ fn rootless_bind_mount_of_a_users_directory() {
         "root in the container is the user on the host"
     );
 }
+
+/// The init stays dumpable until its maps are written: decided before the clone, since a
+/// child that looked at its own euid raced the runtime writing its uid map (a later gid map
+/// write then found a non-dumpable init: EACCES).
+#[test]
+fn rootless_runs_back_to_back_write_their_maps() {
+    let user = TestUser::new();
+    let bundle = user.rootless_bundle(&["true"], |_| {});
+    for i in 0..100 {
+        let out = user.mini_run(&[
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &unique("rl-seq"),
+        ]);
+        assert!(out.status.success(), "run {i}: {}", err(&out));
+    }
+}

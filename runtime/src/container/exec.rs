@@ -248,7 +248,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
                         .context(|| "creating the exec stage's mount namespace")
                 })
-                .and_then(|()| pre_exec(&mut theirs, false));
+                .and_then(|()| pre_exec(&mut theirs, false, false));
             let Err(e) = r;
             let _ = theirs.send(&Message::Failed(e.to_string()));
             // SAFETY: _exit skips the parent image's atexit handlers and buffers.

@@ -116,11 +116,12 @@ fn clone_flags(ns: &crate::namespaces::Namespaces) -> CloneFlags {
     ns.create - CloneFlags::CLONE_NEWCGROUP
 }
 
-/// What the child does right after the clone, before becoming the real init.
-pub fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
-    // A rootless runtime writes the id maps as the init's owner, which it stays only while the
-    // init is dumpable (as runc's nsexec); it turns non-dumpable once they are written.
-    let maps_by_owner = user_ns && !nix::unistd::geteuid().is_root();
+/// What the child does right after the clone, before becoming the real init. With `user_ns`
+/// it waits for its id maps; `maps_by_owner` says a rootless runtime writes them as the init's
+/// owner, which it stays only while the init is dumpable (as runc's nsexec), so the init turns
+/// non-dumpable only once they are written. (The runtime decides that before the clone: the
+/// child's own euid changes when its maps arrive.)
+pub fn pre_exec(ch: &mut Channel, user_ns: bool, maps_by_owner: bool) -> Result<Infallible> {
     if !maps_by_owner {
         nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
     }
@@ -163,6 +164,7 @@ fn join_stage(
     req: &SpawnRequest,
     joins: Vec<(LinuxNamespaceType, OwnedFd)>,
     cgroup: Option<&OwnedFd>,
+    maps_by_owner: bool,
 ) -> ! {
     let ns = &req.bundle.namespaces;
     let r: Result<Pid> = (|| {
@@ -180,8 +182,8 @@ fn join_stage(
         let (pid, _) = clone(clone_flags(ns) | CloneFlags::CLONE_PARENT, cgroup)?;
         if pid.as_raw() == 0 {
             let user_ns = ns.creates(LinuxNamespaceType::User);
-            let r =
-                arm_parent_death(req.parent_death_signal).and_then(|()| pre_exec(&mut ch, user_ns));
+            let r = arm_parent_death(req.parent_death_signal)
+                .and_then(|()| pre_exec(&mut ch, user_ns, maps_by_owner));
             child_exit(&mut ch, r)
         }
         Ok(pid)
@@ -271,12 +273,13 @@ pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result
         _ => None,
     };
     let user_ns = ns.creates(LinuxNamespaceType::User);
+    let maps_by_owner = user_ns && !nix::unistd::geteuid().is_root();
     let (pid, in_cgroup) = if ns.needs_join_stage() {
         // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
         match unsafe { nix::unistd::fork() }.context(|| "forking the namespace stage")? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                join_stage(theirs, req, joins, cgroup_fd.as_ref())
+                join_stage(theirs, req, joins, cgroup_fd.as_ref(), maps_by_owner)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 let msg = ours.recv("the namespace stage");
@@ -294,7 +297,7 @@ pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result
             let mut theirs = theirs;
             drop(ours);
             let r = arm_parent_death(req.parent_death_signal)
-                .and_then(|()| pre_exec(&mut theirs, user_ns));
+                .and_then(|()| pre_exec(&mut theirs, user_ns, maps_by_owner));
             child_exit(&mut theirs, r)
         }
         (pid, in_cgroup)
