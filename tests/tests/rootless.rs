@@ -283,3 +283,37 @@ fn rootless_runs_back_to_back_write_their_maps() {
         assert!(out.status.success(), "run {i}: {}", err(&out));
     }
 }
+
+#[test]
+fn rootless_spec_is_runcs_and_features_report_rootless() {
+    let user = TestUser::new();
+    let spec = |program: &std::path::Path| {
+        let dir = user.scratch().join(unique("spec"));
+        std::fs::create_dir(&dir).unwrap();
+        user.chown(&dir);
+        let out = user.output(
+            program,
+            &["spec", "--rootless", "--bundle", dir.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{program:?}: {}", err(&out));
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        v.as_object_mut().unwrap().remove("hostname");
+        v
+    };
+    assert_eq!(
+        spec(&user.mini_run_path()),
+        spec(std::path::Path::new("/usr/sbin/runc")),
+        "the same config as runc's, but for the hostname"
+    );
+    let features: Value = serde_json::from_str(&user.mini_run_ok(&["features"])).unwrap();
+    let notes = &features["annotations"];
+    assert_eq!(notes["org.mini-run.rootless"], "true", "{notes}");
+    assert!(
+        notes["org.mini-run.rootless.idMapRanges"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("newuidmap/newgidmap")),
+        "uidmap is installed: {notes}"
+    );
+}
