@@ -71,7 +71,10 @@ impl RootlessPodman {
 impl Drop for RootlessPodman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
-        // Storage under subordinate ids is plain files the user's drop removes as root.
+        // Storage under subordinate ids is plain files the user's drop removes as root; the
+        // lock podman keeps per uid in /dev/shm goes here (a later user may get the uid).
+        let lock = format!("/dev/shm/libpod_rootless_lock_{}", self.user.uid());
+        let _ = std::fs::remove_file(lock);
     }
 }
 
