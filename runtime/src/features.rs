@@ -87,7 +87,7 @@ pub fn features() -> Value {
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
-        "annotations": {}
+        "annotations": crate::rootless::features()
     })
 }
 

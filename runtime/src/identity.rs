@@ -39,7 +39,17 @@ pub fn switch(user: &User) -> Result<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&groups).context(|| format!("setting additional gids {groups:?}"))?;
+    // A rootless user namespace with a single-id gid map denies setgroups (the kernel's rule
+    // for writing that map): no supplementary groups can be set there, and none are needed.
+    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !denied {
+        setgroups(&groups).context(|| format!("setting additional gids {groups:?}"))?;
+    } else if !groups.is_empty() {
+        return Err(crate::error::Error::invalid(format!(
+            "additional gids {groups:?} cannot be set: setgroups is denied in this rootless \
+             user namespace; map a range of gids from /etc/subgid in linux.gidMappings"
+        )));
+    }
     nix::sys::prctl::set_keepcaps(true).context(|| "keeping capabilities across setuid")?;
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).context(|| format!("setting gid {gid}"))?;

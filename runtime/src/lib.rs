@@ -17,6 +17,7 @@ pub mod private_files;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;
 pub mod spec_values;

@@ -18,9 +18,10 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 struct Cli {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/mini-run")]
-    root: PathBuf,
+    /// Directory for container state [default: /run/mini-run; for a user without privileges
+    /// $XDG_RUNTIME_DIR/mini-run].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (errors and, with --debug, debug messages).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -347,7 +348,7 @@ enum Command {
 }
 
 fn execute(cli: Cli) -> Result<i32> {
-    let root = &cli.root;
+    let root = &cli.root.unwrap_or_else(mini_run::rootless::default_root);
     match cli.command {
         Command::Create(a) => {
             create::create(root, &a.options(), create::StartMode::WaitForStart)?;

@@ -3,8 +3,9 @@
 
 use serde_json::{json, Value};
 
-/// The default spec; `rootless` maps the caller's ids into a user namespace and drops what an
-/// unprivileged user cannot do (network namespace, cgroup mount, device rules).
+/// The default spec; `rootless` is runc's `spec --rootless`: the caller's ids mapped to root in
+/// a user namespace, without the network and cgroup namespaces and the device rules, and /sys
+/// a read-only bind of the host's.
 pub fn default_spec(rootless: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut spec = json!({
@@ -65,11 +66,10 @@ pub fn default_spec(rootless: bool) -> Value {
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux["namespaces"] = json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-            {"type": "cgroup"}, {"type": "user"}
+            {"type": "user"}
         ]);
         linux.as_object_mut().expect("object").remove("resources");
         let mounts = spec["mounts"].as_array_mut().expect("array");
-        mounts.retain(|m| m["type"] != "cgroup");
         for m in mounts.iter_mut() {
             if m["destination"] == "/sys" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys",

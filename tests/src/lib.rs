@@ -9,6 +9,7 @@ pub use daemon_cgroup::DaemonCgroup;
 
 pub use mini_test_skip::{skip, Need};
 pub mod flood;
+pub mod test_user;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

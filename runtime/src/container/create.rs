@@ -87,6 +87,10 @@ fn cgroup_resources(spec: &oci_spec::runtime::Spec) -> LinuxResources {
         .as_ref()
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
+    // A rootless container cannot have device rules enforced; runc ignores them there too.
+    if crate::rootless::active() {
+        res.set_devices(None);
+    }
     // The devices every container gets are allowed after the spec's own rules, as runc does.
     if res.devices().is_some() {
         let mut devices = res.devices().clone().unwrap_or_default();
@@ -106,8 +110,8 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
     };
     let bundle = bundle::load(&opts.bundle)?;
     let linux = bundle.spec.linux().as_ref().expect("validated");
-    let cgroup = mini_cgroups::new_manager(linux.cgroups_path().as_deref(), &opts.id)?;
-    let cgroup = undo.cgroup.insert(cgroup);
+    let resources = cgroup_resources(&bundle.spec);
+    undo.cgroup = crate::rootless::cgroup(linux, &opts.id, &resources)?;
     let dir = undo.dir.as_ref().expect("set above");
     let fifo = match mode {
         StartMode::WaitForStart => {
@@ -130,7 +134,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         rootfs: bundle.rootfs.clone(),
         created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(cgroup.config().clone()),
+        cgroup: undo.cgroup.as_ref().map(|c| c.config().clone()),
         own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
         hooks: bundle.spec.hooks().clone(),
         process: bundle.spec.process().clone(),
@@ -153,16 +157,16 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
             record: &record,
             fifo: fifo.as_ref(),
             console_fd: console.container_fd(),
-            resources: &cgroup_resources(&bundle.spec),
+            resources: &resources,
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
             parent_death_signal: opts.parent_death_signal,
         },
-        cgroup.as_mut(),
+        undo.cgroup.as_mut().map(|c| c.as_mut() as &mut dyn Manager),
     )?;
     record.pid = pid.as_raw();
     // Now with the directories `create` made, so that `delete` removes the parents it added.
-    record.cgroup = Some(cgroup.config().clone());
+    record.cgroup = undo.cgroup.as_ref().map(|c| c.config().clone());
     record.pid_start_time = liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0);
     let saved = dir.save(&record).and_then(|()| match &opts.pid_file {
         Some(p) => write_pid_file(p, pid),

@@ -38,6 +38,13 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
             // A frozen init cannot die.
             let _ = cg.thaw();
         }
+        if cgroup.is_none() && !rec.own_pid_ns {
+            // Rootless without a cgroup or a pid namespace: the init's descendants, found
+            // before its death reparents them.
+            for pid in super::processes(rec).unwrap_or_default() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
         wait_gone(rec.pid, rec.pid_start_time);
     }

@@ -42,9 +42,10 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
     Ok(d)
 }
 
-/// The record and cgroup of a container that has not stopped. The container's lock is released
-/// on return, so that a long `events` does not block other commands.
-fn open(root: &Path, id: &str) -> Result<(Record, Box<dyn Manager>)> {
+/// The record and cgroup (none for a rootless container without one) of a container that has
+/// not stopped. The container's lock is released on return, so that a long `events` does not
+/// block other commands.
+fn open(root: &Path, id: &str) -> Result<(Record, Option<Box<dyn Manager>>)> {
     let dir = ContainerDir::open(root, id)?;
     let rec = dir.load()?;
     let status = rec.status(&dir);
@@ -53,17 +54,33 @@ fn open(root: &Path, id: &str) -> Result<(Record, Box<dyn Manager>)> {
             "container {id:?} is stopped: there are no events to report; start a new one"
         )));
     }
-    let cgroup = super::cgroup(&rec)?;
+    let cgroup = rec
+        .cgroup
+        .is_some()
+        .then(|| super::cgroup(&rec))
+        .transpose()?;
     Ok((rec, cgroup))
+}
+
+/// A container's statistics; without a cgroup only its process count is known.
+fn stats_of(rec: &Record, cgroup: Option<&dyn Manager>) -> Result<Stats> {
+    match cgroup {
+        Some(cg) => Ok(cg.stats()?),
+        None => {
+            let mut stats = Stats::default();
+            stats.pids.current = super::processes(rec)?.len() as u64;
+            Ok(stats)
+        }
+    }
 }
 
 /// The single line `events --stats` prints.
 pub fn stats(root: &Path, id: &str) -> Result<String> {
-    let (_, cgroup) = open(root, id)?;
+    let (rec, cgroup) = open(root, id)?;
     let event = Event {
         kind: "stats",
         id,
-        data: Some(cgroup.stats()?),
+        data: Some(stats_of(&rec, cgroup.as_deref())?),
     };
     Ok(serde_json::to_string(&event).expect("event serializes"))
 }
@@ -75,9 +92,13 @@ pub fn stream(root: &Path, id: &str, interval: Duration, out: &mut dyn Write) ->
     Stream {
         id,
         rec: &rec,
-        cgroup: cgroup.as_ref(),
+        cgroup: cgroup.as_deref(),
         out,
-        ooms: cgroup.oom_kill_count()?,
+        ooms: cgroup
+            .as_ref()
+            .map(|c| c.oom_kill_count())
+            .transpose()?
+            .unwrap_or(0),
     }
     .run(interval)
 }
@@ -85,7 +106,7 @@ pub fn stream(root: &Path, id: &str, interval: Duration, out: &mut dyn Write) ->
 struct Stream<'a> {
     id: &'a str,
     rec: &'a Record,
-    cgroup: &'a dyn Manager,
+    cgroup: Option<&'a dyn Manager>,
     out: &'a mut dyn Write,
     /// OOM kills reported so far (the count when the stream began, plus the events since).
     ooms: u64,
@@ -110,7 +131,10 @@ impl Stream<'_> {
 
     /// Reports the OOM kills since the last call.
     fn report_ooms(&mut self) -> Result<()> {
-        let count = self.cgroup.oom_kill_count()?;
+        let Some(cgroup) = self.cgroup else {
+            return Ok(());
+        };
+        let count = cgroup.oom_kill_count()?;
         while self.ooms < count {
             self.ooms += 1;
             self.emit("oom", None)?;
@@ -132,10 +156,10 @@ impl Stream<'_> {
         let mut next_stats = Instant::now() + interval;
         // Waiting on the kernel's OOM notification only makes reports prompt: the kill count
         // is also compared on every pass, so without it (no memory controller) nothing is lost.
-        let mut notify = true;
+        let mut notify = self.cgroup.is_some();
         loop {
             if Instant::now() >= next_stats {
-                let stats = self.cgroup.stats().map_err(Error::from);
+                let stats = stats_of(self.rec, self.cgroup);
                 let emitted = stats.and_then(|s| self.emit("stats", Some(s)));
                 if !self.unless_stopped(emitted)? {
                     return Ok(());
@@ -145,16 +169,15 @@ impl Stream<'_> {
             let step = next_stats
                 .saturating_duration_since(Instant::now())
                 .min(POLL);
-            if notify {
-                match self.cgroup.wait_oom(self.ooms, step) {
+            match self.cgroup.filter(|_| notify) {
+                Some(cgroup) => match cgroup.wait_oom(self.ooms, step) {
                     // A cgroup that stays under OOM (its killer disabled) notifies at once on
                     // every registration: pace the passes then.
                     Ok(true) => std::thread::sleep(step.min(Duration::from_millis(50))),
                     Ok(false) => {}
                     Err(_) => notify = false,
-                }
-            } else {
-                std::thread::sleep(step);
+                },
+                None => std::thread::sleep(step),
             }
             let reported = self.report_ooms();
             if !self.unless_stopped(reported)? {

@@ -230,6 +230,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     if !o.detach {
         signals::block(&forwarded)?;
     }
+    // Rootless, a mount namespace can only be made inside the container's user namespace.
+    let user_ns = cfg
+        .namespaces
+        .iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::User && !nix::unistd::geteuid().is_root())
+        .map(|(_, p)| p.clone());
     let (mut ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded; the child only makes syscalls, then execs.
     let stage = match unsafe { nix::unistd::fork() }.context(|| "forking the exec stage")? {
@@ -237,9 +243,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             drop(ours);
             let mut theirs = theirs;
             // A private mount namespace for the read-only view of the runtime binary.
-            let r = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                .context(|| "creating the exec stage's mount namespace")
-                .and_then(|()| pre_exec(&mut theirs, false));
+            let r = enter_user_ns(user_ns.as_deref())
+                .and_then(|()| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                        .context(|| "creating the exec stage's mount namespace")
+                })
+                .and_then(|()| pre_exec(&mut theirs, false, false));
             let Err(e) = r;
             let _ = theirs.send(&Message::Failed(e.to_string()));
             // SAFETY: _exit skips the parent image's atexit handlers and buffers.
@@ -278,6 +287,16 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         Some(ours) => terminal::foreground(ours, pid, &forwarded),
         None => signals::wait_forwarding(pid, &forwarded, None),
     }
+}
+
+/// Enters the user namespace at `path`, if any (see `exec`); `join` later skips it.
+fn enter_user_ns(path: Option<&Path>) -> Result<()> {
+    if let Some(path) = path {
+        let ns = std::fs::File::open(path).context(|| format!("opening {}", path.display()))?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+            .context(|| "joining the container's user namespace")?;
+    }
+    Ok(())
 }
 
 /// Waits until the process has executed its program (its end of the channel is close-on-exec),

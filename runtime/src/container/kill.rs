@@ -20,6 +20,11 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
         if let Some(cg) = &rec.cgroup {
             return Ok(mini_cgroups::open(cg)?.kill_all(signal as i32)?);
         }
+        // A rootless container without a cgroup: every process of its pid namespace.
+        for pid in super::processes(&rec)? {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+        return Ok(());
     }
     nix::sys::signal::kill(Pid::from_raw(rec.pid), signal)
         .context(|| format!("sending {signal} to container {id:?}"))

@@ -6,11 +6,12 @@ use crate::state::ContainerDir;
 use std::path::Path;
 use std::process::Command;
 
-/// The host pids of every process in the container's cgroup, sorted.
+/// The host pids of every process in the container's cgroup (a rootless container without
+/// one: in its pid namespace), sorted.
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let dir = ContainerDir::open(root, id)?;
     let rec = dir.load()?;
-    Ok(super::cgroup(&rec)?.processes()?)
+    super::processes(&rec)
 }
 
 /// runc's `ps --format json`: the pids as a JSON array (`null` when empty, as runc prints).

@@ -12,6 +12,7 @@ use crate::error::{Context, Result};
 use crate::namespaces;
 use crate::terminal;
 use nix::sched::CloneFlags;
+use oci_spec::runtime::LinuxNamespaceType;
 use std::convert::Infallible;
 
 /// Joins the container and starts the process; returns in the joining process only.
@@ -23,6 +24,11 @@ pub fn join(ch: &mut Channel, cfg: &ExecConfig) -> Result<()> {
     // container's and the init's host pid no longer resolves.
     let mut joins = Vec::new();
     for (typ, path) in &cfg.namespaces {
+        // A rootless exec stage entered the user namespace already (setns would refuse it).
+        let current = std::fs::read_link("/proc/self/ns/user").ok();
+        if *typ == LinuxNamespaceType::User && std::fs::read_link(path).ok() == current {
+            continue;
+        }
         let fd = nix::fcntl::open(
             path,
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,

@@ -5,6 +5,7 @@ pub mod channel;
 pub mod exe_guard;
 pub mod exec;
 pub mod exec_config;
+pub mod id_map;
 pub mod init;
 pub mod init_config;
 pub mod liveness;

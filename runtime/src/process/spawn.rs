@@ -15,7 +15,7 @@ use mini_cgroups::Manager;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -116,13 +116,22 @@ fn clone_flags(ns: &crate::namespaces::Namespaces) -> CloneFlags {
     ns.create - CloneFlags::CLONE_NEWCGROUP
 }
 
-/// What the child does right after the clone, before becoming the real init.
-pub fn pre_exec(ch: &mut Channel, user_ns: bool) -> Result<Infallible> {
-    nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
+/// What the child does right after the clone, before becoming the real init. With `user_ns`
+/// it waits for its id maps; `maps_by_owner` says a rootless runtime writes them as the init's
+/// owner, which it stays only while the init is dumpable (as runc's nsexec), so the init turns
+/// non-dumpable only once they are written. (The runtime decides that before the clone: the
+/// child's own euid changes when its maps arrive.)
+pub fn pre_exec(ch: &mut Channel, user_ns: bool, maps_by_owner: bool) -> Result<Infallible> {
+    if !maps_by_owner {
+        nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
+    }
     if user_ns {
         match ch.recv("the runtime")? {
             Message::Go => {}
             other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
+        }
+        if maps_by_owner {
+            nix::sys::prctl::set_dumpable(false).context(|| "making the init non-dumpable")?;
         }
         become_ns_root();
     }
@@ -155,6 +164,7 @@ fn join_stage(
     req: &SpawnRequest,
     joins: Vec<(LinuxNamespaceType, OwnedFd)>,
     cgroup: Option<&OwnedFd>,
+    maps_by_owner: bool,
 ) -> ! {
     let ns = &req.bundle.namespaces;
     let r: Result<Pid> = (|| {
@@ -172,8 +182,8 @@ fn join_stage(
         let (pid, _) = clone(clone_flags(ns) | CloneFlags::CLONE_PARENT, cgroup)?;
         if pid.as_raw() == 0 {
             let user_ns = ns.creates(LinuxNamespaceType::User);
-            let r =
-                arm_parent_death(req.parent_death_signal).and_then(|()| pre_exec(&mut ch, user_ns));
+            let r = arm_parent_death(req.parent_death_signal)
+                .and_then(|()| pre_exec(&mut ch, user_ns, maps_by_owner));
             child_exit(&mut ch, r)
         }
         Ok(pid)
@@ -202,15 +212,6 @@ fn write_time_offsets(req: &SpawnRequest) -> Result<()> {
         super::procfs::write("self/timens_offsets", &text, "writing linux.timeOffsets")?;
     }
     Ok(())
-}
-
-fn write_map(pid: Pid, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
-    let text: String = maps
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
-    std::fs::write(format!("/proc/{pid}/{file}"), text)
-        .context(|| format!("writing {file} of the init"))
 }
 
 /// Hands a seccomp notify listener, received from the init or an exec stage, to the agent at
@@ -256,28 +257,29 @@ fn make_cgroup(cgroup: &mut dyn Manager, resources: &LinuxResources) -> Result<(
     Ok(cgroup.apply(resources)?)
 }
 
-/// Starts the container's init in the (not yet created) `cgroup` and waits until it is ready;
-/// returns its pid. On v2 the cgroup is made first and the init cloned straight into it; on v1
+/// Starts the container's init in the (not yet created) `cgroup` (none for a rootless
+/// container without one) and waits until it is ready; returns its pid. On v2 the cgroup is made first and the init cloned straight into it; on v1
 /// it is made while the init re-executes, which the init then joins by itself.
-pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
+pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result<Pid> {
     let bundle = req.bundle;
     let ns = &bundle.namespaces;
     let (mut ours, theirs) = channel::pair()?;
     let joins = ns.open_joins()?;
-    let v2 = cgroup.version() == mini_cgroups::Version::V2;
-    let cgroup_fd = if v2 {
-        make_cgroup(cgroup, req.resources)?;
-        cgroup.dir_fd()?
-    } else {
-        None
+    let cgroup_fd = match cgroup.as_deref_mut() {
+        Some(cg) if cg.version() == mini_cgroups::Version::V2 => {
+            make_cgroup(cg, req.resources)?;
+            cg.dir_fd()?
+        }
+        _ => None,
     };
     let user_ns = ns.creates(LinuxNamespaceType::User);
+    let maps_by_owner = user_ns && !nix::unistd::geteuid().is_root();
     let (pid, in_cgroup) = if ns.needs_join_stage() {
         // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
         match unsafe { nix::unistd::fork() }.context(|| "forking the namespace stage")? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                join_stage(theirs, req, joins, cgroup_fd.as_ref())
+                join_stage(theirs, req, joins, cgroup_fd.as_ref(), maps_by_owner)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 let msg = ours.recv("the namespace stage");
@@ -295,17 +297,19 @@ pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
             let mut theirs = theirs;
             drop(ours);
             let r = arm_parent_death(req.parent_death_signal)
-                .and_then(|()| pre_exec(&mut theirs, user_ns));
+                .and_then(|()| pre_exec(&mut theirs, user_ns, maps_by_owner));
             child_exit(&mut theirs, r)
         }
         (pid, in_cgroup)
     };
     drop(theirs);
     let mut r = Ok(());
-    if !v2 {
-        r = make_cgroup(cgroup, req.resources);
+    if let Some(cg) = cgroup.as_deref_mut() {
+        if cg.version() == mini_cgroups::Version::V1 {
+            r = make_cgroup(cg, req.resources);
+        }
     }
-    let r = r.and_then(|()| finish(req, cgroup, &mut ours, pid, user_ns, in_cgroup));
+    let r = r.and_then(|()| finish(req, cgroup.as_deref(), &mut ours, pid, user_ns, in_cgroup));
     if r.is_err() {
         abort(pid);
     }
@@ -314,7 +318,7 @@ pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
 
 fn finish(
     req: &SpawnRequest,
-    cgroup: &dyn Manager,
+    cgroup: Option<&dyn Manager>,
     ch: &mut Channel,
     pid: Pid,
     user_ns: bool,
@@ -323,33 +327,35 @@ fn finish(
     let bundle = req.bundle;
     let linux = bundle.spec.linux().as_ref().expect("validated");
     if user_ns {
-        write_map(
+        super::id_map::write(
             pid,
-            "uid_map",
             linux.uid_mappings().as_deref().unwrap_or_default(),
-        )?;
-        write_map(
-            pid,
-            "gid_map",
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
         ch.send(&Message::Go)?;
     }
     let ns = &bundle.namespaces;
-    // A joined user namespace (by path) constrains the init as much as a new one does.
-    let in_user_ns = ns.has(LinuxNamespaceType::User);
-    let mount_sources = cgroup.mount_sources()?;
+    // A joined user namespace (by path) constrains the init as much as a new one does, and so
+    // does the runtime's own (rootless podman runs it as root of one).
+    let in_user_ns = ns.has(LinuxNamespaceType::User) || crate::rootless::in_user_namespace();
+    let mount_sources = match cgroup {
+        Some(cg) => cg.mount_sources()?,
+        None => Vec::new(),
+    };
     // On v1 the init moves itself: a thread writing 0 to `tasks` skips the global
     // threadgroup lock, whose RCU grace period makes the runtime writing `cgroup.procs` cost
     // ~7 ms per container on these hosts. In a user namespace the init cannot write the host's
     // cgroup files, so the runtime does it.
     let mut cgroup_join = Vec::new();
-    if !in_cgroup {
-        if cgroup.version() == mini_cgroups::Version::V1 && !in_user_ns {
-            cgroup_join = mount_sources.iter().map(|s| s.host_dir.clone()).collect();
-        } else {
-            cgroup.add_process(pid.as_raw())?;
+    match cgroup {
+        Some(cg) if !in_cgroup => {
+            if cg.version() == mini_cgroups::Version::V1 && !in_user_ns {
+                cgroup_join = mount_sources.iter().map(|s| s.host_dir.clone()).collect();
+            } else {
+                cg.add_process(pid.as_raw())?;
+            }
         }
+        _ => {}
     }
     let mut hook_state = req.record.hook_state(Status::Creating);
     hook_state["pid"] = pid.as_raw().into();
