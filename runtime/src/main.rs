@@ -277,7 +277,7 @@ enum Command {
     Kill {
         /// Container id.
         id: String,
-        /// Signal name or number.
+        /// Signal name or number: TERM, SIGKILL, RTMIN+3, 37; 0 only checks the container runs.
         #[arg(default_value = "TERM")]
         signal: String,
         /// Signal every process in the container's cgroup.

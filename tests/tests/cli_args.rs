@@ -1,0 +1,134 @@
+//! runc's command line where clients depend on its details: signal names and numbers for
+//! `kill` (real-time signals, signal 0), and what the commands answer, compared with runc
+//! 1.1.5 (installed on the test hosts, `scripts/packages.sh`) where it runs here.
+
+use mini_tests::*;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// runc with a private state root; every container in it is force-deleted on drop.
+struct Runc {
+    root: TempDir,
+}
+
+impl Runc {
+    fn new() -> Runc {
+        Runc {
+            root: TempDir::new("runc-root"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(self.root.path()).args(args);
+        captured_output(c.stdin(Stdio::null()))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "runc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn status(&self, id: &str) -> String {
+        let st: serde_json::Value =
+            serde_json::from_str(&self.ok(&["state", id])).expect("runc state JSON");
+        st["status"].as_str().expect("status").to_string()
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(self.root.path()) {
+            for e in entries.flatten() {
+                let _ = self.cmd(&["delete", "--force", &e.file_name().to_string_lossy()]);
+            }
+        }
+    }
+}
+
+/// SIGRTMIN+3 as podman and docker pass it for systemd containers (glibc's SIGRTMIN is 34).
+const RTMIN_3: u32 = 37;
+
+#[test]
+fn kill_delivers_real_time_signals_by_number_and_by_name() {
+    // The init of a PID namespace receives only the signals it handles: sh traps SIGRTMIN+3.
+    let rt = Runtime::new();
+    let b = sh("trap 'exit 0' 37; while :; do sleep 0.05; done");
+    for sig in ["37", "SIGRTMIN+3", "RTMIN+3", "rtmin+3", "SIGRTMAX-27"] {
+        let id = unique("rtsig");
+        rt.create_ok(&b, &id);
+        rt.ok(&["start", &id]);
+        let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+        assert!(
+            wait_until(WAIT, || catches(pid, RTMIN_3)),
+            "sh never installed its trap"
+        );
+        rt.ok(&["kill", &id, sig]);
+        rt.wait_status(&id, "stopped", WAIT);
+        rt.ok(&["delete", &id]);
+    }
+    let id = unique("rtbad");
+    rt.create_ok(&b, &id);
+    for bad in ["65", "RTMIN+31", "RTMAX+1", "SIGNOPE"] {
+        assert_fails_with(&rt.cmd(&["kill", &id, bad]), &["signal", bad]);
+    }
+}
+
+#[test]
+fn foreground_run_forwards_real_time_signals() {
+    // Without a PID namespace the process is not an init: SIGRTMIN+3's default action ends it.
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]).edit(|c| {
+        ns_list(c).retain(|n| n["type"] != "pid");
+    });
+    let id = unique("rtfwd");
+    let run = rt.spawn(&["run", "--bundle", b.path_str(), &id]);
+    child_running(run.pid(), "probe sleep 60").expect("container process");
+    // SAFETY: kill(2) on our own unreaped child.
+    assert_eq!(unsafe { libc::kill(run.pid() as i32, RTMIN_3 as i32) }, 0);
+    let out = run
+        .wait_timeout(WAIT)
+        .expect("run did not forward SIGRTMIN+3 to its container");
+    assert_eq!(out.status.code(), Some(128 + RTMIN_3 as i32), "{out:?}");
+}
+
+/// `args` with each "ID" replaced by `id`.
+fn with_id<'a>(args: &[&'a str], id: &'a str) -> Vec<&'a str> {
+    args.iter()
+        .map(|a| if *a == "ID" { id } else { a })
+        .collect()
+}
+
+#[test]
+fn kill_signal_zero_checks_the_container_as_runc_does() {
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]);
+    let (ours, theirs) = (unique("sig0"), unique("sig0-runc"));
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &ours]);
+    runc.ok(&["run", "--detach", "--bundle", b.path_str(), &theirs]);
+    for args in [&["kill", "ID", "0"][..], &["kill", "--all", "ID", "0"]] {
+        let (a, b) = (with_id(args, &ours), with_id(args, &theirs));
+        assert!(
+            runc.cmd(&b).status.success(),
+            "runc {b:?} on a running container"
+        );
+        rt.ok(&a);
+    }
+    rt.ok(&["kill", &ours, "KILL"]);
+    runc.ok(&["kill", &theirs, "KILL"]);
+    rt.wait_status(&ours, "stopped", WAIT);
+    assert!(wait_until(WAIT, || runc.status(&theirs) == "stopped"));
+    // A stopped container's init cannot be signalled; --all signals what is left: nothing.
+    assert!(!runc.cmd(&["kill", &theirs, "0"]).status.success());
+    assert_fails_with(&rt.cmd(&["kill", &ours, "0"]), &["container not running"]);
+    assert!(runc.cmd(&["kill", "--all", &theirs, "0"]).status.success());
+    rt.ok(&["kill", "--all", &ours, "0"]);
+}
