@@ -446,7 +446,7 @@ fn main() {
                 .collect();
             let message = message.join(" ");
             eprintln!(
-                "mini-run: {}; see `mini-run --help`",
+                "error: {}; see `mini-run --help`",
                 message.trim_start_matches("error: ").trim_end_matches(':')
             );
             std::process::exit(2);
@@ -457,13 +457,20 @@ fn main() {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(cli.log.clone(), format, cli.debug);
+    // runc's convention, which shims read: exec's own failures exit 255, so that they differ
+    // from any status the exec'd process itself could return.
+    let failure = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match execute(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let msg = e.to_string();
             logging::error(&msg);
-            eprintln!("mini-run: {msg}");
-            std::process::exit(1);
+            eprintln!("error: {msg}");
+            std::process::exit(failure);
         }
     }
 }

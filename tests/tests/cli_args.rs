@@ -77,7 +77,7 @@ fn kill_delivers_real_time_signals_by_number_and_by_name() {
     let id = unique("rtbad");
     rt.create_ok(&b, &id);
     for bad in ["65", "RTMIN+31", "RTMAX+1", "SIGNOPE"] {
-        assert_fails_with(&rt.cmd(&["kill", &id, bad]), &["signal", bad]);
+        assert_fails_with(&rt.cmd(&["kill", &id, bad]), &["error:", "signal", bad]);
     }
 }
 
@@ -128,7 +128,72 @@ fn kill_signal_zero_checks_the_container_as_runc_does() {
     assert!(wait_until(WAIT, || runc.status(&theirs) == "stopped"));
     // A stopped container's init cannot be signalled; --all signals what is left: nothing.
     assert!(!runc.cmd(&["kill", &theirs, "0"]).status.success());
-    assert_fails_with(&rt.cmd(&["kill", &ours, "0"]), &["container not running"]);
+    assert_fails_with(
+        &rt.cmd(&["kill", &ours, "0"]),
+        &["error:", "container not running"],
+    );
     assert!(runc.cmd(&["kill", "--all", &theirs, "0"]).status.success());
     rt.ok(&["kill", "--all", &ours, "0"]);
 }
+
+#[test]
+fn errors_start_with_error_and_keep_runcs_key_phrases() {
+    // containerd's runc shim matches "does not exist" (no such container) and "container not
+    // running" (already finished) in the runtime's error; tools that grep stderr want "error".
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let id = unique("nosuch");
+    for args in [
+        &["state", "ID"][..],
+        &["kill", "ID", "KILL"],
+        &["delete", "ID"],
+        &["start", "ID"],
+        &["pause", "ID"],
+        &["ps", "ID"],
+        &["update", "--pids-limit", "5", "ID"],
+    ] {
+        let args = with_id(args, &id);
+        let theirs = runc.cmd(&args);
+        assert!(
+            String::from_utf8_lossy(&theirs.stderr).contains("does not exist"),
+            "runc {args:?}: {theirs:?}"
+        );
+        let line = assert_fails_with(&rt.cmd(&args), &["does not exist"]);
+        assert!(line.starts_with("error: "), "{args:?}: {line}");
+    }
+    let line = assert_fails_with(&rt.cmd(&["kill", "ID", "NOPE"]), &["signal"]);
+    assert!(line.starts_with("error: "), "{line}");
+    let line = assert_fails_with(
+        &rt.cmd(&["state", "--no-such-flag", "ID"]),
+        &["no-such-flag"],
+    );
+    assert!(line.starts_with("error: "), "{line}");
+}
+
+#[test]
+fn exec_exits_255_for_its_own_failures_as_runc() {
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]);
+    let (ours, theirs) = (unique("exec255"), unique("exec255-runc"));
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &ours]);
+    runc.ok(&["run", "--detach", "--bundle", b.path_str(), &theirs]);
+    let gone = unique("nosuch");
+    for (args, code) in [
+        (&["exec", "ID", "sh", "-c", "exit 7"][..], 7),
+        (&["exec", "ID", "/no/such/binary"], 255),
+        (&["exec", "--cwd", "/no/such/dir", "ID", "true"], 255),
+        (&["exec", "--user", "nobody:x", "ID", "true"], 255),
+    ] {
+        let out = runc.cmd(&with_id(args, &theirs));
+        assert_eq!(out.status.code(), Some(code), "runc {args:?}: {out:?}");
+        let out = rt.cmd(&with_id(args, &ours));
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+    let out = runc.cmd(&["exec", &gone, "true"]);
+    assert_eq!(out.status.code(), Some(255), "runc: {out:?}");
+    let out = rt.cmd(&["exec", &gone, "true"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(stderr_line(&out).starts_with("error: "), "{out:?}");
+}
+
