@@ -197,3 +197,82 @@ fn exec_exits_255_for_its_own_failures_as_runc() {
     assert!(stderr_line(&out).starts_with("error: "), "{out:?}");
 }
 
+/// A v1 freezer cgroup below a container's, frozen; thawed (and so released) on drop.
+struct FrozenChild {
+    dir: std::path::PathBuf,
+}
+
+impl FrozenChild {
+    /// Moves `pid` into a new frozen sub-cgroup of its freezer cgroup.
+    fn freeze(pid: i32) -> FrozenChild {
+        let dir = cgroup_dir(pid, "freezer").join("held");
+        std::fs::create_dir(&dir).expect("sub-cgroup");
+        let held = FrozenChild { dir };
+        std::fs::write(held.dir.join("cgroup.procs"), pid.to_string()).expect("move");
+        std::fs::write(held.dir.join("freezer.state"), "FROZEN").expect("freeze");
+        assert!(
+            wait_until(WAIT, || std::fs::read_to_string(
+                held.dir.join("freezer.state")
+            )
+            .is_ok_and(|s| s.trim() == "FROZEN")),
+            "the sub-cgroup never froze"
+        );
+        held
+    }
+
+    fn thaw(&self) {
+        let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+    }
+}
+
+impl Drop for FrozenChild {
+    fn drop(&mut self) {
+        self.thaw();
+    }
+}
+
+#[test]
+fn delete_right_after_kill_9_waits_for_the_dying_init() {
+    if cgroup_version() == mini_cgroups::Version::V2 {
+        skip(
+            "delete_right_after_kill_9_waits_for_the_dying_init",
+            Need::CgroupV1,
+            "holds a dying init with a v1 freezer (v2's lets killed processes go); pure v2 here",
+        );
+        return;
+    }
+    // The init of a PID namespace stays in exit(2) until every process in the namespace is
+    // gone: a child held frozen keeps it dying for as long as the test wants.
+    let rt = Runtime::new();
+    let b = sh("probe sleep 60 & wait");
+    let id = unique("dying");
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    let procs = cgroup_dir(init, "freezer").join("cgroup.procs");
+    let mut child = None;
+    assert!(wait_until(WAIT, || {
+        child = std::fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse::<i32>().ok())
+            .find(|&p| p != init && cmdline(p.into()).starts_with("probe sleep 60"));
+        child.is_some()
+    }));
+    let held = FrozenChild::freeze(child.expect("found above"));
+    rt.ok(&["kill", &id, "9"]);
+    let delete = rt.spawn(&["delete", &id]);
+    // Released a moment later (not a timing assertion: an earlier thaw only makes it easier).
+    let delete = {
+        let mut delete = delete;
+        wait_until(Duration::from_millis(500), || !delete.running());
+        held.thaw();
+        delete
+    };
+    let out = delete.wait_timeout(WAIT).expect("delete returned");
+    assert!(
+        out.status.success(),
+        "delete of a killed container failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!rt.has_state_dir(&id));
+}

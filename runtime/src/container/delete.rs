@@ -21,7 +21,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         // A directory without state is the leftover of an aborted create.
         Err(_) => return dir.remove(),
     };
-    let status = rec.status(&dir);
+    let mut status = rec.status(&dir);
+    if matches!(status, Status::Running | Status::Paused) && !force && liveness::dying(rec.pid) {
+        // Right after `kill 9` the init may still be tearing down (an init of a PID namespace
+        // waits for every process in it): as with runc, that counts as stopping, not running.
+        wait_gone(rec.pid, rec.pid_start_time, DYING_WAIT);
+        status = rec.status(&dir);
+    }
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::invalid(format!(
             "cannot delete container {id:?}: it is {status}; stop it first or use --force"
@@ -39,7 +45,7 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
             let _ = cg.thaw();
         }
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
-        wait_gone(rec.pid, rec.pid_start_time);
+        wait_gone(rec.pid, rec.pid_start_time, KILL_WAIT);
     }
     if let Some(cg) = &cgroup {
         // Without a pid namespace of its own, the init's death leaves its children alive.
@@ -56,8 +62,13 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
     Ok(())
 }
 
-fn wait_gone(pid: i32, start: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// How long `delete` waits for a dying init before it calls the container running.
+const DYING_WAIT: Duration = Duration::from_secs(5);
+/// How long removing a container waits for the init it killed.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+fn wait_gone(pid: i32, start: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
     let mut pause = Duration::from_micros(200);
     while liveness::check(pid, start) == Liveness::Alive && Instant::now() < deadline {
         std::thread::sleep(pause);

@@ -21,6 +21,32 @@ pub fn stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// The kernel's PF_EXITING task flag (include/linux/sched.h): the process is in exit(2).
+const PF_EXITING: u64 = 0x4;
+
+/// Whether `pid` is on its way out: it is exiting (an init of a PID namespace stays there until
+/// every process of the namespace is gone) or has a SIGKILL pending.
+pub fn dying(pid: i32) -> bool {
+    let exiting = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|data| {
+            // Fields resume after the command name; the flags are field 9.
+            let rest = &data[data.rfind(')')? + 2..];
+            rest.split(' ').nth(6)?.parse::<u64>().ok()
+        })
+        .is_some_and(|flags| flags & PF_EXITING != 0);
+    let kill_pending = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+                .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+                .any(|mask| mask & (1 << (libc::SIGKILL - 1)) != 0)
+        })
+        .unwrap_or(false);
+    exiting || kill_pending
+}
+
 /// Checks `pid` against the start time recorded when it was created.
 pub fn check(pid: i32, start_time: u64) -> Liveness {
     match stat(pid) {
@@ -41,5 +67,6 @@ mod tests {
         let (_, start) = stat(me).expect("own stat");
         assert_eq!(check(me, start), Liveness::Alive);
         assert_eq!(check(me, start + 1), Liveness::Gone);
+        assert!(!dying(me));
     }
 }
