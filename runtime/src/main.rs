@@ -456,7 +456,15 @@ fn main() {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,
     };
-    logging::init(cli.log.clone(), format, cli.debug);
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        let path = cli
+            .log
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""))
+            .display();
+        eprintln!("error: opening log file {path}: {e}: give a writable --log path");
+        std::process::exit(1);
+    }
     // runc's convention, which shims read: exec's own failures exit 255, so that they differ
     // from any status the exec'd process itself could return.
     let failure = if matches!(cli.command, Command::Exec(_)) {

@@ -276,3 +276,101 @@ fn delete_right_after_kill_9_waits_for_the_dying_init() {
     );
     assert!(!rt.has_state_dir(&id));
 }
+
+/// The `msg` of each `time="…" level=debug msg="…"` line in `text` (runc's text format).
+fn debug_messages(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("time=\"")?;
+            let (_, rest) = rest.split_once("\" level=debug msg=")?;
+            Some(serde_json::from_str::<String>(rest).unwrap_or_else(|e| panic!("{l}: {e}")))
+        })
+        .collect()
+}
+
+#[test]
+fn debug_logs_each_step_to_stderr_or_to_the_log_file() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "exit", "0"]);
+    let id = unique("debug");
+    let out = rt.cmd(&["--debug", "run", "--bundle", b.path_str(), &id]);
+    assert!(out.status.success(), "{out:?}");
+    let steps = debug_messages(&String::from_utf8_lossy(&out.stderr));
+    for step in [
+        "validated",
+        "cgroup",
+        "is ready",
+        "waiting for init",
+        "exited",
+        "removed",
+    ] {
+        assert!(
+            steps.iter().any(|m| m.contains(&id) && m.contains(step)),
+            "no debug line about {step:?}: {steps:?}"
+        );
+    }
+
+    let dir = TempDir::new("debuglog");
+    let log = dir.path().join("debug.log");
+    let log_arg = log.to_str().expect("utf-8");
+    let id = unique("debug");
+    let out = rt.cmd(&[
+        "--debug",
+        "--log",
+        log_arg,
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "with --log, debug lines go to the file: {out:?}"
+    );
+    let steps = debug_messages(&std::fs::read_to_string(&log).expect("log file"));
+    assert!(steps.len() >= 6, "{steps:?}");
+
+    // JSON lines, as containerd reads them, keep their form.
+    let json_log = dir.path().join("debug.json");
+    let json_arg = json_log.to_str().expect("utf-8");
+    let id = unique("debug");
+    rt.ok(&[
+        "--debug",
+        "--log",
+        json_arg,
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    let text = std::fs::read_to_string(&json_log).expect("json log file");
+    assert!(text.lines().count() >= 6, "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(v["level"], "debug", "{line}");
+        assert!(v["msg"].is_string() && v["time"].is_string(), "{line}");
+    }
+}
+
+#[test]
+fn log_file_is_created_even_when_the_command_succeeds() {
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let dir = TempDir::new("oklog");
+    for (who, log) in [("runc", "runc.log"), ("mini-run", "mini-run.log")] {
+        let log = dir.path().join(log);
+        let args = ["--log", log.to_str().expect("utf-8"), "list"];
+        if who == "runc" {
+            runc.ok(&args);
+        } else {
+            rt.ok(&args);
+        }
+        assert!(log.exists(), "{who} did not create its --log file");
+    }
+    let unwritable = dir.path().join("no/such/dir/x.log");
+    let out = rt.cmd(&["--log", unwritable.to_str().expect("utf-8"), "list"]);
+    assert_fails_with(&out, &["error:", "log file", "no/such/dir"]);
+}

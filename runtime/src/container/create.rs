@@ -3,6 +3,7 @@
 
 use crate::bundle;
 use crate::error::{Context, Result};
+use crate::logging::debug;
 use crate::process::liveness;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::state::{self, ContainerDir, Record, Status};
@@ -105,9 +106,20 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         poststop: None,
     };
     let bundle = bundle::load(&opts.bundle)?;
+    debug(&format!(
+        "create {}: bundle {} validated, state in {}",
+        opts.id,
+        bundle.path.display(),
+        root.join(&opts.id).display()
+    ));
     let linux = bundle.spec.linux().as_ref().expect("validated");
     let cgroup = mini_cgroups::new_manager(linux.cgroups_path().as_deref(), &opts.id)?;
     let cgroup = undo.cgroup.insert(cgroup);
+    debug(&format!(
+        "create {}: cgroup {}",
+        opts.id,
+        cgroup.path().display()
+    ));
     let dir = undo.dir.as_ref().expect("set above");
     let fifo = match mode {
         StartMode::WaitForStart => {
@@ -161,6 +173,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         cgroup.as_mut(),
     )?;
     record.pid = pid.as_raw();
+    debug(&format!("create {}: init {pid} is ready", opts.id));
     // Now with the directories `create` made, so that `delete` removes the parents it added.
     record.cgroup = Some(cgroup.config().clone());
     record.pid_start_time = liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0);
@@ -172,6 +185,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         spawn::abort(pid);
         return Err(e);
     }
+    debug(&format!("create {}: state saved", opts.id));
     undo.cgroup = None;
     undo.poststop = None;
     let dir = undo.dir.take().expect("set above");

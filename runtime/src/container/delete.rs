@@ -2,6 +2,7 @@
 //! and its state directory.
 
 use crate::error::{Error, Result};
+use crate::logging::debug;
 use crate::process::liveness::{self, Liveness};
 use crate::state::{ContainerDir, Record, Status};
 use nix::sys::signal::Signal;
@@ -38,12 +39,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 /// Kills what is left of the container and removes its cgroup and directory.
 pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
+    let id = &rec.id;
     let cgroup = rec.cgroup.as_ref().map(mini_cgroups::open).transpose()?;
     if liveness::check(rec.pid, rec.pid_start_time) == Liveness::Alive {
         if let Some(cg) = &cgroup {
             // A frozen init cannot die.
             let _ = cg.thaw();
         }
+        debug(&format!("delete {id}: killing init {}", rec.pid));
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
         wait_gone(rec.pid, rec.pid_start_time, KILL_WAIT);
     }
@@ -52,10 +55,15 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
         if !rec.own_pid_ns || !cg.processes().unwrap_or_default().is_empty() {
             let _ = cg.kill_all(Signal::SIGKILL as i32);
         }
+        debug(&format!(
+            "delete {id}: removing cgroup {}",
+            cg.path().display()
+        ));
         cg.destroy()?;
     }
     // The container is gone (its state too, so `state` says so) before the poststop hooks run.
     dir.remove()?;
+    debug(&format!("delete {id}: state removed"));
     if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         crate::hooks::run_warn("poststop", h, &rec.hook_state(Status::Stopped));
     }

@@ -1,6 +1,7 @@
 //! `kill`: send a signal to a container's init, or with `--all` to every process in its cgroup.
 
 use crate::error::{Context, Error, Result};
+use crate::logging::debug;
 use crate::state::{ContainerDir, Status};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -15,6 +16,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let status = rec.status(&dir);
     if all {
         if let Some(cg) = &rec.cgroup {
+            debug(&format!(
+                "kill {id}: signal {signal} to every process of its cgroup"
+            ));
             let cg = mini_cgroups::open(cg)?;
             if signal == 0 {
                 // Nothing to deliver: no need to freeze the cgroup around the check.
@@ -39,6 +43,7 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
             "container not running: {id:?} has stopped, so there is no process to signal"
         )));
     }
+    debug(&format!("kill {id}: signal {signal} to init {}", rec.pid));
     // SAFETY: kill(2) with any signal number has no memory-safety preconditions.
     let r = unsafe { libc::kill(rec.pid, signal) };
     nix::errno::Errno::result(r)

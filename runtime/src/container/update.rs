@@ -77,7 +77,12 @@ pub fn update(root: &Path, id: &str, opts: &UpdateOptions) -> Result<()> {
             "cannot update container {id:?}: it is {status}, and only a created, running or paused container can be updated"
         )));
     }
-    Ok(super::cgroup(&rec)?.apply(&resources)?)
+    let cgroup = super::cgroup(&rec)?;
+    crate::logging::debug(&format!(
+        "update {id}: writing the new limits to cgroup {}",
+        cgroup.path().display()
+    ));
+    Ok(cgroup.apply(&resources)?)
 }
 
 /// Reads a LinuxResources JSON and keeps what runc's update applies.
