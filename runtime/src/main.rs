@@ -267,6 +267,9 @@ enum Command {
         /// Return once the container runs.
         #[arg(short, long)]
         detach: bool,
+        /// Keep the container (stopped) after its process exits, for `state` and `delete`.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print a container's state as JSON.
     State {
@@ -362,7 +365,11 @@ fn execute(cli: Cli) -> Result<i32> {
             "checkpoint/restore is not supported by mini-run on this host: it does not drive CRIU",
         )),
         Command::Start { id } => start::start(root, &id)?,
-        Command::Run { create, detach } => return run::run(root, &create.options(), detach),
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => return run::run(root, &create.options(), detach, keep),
         Command::State { id } => println!("{}", state::state(root, &id)?),
         Command::Kill { id, signal, all } => kill::kill(root, &id, signals::parse(&signal)?, all)?,
         Command::Delete { id, force } => delete::delete(root, &id, force)?,

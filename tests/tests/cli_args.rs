@@ -374,3 +374,22 @@ fn log_file_is_created_even_when_the_command_succeeds() {
     let out = rt.cmd(&["--log", unwritable.to_str().expect("utf-8"), "list"]);
     assert_fails_with(&out, &["error:", "log file", "no/such/dir"]);
 }
+
+#[test]
+fn run_keep_leaves_the_stopped_container_as_runc() {
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let b = Bundle::new(&["probe", "exit", "3"]);
+    let (ours, theirs) = (unique("keep"), unique("keep-runc"));
+    let out = runc.cmd(&["run", "--keep", "--bundle", b.path_str(), &theirs]);
+    assert_eq!(out.status.code(), Some(3), "runc: {out:?}");
+    assert_eq!(runc.status(&theirs), "stopped");
+    let out = rt.cmd(&["run", "--keep", "--bundle", b.path_str(), &ours]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(rt.status(&ours), "stopped");
+    let cgroups = cgroups_mentioning(&ours);
+    assert!(!cgroups.is_empty(), "the kept container keeps its cgroup");
+    rt.ok(&["delete", &ours]);
+    assert!(!rt.has_state_dir(&ours));
+    assert_eq!(cgroups_mentioning(&ours), Vec::<std::path::PathBuf>::new());
+}

@@ -11,8 +11,9 @@ use crate::state::ContainerDir;
 use crate::terminal;
 use std::path::Path;
 
-/// Runs the container; returns the exit status `run` should exit with.
-pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
+/// Runs the container; returns the exit status `run` should exit with. With `keep`, a
+/// foreground run leaves the stopped container for `state` and `delete` (runc's `--keep`).
+pub fn run(root: &Path, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     let forwarded = signals::forwarded();
     if !detach {
         // Blocked before the clone: nothing sent from now on is lost or handled by default.
@@ -46,6 +47,9 @@ pub fn run(root: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         opts.id
     ));
     // Unless someone deleted it meanwhile, the container goes with its process.
+    if keep {
+        return Ok(status);
+    }
     if let Ok(dir) = ContainerDir::open(root, &opts.id) {
         delete::destroy(dir, &created.record)?;
     }
