@@ -393,3 +393,42 @@ fn run_keep_leaves_the_stopped_container_as_runc() {
     assert!(!rt.has_state_dir(&ours));
     assert_eq!(cgroups_mentioning(&ours), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn update_memory_below_the_usage_says_the_usage() {
+    if cgroup_version() == mini_cgroups::Version::V2 {
+        skip(
+            "update_memory_below_the_usage_says_the_usage",
+            Need::CgroupV1,
+            "v1 refuses such a limit with EBUSY (v2 reclaims or OOM-kills); pure v2 here",
+        );
+        return;
+    }
+    // 32 MiB in the container's tmpfs: shared memory, which no reclaim can free without swap.
+    let rt = Runtime::new();
+    let b = sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null && touch /dev/shm/done; sleep 60");
+    let id = unique("memusage");
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    let full = || {
+        rt.cmd(&["exec", &id, "test", "-e", "/dev/shm/done"])
+            .status
+            .success()
+    };
+    assert!(
+        wait_until(WAIT, full),
+        "the container never filled its /dev/shm"
+    );
+    let out = rt.cmd(&["update", "--memory", "4m", &id]);
+    let line = assert_fails_with(&out, &["error:", "memory limit", "4194304", "uses", "MiB"]);
+    let mib: u64 = line
+        .split(" MiB")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no usage in MiB: {line}"));
+    assert!(
+        mib >= 32,
+        "the usage said ({mib} MiB) is below what the container holds: {line}"
+    );
+    rt.ok(&["update", "--memory", "256m", &id]);
+}
