@@ -432,3 +432,32 @@ fn update_memory_below_the_usage_says_the_usage() {
     );
     rt.ok(&["update", "--memory", "256m", &id]);
 }
+
+#[test]
+fn device_rules_with_rwa_access_work_as_in_runc() {
+    // Configs written for runc deny every device with access "rwa"; runc runs them (and
+    // ignores device rules in `update`), so must mini-run.
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let deny_all = serde_json::json!([{"allow": false, "access": "rwa"}]);
+    let b = sh("echo ok > /dev/null && sleep 60").edit(|c| {
+        c["linux"]["resources"]["devices"] = deny_all.clone();
+    });
+    let (ours, theirs) = (unique("rwa"), unique("rwa-runc"));
+    runc.ok(&["run", "--detach", "--bundle", b.path_str(), &theirs]);
+    rt.detached(&["run", "--detach", "--bundle", b.path_str(), &ours]);
+    let dir = TempDir::new("rwa");
+    let res = dir.path().join("resources.json");
+    let json = serde_json::json!({"devices": deny_all, "pids": {"limit": 50}});
+    std::fs::write(&res, json.to_string()).expect("write resources");
+    let res = res.to_str().expect("utf-8");
+    runc.ok(&["update", "-r", res, &theirs]);
+    rt.ok(&["update", "-r", res, &ours]);
+    // The default devices stay usable behind the deny-all rule.
+    rt.ok(&["exec", &ours, "sh", "-c", "echo ok > /dev/null"]);
+    let bad = sh("true").edit(|c| {
+        c["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwx"}]);
+    });
+    let out = rt.cmd(&["run", "--bundle", bad.path_str(), &unique("rwx")]);
+    assert_fails_with(&out, &["error:", "device access", "rwx"]);
+}
