@@ -370,7 +370,8 @@ fn execute(cli: Cli) -> Result<i32> {
             detach,
             keep,
         } => return run::run(root, &create.options(), detach, keep),
-        Command::State { id } => println!("{}", state::state(root, &id)?),
+        // Without a final newline, as runc prints it.
+        Command::State { id } => print!("{}", state::state(root, &id)?),
         Command::Kill { id, signal, all } => kill::kill(root, &id, signals::parse(&signal)?, all)?,
         Command::Delete { id, force } => delete::delete(root, &id, force)?,
         Command::List { format, quiet } => {

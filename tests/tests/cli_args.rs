@@ -461,3 +461,88 @@ fn device_rules_with_rwa_access_work_as_in_runc() {
     let out = rt.cmd(&["run", "--bundle", bad.path_str(), &unique("rwx")]);
     assert_fails_with(&out, &["error:", "device access", "rwx"]);
 }
+
+/// `text` with each of `values` (and the spaces that pad it in a table) replaced by its name.
+fn normalized(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (value, name) in values {
+        let mut next = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(value) {
+            // Whole values only: a pid may also be part of a path or a time.
+            let part_of = |c: Option<char>| {
+                c.is_some_and(|c| c.is_ascii_alphanumeric() || "-/.".contains(c))
+            };
+            if part_of(rest[..at].chars().next_back())
+                || part_of(rest[at + value.len()..].chars().next())
+            {
+                next.push_str(&rest[..at + value.len()]);
+                rest = &rest[at + value.len()..];
+                continue;
+            }
+            next.push_str(&rest[..at]);
+            next.push_str(name);
+            rest = &rest[at + value.len()..];
+            if rest.starts_with("  ") {
+                rest = rest.trim_start_matches(' ');
+                next.push(' ');
+            }
+        }
+        next.push_str(rest);
+        out = next;
+    }
+    out
+}
+
+#[test]
+fn state_list_and_ps_print_what_runc_prints() {
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let b = Bundle::new(&["probe", "sleep", "60"]).edit(|c| {
+        c["annotations"] = serde_json::json!({"org.example.b": "2", "org.example.a": "1"});
+    });
+    // Ids of one length, so that the tables' ID columns are alike.
+    let ours = format!("fmt-{}-m", std::process::id());
+    let theirs = format!("fmt-{}-r", std::process::id());
+    // Empty lists first.
+    assert_eq!(rt.ok(&["list"]), runc.ok(&["list"]));
+    assert_eq!(
+        rt.ok(&["list", "--format", "json"]),
+        runc.ok(&["list", "--format", "json"])
+    );
+    rt.create_ok(&b, &ours);
+    runc.ok(&["create", "--bundle", b.path_str(), &theirs]);
+    let out = |id: &str, args: &[&str]| {
+        let args = with_id(args, id);
+        if id == ours {
+            rt.ok(&args)
+        } else {
+            runc.ok(&args)
+        }
+    };
+    for args in [
+        &["state", "ID"][..],
+        &["list"],
+        &["list", "--format", "json"],
+        &["ps", "--format", "json", "ID"],
+    ] {
+        let [a, b] = [&ours, &theirs].map(|id| {
+            let st: serde_json::Value =
+                serde_json::from_str(&out(id, &["state", "ID"])).expect("state");
+            let pid = st["pid"].to_string();
+            let created = st["created"].as_str().expect("created").to_string();
+            normalized(
+                &out(id, args),
+                &[
+                    (id, "ID"),
+                    (&created, "CREATED"),
+                    (&pid, "PID"),
+                    ("CREATED ", "CREATED "),
+                ],
+            )
+        });
+        assert_eq!(a, b, "mini-run {args:?} differs from runc's");
+    }
+    let header = |id: &str| out(id, &["ps", "ID"]).lines().next().map(str::to_string);
+    assert_eq!(header(&ours), header(&theirs));
+}
