@@ -241,17 +241,15 @@ enum Command {
     Exec(ExecArgs),
     /// Print what this runtime supports (runtime-spec features.md).
     Features,
-    /// Not supported: mini-run does not checkpoint containers.
-    #[command(disable_help_flag = true)]
+    /// Not supported: checkpointing needs CRIU, which mini-run does not drive (fails).
     Checkpoint {
-        /// Ignored: every form of the command fails.
+        /// runc's flags and the container id: accepted, and the command fails.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Not supported: mini-run does not restore containers.
-    #[command(disable_help_flag = true)]
+    /// Not supported: restoring needs CRIU, which mini-run does not drive (fails).
     Restore {
-        /// Ignored: every form of the command fails.
+        /// runc's flags and the container id: accepted, and the command fails.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -360,9 +358,11 @@ fn execute(cli: Cli) -> Result<i32> {
             "{}",
             serde_json::to_string_pretty(&mini_run::features::features()).expect("serializes")
         ),
-        // Clients (podman) take `checkpoint --help` succeeding as support: every form fails.
+        // `--help` succeeds as runc's does. podman 4.3 asks for CRIU before it reads that
+        // exit status, and then calls the command itself, which fails with this line.
         Command::Checkpoint { .. } | Command::Restore { .. } => return Err(Error::invalid(
-            "checkpoint/restore is not supported by mini-run on this host: it does not drive CRIU",
+            "checkpoint/restore is not supported: it needs CRIU, which mini-run does not drive; \
+             stop the container and create it again instead",
         )),
         Command::Start { id } => start::start(root, &id)?,
         Command::Run {

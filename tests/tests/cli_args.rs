@@ -470,9 +470,8 @@ fn normalized(text: &str, values: &[(&str, &str)]) -> String {
         let mut rest = out.as_str();
         while let Some(at) = rest.find(value) {
             // Whole values only: a pid may also be part of a path or a time.
-            let part_of = |c: Option<char>| {
-                c.is_some_and(|c| c.is_ascii_alphanumeric() || "-/.".contains(c))
-            };
+            let part_of =
+                |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || "-/.".contains(c));
             if part_of(rest[..at].chars().next_back())
                 || part_of(rest[at + value.len()..].chars().next())
             {
@@ -546,3 +545,23 @@ fn state_list_and_ps_print_what_runc_prints() {
     let header = |id: &str| out(id, &["ps", "ID"]).lines().next().map(str::to_string);
     assert_eq!(header(&ours), header(&theirs));
 }
+
+#[test]
+fn checkpoint_and_restore_print_help_but_fail_naming_criu() {
+    let rt = Runtime::new();
+    for cmd in ["checkpoint", "restore"] {
+        let help = rt.ok(&[cmd, "--help"]);
+        assert!(help.contains("Usage"), "{cmd} --help: {help}");
+        let out = rt.cmd(&[cmd, "--image-path", "/tmp/none", "some-id"]);
+        assert_fails_with(&out, &["error:", "not supported", "CRIU"]);
+    }
+    // podman's probe for restoring into pods must not find runc's or crun's answers.
+    let out = rt.cmd(&["restore", "--lsm-mount-context"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !text.contains("flag needs an argument") && !text.contains("requires an argument"),
+        "{text}"
+    );
+}
+
