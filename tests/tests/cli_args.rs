@@ -565,3 +565,32 @@ fn checkpoint_and_restore_print_help_but_fail_naming_criu() {
     );
 }
 
+#[test]
+fn a_memory_limit_too_low_to_start_the_container_is_named() {
+    // mini-run's init is killed by the cgroup's OOM killer during setup (runc, which sets the
+    // limit after its init joined, is refused it: "unable to set memory limit").
+    let rt = Runtime::new();
+    let runc = Runc::new();
+    let limit = 32 * 1024;
+    let b = sh("true").edit(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": limit, "swap": limit});
+    });
+    let out = runc.cmd(&["run", "--bundle", b.path_str(), &unique("oom-runc")]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("memory limit"),
+        "runc: {out:?}"
+    );
+    let id = unique("oomstart");
+    let out = rt.cmd(&["run", "--bundle", b.path_str(), &id]);
+    let limit = limit.to_string();
+    assert_fails_with(
+        &out,
+        &[
+            "error:",
+            "memory limit",
+            &limit,
+            "too low to start the container",
+        ],
+    );
+    assert_nothing_left(&rt, &id, b.path());
+}

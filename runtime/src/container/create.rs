@@ -171,7 +171,8 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
             parent_death_signal: opts.parent_death_signal,
         },
         cgroup.as_mut(),
-    )?;
+    )
+    .map_err(|e| memory_limit_too_low(e, cgroup.as_ref(), &bundle.spec))?;
     record.pid = pid.as_raw();
     debug(&format!("create {}: init {pid} is ready", opts.id));
     // Now with the directories `create` made, so that `delete` removes the parents it added.
@@ -195,6 +196,39 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         pid,
         console: console.into_proxy_end(),
     })
+}
+
+/// A start that failed because the container's memory limit ended (or starved) its init during
+/// setup: the kernel's OOM killer shows in the cgroup's count, and the runtime itself only sees
+/// its channel reset or the init gone. Says so, as crun and runc do; other errors pass through.
+fn memory_limit_too_low(
+    e: crate::error::Error,
+    cgroup: &dyn Manager,
+    spec: &oci_spec::runtime::Spec,
+) -> crate::error::Error {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|&l| l > 0);
+    let Some(limit) = limit else { return e };
+    let killed = cgroup.oom_kill_count().unwrap_or(0) > 0;
+    let starved = e.to_string().contains("ENOMEM")
+        && cgroup.stats().is_ok_and(|s| s.memory.usage.failcnt > 0);
+    if !killed && !starved {
+        return e;
+    }
+    let how = if killed {
+        "the kernel's OOM killer ended its init during setup"
+    } else {
+        "its init ran out of memory during setup"
+    };
+    crate::error::Error::invalid(format!(
+        "memory limit {limit} too low to start the container: {how} ({e}); raise \
+         linux.resources.memory.limit"
+    ))
 }
 
 /// Writes the pid file atomically, as runc does (containerd and conmon read it at once).
