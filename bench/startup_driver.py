@@ -10,6 +10,9 @@ from Python: its own overhead is the same for every runtime.
 Then a smaller pass under /usr/bin/time -f %M for the peak RSS (KiB): GNU time reports the
 waited-for child's ru_maxrss, which covers the runtime and the processes it waited for.
 Separate from the timing pass because time(1) itself adds start-up cost.
+
+The cpu time (user + system) of each timed run comes from wait4's rusage: it counts the runtime
+and every process it reaped (the container's init and process among them).
 """
 
 import argparse
@@ -40,6 +43,7 @@ class Runtime:
         self.root = os.path.join(state_base, self.name)
         os.makedirs(self.root, exist_ok=True)
         self.times_ms = []
+        self.cpu_ms = []
         self.rss_kib = []
         self.failures = 0
         self.last_error = ""
@@ -47,7 +51,7 @@ class Runtime:
 
 def spawn_wait(argv, err_path):
     """Run argv with stdin/stdout on /dev/null and stderr to err_path.
-    Returns (wall ms, exit code)."""
+    Returns (wall ms, exit code, cpu ms of the process and the children it reaped)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     actions = [
@@ -58,12 +62,13 @@ def spawn_wait(argv, err_path):
     try:
         t0 = time.perf_counter_ns()
         pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         t1 = time.perf_counter_ns()
     finally:
         os.close(devnull)
         os.close(err)
-    return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status)
+    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1e3
+    return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status), cpu_ms
 
 
 def read_text(path):
@@ -95,19 +100,19 @@ class Bench:
     def run_once(self, rt, prefix=()):
         cid = self.next_id(rt)
         argv = list(prefix) + [rt.path, "--root", rt.root, "run", "--bundle", self.args.bundle, cid]
-        ms, code = spawn_wait(argv, self.err)
+        ms, code, cpu = spawn_wait(argv, self.err)
         if code != 0:
             rt.failures += 1
             rt.last_error = f"exit {code}: {read_text(self.err)[-600:]}"
         self.cleanup(rt, cid)
-        return ms, code
+        return ms, code, cpu
 
     def warmup(self):
         """Untimed runs; a runtime that cannot run the bundle at all is dropped here."""
         for rt in list(self.runtimes):
             ok = 0
             for _ in range(self.args.warmup):
-                _, code = self.run_once(rt)
+                _, code, _ = self.run_once(rt)
                 ok += code == 0
             if ok == 0 and self.args.warmup > 0:
                 print(f"  dropping {rt.name}: it failed every warm-up run ({rt.last_error})",
@@ -120,9 +125,10 @@ class Bench:
         for i in range(self.args.n):
             k = i % len(rts)
             for rt in rts[k:] + rts[:k]:
-                ms, code = self.run_once(rt)
+                ms, code, cpu = self.run_once(rt)
                 if code == 0:
                     rt.times_ms.append(ms)
+                    rt.cpu_ms.append(cpu)
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1}/{self.args.n} rounds", file=sys.stderr)
 
@@ -135,7 +141,7 @@ class Bench:
         for i in range(self.args.rss_n):
             k = i % len(rts)
             for rt in rts[k:] + rts[:k]:
-                _, code = self.run_once(rt, [self.args.time_bin, "-f", "%M", "-o", out])
+                _, code, _ = self.run_once(rt, [self.args.time_bin, "-f", "%M", "-o", out])
                 value = read_text(out).splitlines()
                 if code == 0 and value and value[-1].isdigit():
                     rt.rss_kib.append(int(value[-1]))
@@ -154,8 +160,9 @@ def fmt(x, spec=".2f"):
 
 def report(runtimes, n):
     med = {rt.name: statistics.median(rt.times_ms) for rt in runtimes if rt.times_ms}
+    cpu = {rt.name: statistics.median(rt.cpu_ms) for rt in runtimes if rt.cpu_ms}
     cols = ["runtime", "runs", "fail", "median ms", "p90 ms", "mean ms", "x crun", "x runc",
-            "RSS med KiB", "RSS max KiB"]
+            "cpu ms", "cpu x crun", "RSS med KiB", "RSS max KiB"]
     rows = []
     for rt in runtimes:
         t = sorted(rt.times_ms)
@@ -165,6 +172,8 @@ def report(runtimes, n):
             fmt(m), fmt(pct(t, 90)), fmt(statistics.fmean(t) if t else None),
             fmt(m / med["crun"] if m and "crun" in med else None),
             fmt(m / med["runc"] if m and "runc" in med else None),
+            fmt(cpu.get(rt.name)),
+            fmt(cpu[rt.name] / cpu["crun"] if rt.name in cpu and "crun" in cpu else None),
             fmt(int(statistics.median(rt.rss_kib)) if rt.rss_kib else None, "d"),
             fmt(max(rt.rss_kib) if rt.rss_kib else None, "d"),
         ])

@@ -242,17 +242,15 @@ enum Command {
     Exec(ExecArgs),
     /// Print what this runtime supports (runtime-spec features.md).
     Features,
-    /// Not supported: mini-run does not checkpoint containers.
-    #[command(disable_help_flag = true)]
+    /// Not supported: checkpointing needs CRIU, which mini-run does not drive (fails).
     Checkpoint {
-        /// Ignored: every form of the command fails.
+        /// runc's flags and the container id: accepted, and the command fails.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Not supported: mini-run does not restore containers.
-    #[command(disable_help_flag = true)]
+    /// Not supported: restoring needs CRIU, which mini-run does not drive (fails).
     Restore {
-        /// Ignored: every form of the command fails.
+        /// runc's flags and the container id: accepted, and the command fails.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -268,6 +266,9 @@ enum Command {
         /// Return once the container runs.
         #[arg(short, long)]
         detach: bool,
+        /// Keep the container (stopped) after its process exits, for `state` and `delete`.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print a container's state as JSON.
     State {
@@ -278,7 +279,7 @@ enum Command {
     Kill {
         /// Container id.
         id: String,
-        /// Signal name or number.
+        /// Signal name or number: TERM, SIGKILL, RTMIN+3, 37; 0 only checks the container runs.
         #[arg(default_value = "TERM")]
         signal: String,
         /// Signal every process in the container's cgroup.
@@ -358,13 +359,20 @@ fn execute(cli: Cli) -> Result<i32> {
             "{}",
             serde_json::to_string_pretty(&mini_run::features::features()).expect("serializes")
         ),
-        // Clients (podman) take `checkpoint --help` succeeding as support: every form fails.
+        // `--help` succeeds as runc's does. podman 4.3 asks for CRIU before it reads that
+        // exit status, and then calls the command itself, which fails with this line.
         Command::Checkpoint { .. } | Command::Restore { .. } => return Err(Error::invalid(
-            "checkpoint/restore is not supported by mini-run on this host: it does not drive CRIU",
+            "checkpoint/restore is not supported: it needs CRIU, which mini-run does not drive; \
+             stop the container and create it again instead",
         )),
         Command::Start { id } => start::start(root, &id)?,
-        Command::Run { create, detach } => return run::run(root, &create.options(), detach),
-        Command::State { id } => println!("{}", state::state(root, &id)?),
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => return run::run(root, &create.options(), detach, keep),
+        // Without a final newline, as runc prints it.
+        Command::State { id } => print!("{}", state::state(root, &id)?),
         Command::Kill { id, signal, all } => kill::kill(root, &id, signals::parse(&signal)?, all)?,
         Command::Delete { id, force } => delete::delete(root, &id, force)?,
         Command::List { format, quiet } => {
@@ -447,7 +455,7 @@ fn main() {
                 .collect();
             let message = message.join(" ");
             eprintln!(
-                "mini-run: {}; see `mini-run --help`",
+                "error: {}; see `mini-run --help`",
                 message.trim_start_matches("error: ").trim_end_matches(':')
             );
             std::process::exit(2);
@@ -457,14 +465,29 @@ fn main() {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,
     };
-    logging::init(cli.log.clone(), format, cli.debug);
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        let path = cli
+            .log
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""))
+            .display();
+        eprintln!("error: opening log file {path}: {e}: give a writable --log path");
+        std::process::exit(1);
+    }
+    // runc's convention, which shims read: exec's own failures exit 255, so that they differ
+    // from any status the exec'd process itself could return.
+    let failure = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match execute(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let msg = e.to_string();
             logging::error(&msg);
-            eprintln!("mini-run: {msg}");
-            std::process::exit(1);
+            eprintln!("error: {msg}");
+            std::process::exit(failure);
         }
     }
 }

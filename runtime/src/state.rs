@@ -14,7 +14,7 @@ use mini_cgroups::CgroupConfig;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +85,7 @@ pub struct Record {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
-/// runc's `state` output.
+/// runc's `state` output, its fields in runc's order.
 #[derive(Debug, Serialize)]
 pub struct OciState<'a> {
     /// Spec version.
@@ -101,13 +101,13 @@ pub struct OciState<'a> {
     pub bundle: &'a Path,
     /// Rootfs path.
     pub rootfs: &'a Path,
-    /// Creation time.
-    pub created: &'a str,
-    /// Owner (always empty for a root runtime, as runc prints it).
+    /// Creation time, as Go prints a time (RFC 3339 without trailing zeros in the fraction).
+    pub created: String,
+    /// Annotations sorted by key, omitted when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<&'a str, &'a str>,
+    /// Owner: empty in `state`, the user name in `list --format json` (as runc prints them).
     pub owner: &'static str,
-    /// Annotations, omitted when empty.
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: &'a HashMap<String, String>,
 }
 
 /// A container's directory under the runtime root, held under its lock.
@@ -269,10 +269,30 @@ impl Record {
             status,
             bundle: &self.bundle,
             rootfs: &self.rootfs,
-            created: &self.created,
+            created: go_time(&self.created),
+            annotations: self
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
             owner: "",
-            annotations: &self.annotations,
         }
+    }
+}
+
+/// An RFC 3339 time with nanoseconds as Go's `time.RFC3339Nano` prints it (and so runc): the
+/// fraction without trailing zeros, and without the dot when it is zero.
+fn go_time(rfc3339: &str) -> String {
+    match rfc3339.split_once('.') {
+        Some((seconds, fraction)) if fraction.ends_with('Z') => {
+            let digits = fraction[..fraction.len() - 1].trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{seconds}Z")
+            } else {
+                format!("{seconds}.{digits}Z")
+            }
+        }
+        _ => rfc3339.to_string(),
     }
 }
 
@@ -303,4 +323,26 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     }
     ids.sort();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_go_prints_them() {
+        assert_eq!(
+            go_time("2026-12-07T22:11:15.875732020Z"),
+            "2026-12-07T22:11:15.87573202Z"
+        );
+        assert_eq!(
+            go_time("2026-12-07T22:11:15.000000000Z"),
+            "2026-12-07T22:11:15Z"
+        );
+        assert_eq!(
+            go_time("2026-12-07T22:11:15.123456789Z"),
+            "2026-12-07T22:11:15.123456789Z"
+        );
+        assert_eq!(go_time("2026-12-07T22:11:15Z"), "2026-12-07T22:11:15Z");
+    }
 }

@@ -913,6 +913,18 @@ pub fn unshare_holder(unshare_args: &[&str]) -> ChildGuard {
     holder
 }
 
+/// Whether process `pid` handles signal `sig` (bit `sig` of the `SigCgt:` mask in
+/// /proc/PID/status): a PID namespace's init only receives the signals it handles.
+pub fn catches(pid: i64, sig: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("SigCgt:"))?;
+            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
+}
+
 /// Open descriptors of this process.
 pub fn own_fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("fds").count()

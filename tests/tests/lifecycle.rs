@@ -107,17 +107,6 @@ fn kill_accepts_signal_names_with_and_without_sig_and_numbers() {
     }
 }
 
-/// Bit `sig` of a `SigCgt:` mask in /proc/<pid>/status.
-fn catches(pid: i64, sig: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("SigCgt:"))?;
-            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
-        })
-        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
-}
-
 #[test]
 fn kill_sends_term_by_default_and_by_name() {
     // A PID namespace's init only receives signals it handles, so the process traps TERM.

@@ -179,3 +179,34 @@ fn podman_interactive_session_through_a_terminal() {
     assert!(text.contains("/dev/pts/"), "{text}");
     assert_eq!(out.status.code(), Some(3), "{text}");
 }
+
+#[test]
+fn podman_stop_sends_a_real_time_stop_signal() {
+    // podman passes `--stop-signal SIGRTMIN+3` (systemd containers) to `kill` as 37.
+    let p = Podman::new();
+    let img = p.image.clone();
+    let name = unique("pmrt");
+    p.ok(&p.args(
+        &["run", "-d", "--name", &name, "--stop-signal", "SIGRTMIN+3"],
+        &[
+            &img,
+            "sh",
+            "-c",
+            "trap 'exit 0' 37; echo trapped; while :; do sleep 0.1; done",
+        ],
+    ));
+    assert!(
+        mini_tests::wait_until(std::time::Duration::from_secs(20), || p
+            .ok(&["logs", &name])
+            .contains("trapped")),
+        "the container never installed its trap"
+    );
+    // Well below the timeout: only the signal itself can stop it in time with status 0.
+    p.ok(&["stop", "--time", "60", &name]);
+    let code = p.ok(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
+    assert_eq!(
+        code.trim(),
+        "0",
+        "the container ended by its trap, not SIGKILL"
+    );
+}

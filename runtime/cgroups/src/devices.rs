@@ -84,7 +84,8 @@ fn device_number(n: Option<i64>, what: &str) -> Result<Option<u32>> {
     }
 }
 
-/// Parses "rwm" access letters; empty means all.
+/// Parses "rwm" access letters; empty means all. `a` also means all: configs written for runc
+/// say "rwa" for a deny-all rule, which runc accepts (it writes a bare `a` for such a rule).
 fn parse_access(s: &str) -> Result<u32> {
     if s.is_empty() {
         return Ok(ACCESS_ALL);
@@ -93,7 +94,10 @@ fn parse_access(s: &str) -> Result<u32> {
         'r' => Ok(acc | ACCESS_READ),
         'w' => Ok(acc | ACCESS_WRITE),
         'm' => Ok(acc | ACCESS_MKNOD),
-        _ => Err(Error::InvalidResources(format!("device access {s:?}"))),
+        'a' => Ok(ACCESS_ALL),
+        _ => Err(Error::InvalidResources(format!(
+            "device access {s:?}: use the letters r, w and m"
+        ))),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use crate::bundle;
 use crate::error::{Context, Result};
+use crate::logging::debug;
 use crate::process::liveness;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::state::{self, ContainerDir, Record, Status};
@@ -109,9 +110,23 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         poststop: None,
     };
     let bundle = bundle::load(&opts.bundle)?;
+    debug(&format!(
+        "create {}: bundle {} validated, state in {}",
+        opts.id,
+        bundle.path.display(),
+        root.join(&opts.id).display()
+    ));
     let linux = bundle.spec.linux().as_ref().expect("validated");
     let resources = cgroup_resources(&bundle.spec);
     undo.cgroup = crate::rootless::cgroup(linux, &opts.id, &resources)?;
+    match &undo.cgroup {
+        Some(cgroup) => debug(&format!(
+            "create {}: cgroup {}",
+            opts.id,
+            cgroup.path().display()
+        )),
+        None => debug(&format!("create {}: no cgroup (rootless)", opts.id)),
+    }
     let dir = undo.dir.as_ref().expect("set above");
     let fifo = match mode {
         StartMode::WaitForStart => {
@@ -163,8 +178,13 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
             parent_death_signal: opts.parent_death_signal,
         },
         undo.cgroup.as_mut().map(|c| c.as_mut() as &mut dyn Manager),
-    )?;
+    )
+    .map_err(|e| match &undo.cgroup {
+        Some(cgroup) => memory_limit_too_low(e, cgroup.as_ref(), &bundle.spec),
+        None => e,
+    })?;
     record.pid = pid.as_raw();
+    debug(&format!("create {}: init {pid} is ready", opts.id));
     // Now with the directories `create` made, so that `delete` removes the parents it added.
     record.cgroup = undo.cgroup.as_ref().map(|c| c.config().clone());
     record.pid_start_time = liveness::stat(pid.as_raw()).map(|(_, t)| t).unwrap_or(0);
@@ -176,6 +196,7 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         spawn::abort(pid);
         return Err(e);
     }
+    debug(&format!("create {}: state saved", opts.id));
     undo.cgroup = None;
     undo.poststop = None;
     let dir = undo.dir.take().expect("set above");
@@ -185,6 +206,39 @@ pub fn create(root: &Path, opts: &CreateOptions, mode: StartMode) -> Result<Crea
         pid,
         console: console.into_proxy_end(),
     })
+}
+
+/// A start that failed because the container's memory limit ended (or starved) its init during
+/// setup: the kernel's OOM killer shows in the cgroup's count, and the runtime itself only sees
+/// its channel reset or the init gone. Says so, as crun and runc do; other errors pass through.
+fn memory_limit_too_low(
+    e: crate::error::Error,
+    cgroup: &dyn Manager,
+    spec: &oci_spec::runtime::Spec,
+) -> crate::error::Error {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|&l| l > 0);
+    let Some(limit) = limit else { return e };
+    let killed = cgroup.oom_kill_count().unwrap_or(0) > 0;
+    let starved = e.to_string().contains("ENOMEM")
+        && cgroup.stats().is_ok_and(|s| s.memory.usage.failcnt > 0);
+    if !killed && !starved {
+        return e;
+    }
+    let how = if killed {
+        "the kernel's OOM killer ended its init during setup"
+    } else {
+        "its init ran out of memory during setup"
+    };
+    crate::error::Error::invalid(format!(
+        "memory limit {limit} too low to start the container: {how} ({e}); raise \
+         linux.resources.memory.limit"
+    ))
 }
 
 /// Writes the pid file atomically, as runc does (containerd and conmon read it at once).

@@ -2,6 +2,7 @@
 //! and its state directory.
 
 use crate::error::{Error, Result};
+use crate::logging::debug;
 use crate::process::liveness::{self, Liveness};
 use crate::state::{ContainerDir, Record, Status};
 use nix::sys::signal::Signal;
@@ -21,7 +22,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         // A directory without state is the leftover of an aborted create.
         Err(_) => return dir.remove(),
     };
-    let status = rec.status(&dir);
+    let mut status = rec.status(&dir);
+    if matches!(status, Status::Running | Status::Paused) && !force && liveness::dying(rec.pid) {
+        // Right after `kill 9` the init may still be tearing down (an init of a PID namespace
+        // waits for every process in it): as with runc, that counts as stopping, not running.
+        wait_gone(rec.pid, rec.pid_start_time, DYING_WAIT);
+        status = rec.status(&dir);
+    }
     if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(Error::invalid(format!(
             "cannot delete container {id:?}: it is {status}; stop it first or use --force"
@@ -32,6 +39,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 /// Kills what is left of the container and removes its cgroup and directory.
 pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
+    let id = &rec.id;
     let cgroup = rec.cgroup.as_ref().map(mini_cgroups::open).transpose()?;
     if liveness::check(rec.pid, rec.pid_start_time) == Liveness::Alive {
         if let Some(cg) = &cgroup {
@@ -45,26 +53,37 @@ pub fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+        debug(&format!("delete {id}: killing init {}", rec.pid));
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
-        wait_gone(rec.pid, rec.pid_start_time);
+        wait_gone(rec.pid, rec.pid_start_time, KILL_WAIT);
     }
     if let Some(cg) = &cgroup {
         // Without a pid namespace of its own, the init's death leaves its children alive.
         if !rec.own_pid_ns || !cg.processes().unwrap_or_default().is_empty() {
             let _ = cg.kill_all(Signal::SIGKILL as i32);
         }
+        debug(&format!(
+            "delete {id}: removing cgroup {}",
+            cg.path().display()
+        ));
         cg.destroy()?;
     }
     // The container is gone (its state too, so `state` says so) before the poststop hooks run.
     dir.remove()?;
+    debug(&format!("delete {id}: state removed"));
     if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         crate::hooks::run_warn("poststop", h, &rec.hook_state(Status::Stopped));
     }
     Ok(())
 }
 
-fn wait_gone(pid: i32, start: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// How long `delete` waits for a dying init before it calls the container running.
+const DYING_WAIT: Duration = Duration::from_secs(5);
+/// How long removing a container waits for the init it killed.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+fn wait_gone(pid: i32, start: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
     let mut pause = Duration::from_micros(200);
     while liveness::check(pid, start) == Liveness::Alive && Instant::now() < deadline {
         std::thread::sleep(pause);

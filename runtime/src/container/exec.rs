@@ -277,6 +277,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             return Err(e);
         }
     };
+    crate::logging::debug(&format!("exec {}: process {pid} started", o.id));
     if let Some(f) = &o.pid_file {
         write_pid_file(f, pid)?;
     }

@@ -20,7 +20,8 @@ pub fn list(root: &Path) -> Result<Vec<(Record, Status)>> {
     Ok(out)
 }
 
-/// runc's table: ID, PID, STATUS, BUNDLE, CREATED, OWNER.
+/// runc's table: ID, PID, STATUS, BUNDLE, CREATED, OWNER, laid out as Go's tabwriter does it
+/// for runc (each column but the last as wide as its widest cell plus 3, at least 12).
 pub fn table(items: &[(Record, Status)]) -> String {
     let mut rows = vec![[
         "ID".to_string(),
@@ -31,43 +32,50 @@ pub fn table(items: &[(Record, Status)]) -> String {
         "OWNER".into(),
     ]];
     for (r, s) in items {
-        let pid = if *s == Status::Stopped { 0 } else { r.pid };
+        let state = r.oci_state(*s);
         rows.push([
             r.id.clone(),
-            pid.to_string(),
+            state.pid.to_string(),
             s.to_string(),
             r.bundle.display().to_string(),
-            r.created.clone(),
-            "root".into(),
+            state.created,
+            OWNER.into(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                if i == 5 {
-                    cell.clone()
-                } else {
-                    format!("{cell:<w$}", w = widths[i] + 3)
-                }
-            })
-            .collect();
-        out.push_str(line.concat().trim_end());
+        for (cell, width) in row.iter().zip(&widths) {
+            out.push_str(&format!("{cell:<width$}"));
+        }
+        out.push_str(&row[5]);
         out.push('\n');
     }
     out
 }
+
+/// The owner `list` names: the runtime runs as root.
+const OWNER: &str = "root";
 
 /// runc's `list --format json`: an array of state objects (`null` when empty, as runc prints).
 pub fn json(items: &[(Record, Status)]) -> String {
     if items.is_empty() {
         return "null".into();
     }
-    let states: Vec<_> = items.iter().map(|(r, s)| r.oci_state(*s)).collect();
+    let states: Vec<_> = items
+        .iter()
+        .map(|(r, s)| crate::state::OciState {
+            owner: OWNER,
+            ..r.oci_state(*s)
+        })
+        .collect();
     serde_json::to_string(&states).expect("states serialize")
 }

@@ -1,6 +1,7 @@
 //! `start`: release a created container's init, which waits on the exec FIFO.
 
 use crate::error::{Context, Error, Result};
+use crate::logging::debug;
 use crate::process::liveness::{self, Liveness};
 use crate::state::{ContainerDir, Record, Status};
 use nix::errno::Errno;
@@ -21,6 +22,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         )));
     }
     let fifo_path = dir.fifo();
+    debug(&format!(
+        "start {id}: releasing init {} through {}",
+        rec.pid,
+        fifo_path.display()
+    ));
     // Non-blocking open never hangs on a dead init; the init's blocked open for writing then
     // completes: it runs the startContainer hooks and writes "0", or why the process will not run.
     let fifo = nix::fcntl::open(
@@ -45,6 +51,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     std::fs::remove_file(&fifo_path).context(|| format!("removing {}", fifo_path.display()))?;
     // The init's end closes when it executes the process (or dies): the poststart hooks come after.
     while read_fifo(&fifo, &mut word, &rec)? > 0 {}
+    debug(&format!("start {id}: the process runs"));
     super::run_poststart(&rec);
     Ok(())
 }

@@ -77,7 +77,38 @@ pub fn update(root: &Path, id: &str, opts: &UpdateOptions) -> Result<()> {
             "cannot update container {id:?}: it is {status}, and only a created, running or paused container can be updated"
         )));
     }
-    Ok(super::cgroup(&rec)?.apply(&resources)?)
+    let cgroup = super::cgroup(&rec)?;
+    crate::logging::debug(&format!(
+        "update {id}: writing the new limits to cgroup {}",
+        cgroup.path().display()
+    ));
+    cgroup.apply(&resources).map_err(|e| {
+        let limit = resources.memory().as_ref().and_then(|m| m.limit());
+        match (limit, &e) {
+            (Some(limit), mini_cgroups::Error::Write { path, source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY)
+                    && path.to_string_lossy().contains("memory.") =>
+            {
+                below_usage(id, limit, cgroup.as_ref())
+            }
+            _ => e.into(),
+        }
+    })
+}
+
+/// The kernel refuses (EBUSY) a v1 memory limit below what the cgroup uses and cannot reclaim:
+/// say so with the usage, as runc does.
+fn below_usage(id: &str, limit: i64, cgroup: &dyn mini_cgroups::Manager) -> Error {
+    let usage = cgroup.stats().map(|s| s.memory.usage);
+    let usage = match usage {
+        Ok(u) => format!("{} bytes ({} MiB)", u.usage, u.usage >> 20),
+        Err(e) => format!("more (its usage could not be read: {e})"),
+    };
+    Error::invalid(format!(
+        "cannot set the memory limit of container {id:?} to {limit} bytes: it uses {usage} now, \
+         which the kernel could not reclaim below the limit (EBUSY); free memory in the container \
+         or give a limit above its usage"
+    ))
 }
 
 /// Reads a LinuxResources JSON and keeps what runc's update applies.

@@ -3,29 +3,52 @@
 
 use crate::error::{Context, Error, Result};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-/// Parses `KILL`, `SIGKILL`, `kill` or `9`.
-pub fn parse(text: &str) -> Result<Signal> {
+/// The highest signal number `kill` accepts (SIGRTMAX on Linux).
+pub fn max() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Parses a signal as `kill` takes it: a number from 0 (no signal: only checks that the
+/// process exists) to SIGRTMAX, a name with or without `SIG` in any case (`KILL`, `sigterm`),
+/// or a real-time signal as `RTMIN`, `RTMIN+N`, `RTMAX` or `RTMAX-N` (`SIGRTMIN+3` is what
+/// podman and docker pass for systemd containers, as the number 37).
+pub fn parse(text: &str) -> Result<i32> {
+    let bad = || {
+        Error::invalid(format!(
+            "unknown signal {text:?}: use a name like TERM or RTMIN+3, or a number from 0 to {}",
+            max()
+        ))
+    };
     if let Ok(n) = text.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| {
-            Error::invalid(format!(
-                "unknown signal {text}: use a name like TERM or a number 1-31"
-            ))
-        });
+        return if (0..=max()).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let realtime = |base: i32, rest: &str| -> Option<i32> {
+        let n = match rest.as_bytes().first() {
+            None => base,
+            Some(b'+') => base.checked_add(rest[1..].parse::<u8>().ok()?.into())?,
+            Some(b'-') => base.checked_sub(rest[1..].parse::<u8>().ok()?.into())?,
+            Some(_) => return None,
+        };
+        (libc::SIGRTMIN()..=max()).contains(&n).then_some(n)
     };
-    name.parse::<Signal>().map_err(|_| {
-        Error::invalid(format!(
-            "unknown signal {text}: use a name like TERM or a number 1-31"
-        ))
-    })
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return realtime(libc::SIGRTMIN(), rest).ok_or_else(bad);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return realtime(max(), rest).ok_or_else(bad);
+    }
+    format!("SIG{name}")
+        .parse::<Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
 }
 
 /// Every signal the foreground `run` forwards to the container (all but those it cannot catch).
@@ -104,12 +127,18 @@ pub fn exit_on_terminating_signals() -> Result<()> {
 /// wait besides.
 pub fn wait_forwarding(pid: Pid, set: &SigSet, on_winch: Option<&dyn Fn()>) -> Result<i32> {
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context(|| format!("waiting for process {pid}")),
+        // libc's waitpid, not nix's: nix cannot represent a real-time signal in a wait status.
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into our local.
+        match unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::WNOHANG) } {
+            0 => {}
+            r if r > 0 && libc::WIFEXITED(status) => return Ok(libc::WEXITSTATUS(status)),
+            r if r > 0 && libc::WIFSIGNALED(status) => return Ok(128 + libc::WTERMSIG(status)),
+            r if r > 0 => {}
+            _ => match nix::errno::Errno::last() {
+                nix::errno::Errno::EINTR => continue,
+                e => return Err(e).context(|| format!("waiting for process {pid}")),
+            },
         }
         let timeout = libc::timespec {
             tv_sec: 1,
@@ -124,9 +153,8 @@ pub fn wait_forwarding(pid: Pid, set: &SigSet, on_winch: Option<&dyn Fn()>) -> R
             }
         }
         if sig > 0 && sig != libc::SIGCHLD {
-            if let Ok(s) = Signal::try_from(sig) {
-                let _ = nix::sys::signal::kill(pid, s);
-            }
+            // SAFETY: kill(2) has no memory-safety preconditions (real-time signals included).
+            unsafe { libc::kill(pid.as_raw(), sig) };
         }
     }
 }
@@ -137,10 +165,28 @@ mod tests {
 
     #[test]
     fn names_numbers_and_prefixes_parse() {
-        assert_eq!(parse("9").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse("sigusr1").unwrap(), Signal::SIGUSR1);
+        assert_eq!(parse("9").unwrap(), libc::SIGKILL);
+        assert_eq!(parse("0").unwrap(), 0);
+        assert_eq!(parse("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse("sigusr1").unwrap(), libc::SIGUSR1);
         assert!(parse("NOPE").is_err());
-        assert!(parse("0").is_err());
+        assert!(parse("-1").is_err());
+        assert!(parse("65").is_err());
+    }
+
+    #[test]
+    fn real_time_signals_parse_by_number_and_name() {
+        let min = libc::SIGRTMIN();
+        assert_eq!(parse("37").unwrap(), 37);
+        assert_eq!(parse("64").unwrap(), 64);
+        assert_eq!(parse("SIGRTMIN+3").unwrap(), min + 3);
+        assert_eq!(parse("rtmin+3").unwrap(), min + 3);
+        assert_eq!(parse("RTMIN").unwrap(), min);
+        assert_eq!(parse("SIGRTMAX-2").unwrap(), libc::SIGRTMAX() - 2);
+        for bad in [
+            "RTMIN+99", "RTMAX+1", "RTMIN-1", "RTMIN3", "RTMIN+", "RTMIN+x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -418,7 +418,7 @@ impl Server {
                 Signal::try_from(signal)
                     .map_err(|_| format!("unknown signal {signal}: use a number from 1 to 31"))
                     .and_then(|s| {
-                        mini_run::container::kill::kill(&info.runtime_root, &info.id, s, all)
+                        mini_run::container::kill::kill(&info.runtime_root, &info.id, s as i32, all)
                             .map_err(|e| e.to_string())
                     }),
             ),
