@@ -16,11 +16,16 @@
 #   podman, conmon, containerd, docker.io   real clients driving mini-run in the tests
 #                    (tests/tests/podman.rs, containerd.rs, docker.rs)
 #   curl             the mini-shim agent's client in tests/tests/shim_agent.rs (mutual TLS)
+#   containernetworking-plugins   the CNI reference plugins (bridge, host-local, loopback,
+#                    portmap in /usr/lib/cni) the agent runs for `network: cluster`
+#                    (tests/tests/cluster_network.rs)
+#   nftables         nft, which writes the agent's masquerading table (cluster network)
 readonly PACKAGES=(
     busybox-static qemu-system-x86 linux-image-amd64 cpio
     runc crun hyperfine time iproute2 python3
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
+    containernetworking-plugins nftables
 )
 
 # Prints those of the packages given (default: all of PACKAGES) that are not installed, one

@@ -110,6 +110,9 @@ pub struct NodeView {
     pub instances: u32,
     /// When the last heartbeat arrived (RFC 3339).
     pub last_heartbeat: Option<String>,
+    /// Its subnet of the cluster network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 /// `describe node`.
@@ -273,6 +276,9 @@ pub struct InstanceView {
     pub reason: Option<String>,
     /// When the instance was created (RFC 3339).
     pub created_at: String,
+    /// Its address on the cluster network (`network: cluster`), once its node reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// `describe instance`.
