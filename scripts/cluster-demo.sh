@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A three-host mini-sched cluster on one machine, one network namespace per host, joined by
 # veth pairs to a bridge in a fourth namespace where the scheduler runs. Walks through
-# deploy → scale → rolling update → host loss and healing → the host's return (its stale
+# deploy (on the cluster network: one instance fetches another's page across hosts by its
+# address) → scale → rolling update → host loss and healing → the host's return (its stale
 # copies are stopped), then removes everything it made. README: "A cluster on one machine".
 #
 #   scripts/cluster-demo.sh            # builds what it needs (release), runs the walkthrough
@@ -102,8 +103,10 @@ for i in 1 2 3; do
     echo "host n$i: namespace $ns, 10.88.0.1$i"
 done
 
-step "mini-sched init: the cluster CA and a join token; the daemon in the hub namespace"
-init_out=$("$bin/mini-sched" init --state-dir "$work/sched" --advertise 10.88.0.1:7440)
+step "mini-sched init: the cluster CA, a join token and the cluster network; the daemon in the hub namespace"
+# The hosts are on 10.88.0.0/24, so the instances' network takes another range.
+init_out=$("$bin/mini-sched" init --state-dir "$work/sched" --advertise 10.88.0.1:7440 \
+    --cluster-cidr 10.244.0.0/16 --subnet-size 24)
 echo "$init_out"
 token=$(grep -o 'mst1\.[0-9a-f]*\.[0-9a-f]*' <<<"$init_out" | head -n1)
 nsenter --net="/run/netns/$hub" "$bin/mini-sched" daemon --state-dir "$work/sched" --socket "$sock" \
@@ -126,11 +129,29 @@ for i in 1 2 3; do start_agent "$i"; done
 wait_for 20 "three ready nodes" bash -c "[ \$('$bin/mini-sched' --socket '$sock' get nodes -o json | grep -c '\"state\": \"ready\"') -eq 3 ]"
 sched get nodes -o wide
 
-step "Deploy: three busybox httpd instances spread over the zone label"
-sed "s|rootfs: .*|rootfs: $rootfs|" scheduler/examples/web.yaml >"$work/web.yaml"
+step "Deploy: three busybox httpd instances spread over the zone label, on the cluster network"
+sed -e "s|rootfs: .*|rootfs: $rootfs|" -e 's|^replicas: 3|network: cluster\nreplicas: 3|' \
+    scheduler/examples/web.yaml >"$work/web.yaml"
 sched apply -f "$work/web.yaml"
 sched rollout status web --timeout 60s
-sched get instances
+all_addressed() {
+    sched get instances -o json | python3 -c '
+import json,sys
+run=[i for i in json.load(sys.stdin) if i["phase"]=="running"]
+sys.exit(0 if len(run)==3 and all(i.get("address") for i in run) else 1)'
+}
+wait_for 30 "every instance's address" all_addressed
+sched get instances -o wide
+
+step "Cluster network: each node has a subnet; an instance fetches a page from one on another host"
+for n in 1 2 3; do sched describe node "n$n" | grep -E '^(Name|Subnet):'; done
+read -r from to to_node address < <(sched get instances -o json | python3 -c '
+import json,sys
+run=[i for i in json.load(sys.stdin) if i["phase"]=="running" and i.get("address")]
+a=run[0]; b=next(i for i in run if i["node"]!=a["node"])
+print(a["id"], b["id"], b["node"], b["address"])')
+echo "$from (on $(sched get instances -o json | python3 -c 'import json,sys; print(next(i["node"] for i in json.load(sys.stdin) if i["id"]==sys.argv[1]))' "$from")) fetches http://$address:8080/ from $to (on $to_node):"
+sched exec "$from" -- sh -c "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 $address 8080"
 
 step "Scale to 5"
 sched scale web 5

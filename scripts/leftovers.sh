@@ -6,7 +6,8 @@
 #
 # Compared: network namespaces (/run/netns), mount points, cgroup directories named as the
 # tests name things (mini-*, or unique()'s PREFIX-PID-N) at any depth, nftables tables,
-# network links, entries in /tmp named mini-*, runtime state under /run/mini-run, and live
+# network links (bridges, veths, vxlan devices), the cluster network's routes (`proto 77`, the
+# agent's) and CNI host-local address stores (/var/lib/cni/networks/*), entries in /tmp named mini-*, runtime state under /run/mini-run, and live
 # processes that started after the snapshot and belong to the tests: a binary of this
 # checkout or in /tmp, a process whose root is not the host's (a container), or one of the
 # daemons the tests start (containerd, dockerd, conmon, podman, their shims, qemu).
@@ -34,6 +35,10 @@ inventory() {
             nft list tables 2>/dev/null | sed 's/^table /nft\t/' || true
         fi
         ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print "link\t" $2 }' || true
+        # The mini-shim agent's host-gw routes, and host-local's allocations (a network's
+        # directory, and each address held in it).
+        ip route show proto 77 2>/dev/null | sed 's/^/route\t/' || true
+        find /var/lib/cni/networks -mindepth 1 2>/dev/null | sed 's/^/cni\t/' || true
         # (The VM's initramfs cache, /tmp/mini-run-vm-cache, is kept on purpose.)
         ls -d /tmp/mini-* 2>/dev/null | grep -v '^/tmp/mini-run-vm-cache$' | sed 's/^/tmp\t/' || true
         ls /run/mini-run 2>/dev/null | sed 's/^/state\t/' || true
@@ -81,7 +86,7 @@ main() {
                 echo "$found" | sed 's/^/  /'
                 exit 1
             fi
-            echo "leftovers: none (netns, mounts, cgroups, nft tables, links, /tmp/mini-*, /run/mini-run, processes)"
+            echo "leftovers: none (netns, mounts, cgroups, nft tables, links, routes, CNI address stores, /tmp/mini-*, /run/mini-run, processes)"
             ;;
         *) usage ;;
     esac

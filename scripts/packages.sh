@@ -18,12 +18,17 @@
 #   curl             the mini-shim agent's client in tests/tests/shim_agent.rs (mutual TLS)
 #   uidmap           newuidmap/newgidmap: rootless mini-run maps a user's /etc/subuid ranges
 #                    with them (tests/tests/rootless.rs, podman_rootless.rs)
+#   containernetworking-plugins   the CNI reference plugins (bridge, host-local, loopback,
+#                    portmap in /usr/lib/cni) the agent runs for `network: cluster`
+#                    (tests/tests/cluster_network.rs)
+#   nftables         nft, which writes the agent's masquerading table (cluster network)
 readonly PACKAGES=(
     busybox-static qemu-system-x86 linux-image-amd64 cpio
     runc crun hyperfine time iproute2 python3
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
     uidmap
+    containernetworking-plugins nftables
 )
 
 # Prints those of the packages given (default: all of PACKAGES) that are not installed, one

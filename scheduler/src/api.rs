@@ -110,6 +110,9 @@ pub struct NodeView {
     pub instances: u32,
     /// When the last heartbeat arrived (RFC 3339).
     pub last_heartbeat: Option<String>,
+    /// Its subnet of the cluster network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 /// `describe node`.
@@ -286,6 +289,9 @@ pub struct InstanceView {
     /// (one of [`PERMANENT_START_FAILURES`]); absent once it starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_failure: Option<String>,
+    /// Its address on the cluster network (`network: cluster`), once its node reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// The agent's error codes for a start that fails the same way however often it is retried

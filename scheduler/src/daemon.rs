@@ -117,7 +117,12 @@ fn readable<T: serde::de::DeserializeOwned>(
 
 /// Records a node that joined (or joined again). An address belongs to one node; an existing
 /// node joins again only with its current certificate or a token made for it.
-fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
+/// A new node gets a subnet of the cluster network, or is refused when none is left.
+fn register(
+    state: &mut State,
+    network: &crate::network::Settings,
+    reg: Registration,
+) -> Result<(), RegisterError> {
     let name = reg.node.clone();
     if let Some(other) = state
         .nodes
@@ -151,6 +156,9 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
             node.live.joined = Some(Instant::now());
         }
         None => {
+            let subnet = network
+                .allocate(state)
+                .map_err(|e| RegisterError::Conflict(format!("node {name} cannot join: {e}")))?;
             let record = NodeRecord {
                 name: name.clone(),
                 address: reg.address,
@@ -160,6 +168,7 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
                 lost: false,
                 joined_at: now_rfc3339(),
                 certificate: Some(reg.certificate),
+                subnet: Some(subnet.to_string()),
             };
             let live = NodeLive {
                 joined: Some(Instant::now()),
@@ -169,10 +178,11 @@ fn register(state: &mut State, reg: Registration) -> Result<(), RegisterError> {
         }
     }
     state.save_node(&name);
+    let subnet = state.nodes[&name].record.subnet.clone().unwrap_or_default();
     state.event(
         format!("node/{name}"),
         "Joined",
-        format!("agent at {}", reg.address),
+        format!("agent at {}, subnet {subnet}", reg.address),
     );
     Ok(())
 }
@@ -201,6 +211,7 @@ pub fn run(config: Config) -> Result<(), Error> {
     };
     // The daemon's own certificates are renewed before they are used, if due.
     renewal.own();
+    let network = crate::network::Settings::load(&config.state_dir).map_err(Error::Other)?;
     let store = Store::open(&config.state_dir.join("state.redb"))?;
     let state = load(&store)?;
     let agents = Agents::new(&pki.scheduler_tls())?;
@@ -212,6 +223,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         rebalance_interval: config.rebalance_interval,
         rebalance_threshold: 0.25,
         rebalance_cooldown: Duration::from_secs(60),
+        network,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -221,7 +233,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         let daemon = Arc::new(Daemon::new(state, store, agents, settings));
         let registrar = daemon.clone();
         let on_join: join::Register = Arc::new(move |reg| {
-            let result = registrar.with(|s| register(s, reg));
+            let result = registrar.with(|s| register(s, &network, reg));
             registrar.wake.notify_one();
             result
         });

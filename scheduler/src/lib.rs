@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod join;
 pub mod labels;
 pub mod model;
+pub mod network;
 pub mod placement;
 pub mod renewal;
 pub mod resources;

@@ -38,6 +38,9 @@ pub struct NodeRecord {
     /// re-join must present it, and the scheduler renews it before it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// Its share of the cluster network (CIDR), given when it joined (see [`crate::network`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 /// What is known of a node from its heartbeats.
@@ -56,6 +59,8 @@ pub struct NodeLive {
     /// When it joined, if it joined while this daemon runs: the node timeout counts from here
     /// until the first heartbeat.
     pub joined: Option<Instant>,
+    /// Why its agent refused or failed the last cluster network it was sent, if it did.
+    pub network_error: Option<String>,
 }
 
 /// A node: its record and live view.
@@ -205,6 +210,8 @@ pub struct InstanceLive {
     pub backoff_step: u32,
     /// Measured usage, from the heartbeats' container stats.
     pub usage: Usage,
+    /// Its address on the cluster network, as its node last reported it.
+    pub address: Option<String>,
 }
 
 /// An instance's measured usage: cpu as a rate between two heartbeats, memory as its working

@@ -15,6 +15,7 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod listen;
+pub mod network;
 pub mod pki;
 pub mod probe;
 pub mod run;
@@ -41,6 +42,9 @@ pub struct Config {
     pub node: String,
     /// What its listener allows its peers.
     pub limits: crate::connection_limits::Limits,
+    /// On stop, remove what the cluster network made in the host's namespace (routes, the
+    /// nftables table, the bridge), as `--cleanup` asks.
+    pub cleanup: bool,
 }
 
 /// The agent's shared state, one per process.
@@ -50,6 +54,11 @@ pub struct Agent {
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The node's last usage sample (see [`usage::NODE_SAMPLE`]).
     node: usage::NodeState,
+    /// CNI calls and failures (see [`network`]).
+    cni_counters: network::Counters,
+    /// The cluster network this process last applied in full (nftables included): an
+    /// unchanged heartbeat only re-checks the routes.
+    network_applied: tokio::sync::Mutex<Option<crate::protocol::ClusterNetwork>>,
 }
 
 impl Agent {
@@ -70,6 +79,8 @@ impl Agent {
             config,
             busy: Default::default(),
             node: Default::default(),
+            cni_counters: Default::default(),
+            network_applied: Default::default(),
         })
     }
 
@@ -115,6 +126,12 @@ pub fn run(config: Config) -> Result<(), Error> {
             }
         };
         listen::serve(agent.clone(), &listen, agent.config.limits, shutdown).await?;
+        if agent.config.cleanup {
+            match agent.cleanup_network().await {
+                Ok(()) => agent.log("removed the cluster network's routes, table and bridge"),
+                Err(e) => agent.log(&format!("cleaning up the cluster network: {e}")),
+            }
+        }
         agent.log("stopping; containers keep running under their monitors");
         Ok(())
     })

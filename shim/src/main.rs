@@ -54,6 +54,10 @@ struct AgentArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     node_name: Option<String>,
+    /// On stop (SIGTERM, SIGINT), remove the cluster network's routes, nftables table and
+    /// bridge from this host (its containers keep their own namespaces).
+    #[arg(long)]
+    cleanup: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -87,6 +91,10 @@ struct JoinArgs {
     /// --rejoin NODE`).
     #[arg(long)]
     rejoin: bool,
+    /// On stop (SIGTERM, SIGINT), remove the cluster network's routes, nftables table and
+    /// bridge from this host (its containers keep their own namespaces).
+    #[arg(long)]
+    cleanup: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -146,6 +154,7 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
         state_dir: args.state_dir,
         node: args.node_name.unwrap_or_else(hostname),
         limits: args.limits.limits(1),
+        cleanup: args.cleanup,
     };
     agent::run(config)
 }
@@ -161,6 +170,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         state_dir: args.state_dir,
         rejoin: args.rejoin,
         limits: args.limits.limits(1),
+        cleanup: args.cleanup,
     })
 }
 

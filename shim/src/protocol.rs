@@ -121,6 +121,63 @@ pub enum Network {
     Isolated,
     /// The agent's network namespace.
     Host,
+    /// A network namespace of its own on the cluster network: one interface with an address
+    /// from the node's subnet, set up by the node's CNI plugin chain (see [`ClusterNetwork`]).
+    Cluster,
+}
+
+/// `POST /v1/network`: the node's place on the cluster network, which the scheduler sends
+/// with every heartbeat (so routes follow the node list). `GET /v1/network` answers
+/// [`NetworkState`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNetwork {
+    /// The whole cluster's address range (CIDR), e.g. `10.88.0.0/16`.
+    pub cluster_cidr: String,
+    /// This node's share of it (CIDR), e.g. `10.88.3.0/24`: its instances' addresses.
+    pub subnet: String,
+    /// How instances on different nodes reach each other.
+    #[serde(default)]
+    pub backend: NetworkBackend,
+    /// Whether traffic from instances to addresses outside the cluster CIDR is masqueraded
+    /// behind the node's address.
+    #[serde(default)]
+    pub masquerade: bool,
+    /// The other nodes on the network.
+    #[serde(default)]
+    pub peers: Vec<NetworkPeer>,
+}
+
+/// How instances on different nodes reach each other.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkBackend {
+    /// A route per peer subnet via the peer node's address (the nodes share an L2 segment).
+    #[default]
+    HostGw,
+}
+
+/// Another node on the cluster network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPeer {
+    /// Its name.
+    pub node: String,
+    /// Its host address (the agent's advertised IP).
+    pub address: std::net::IpAddr,
+    /// Its subnet (CIDR).
+    pub subnet: String,
+}
+
+/// `GET /v1/network`: what the agent applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkState {
+    /// The configuration last applied, if the node has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ClusterNetwork>,
+    /// The CNI network configuration list the agent runs its plugins with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflist: Option<String>,
 }
 
 /// A container's life stage as the agent reports it.
@@ -174,6 +231,9 @@ pub struct ContainerInfo {
     /// The labels it was run with.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Its address on the cluster network (`network: cluster`), as its CNI plugins gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Its usage, in `GET /v1/containers?stats=true` for running containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ContainerStats>,

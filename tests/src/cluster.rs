@@ -345,6 +345,11 @@ impl Cluster {
         &self.agents[i].state
     }
 
+    /// The name of agent `i`'s network namespace (`/run/netns/NAME`): its host.
+    pub fn netns_name(&self, i: usize) -> &str {
+        &self.agents[i].netns.0
+    }
+
     /// Agent `i`'s address (IP:PORT), as it advertises it.
     pub fn agent_address(&self, i: usize) -> String {
         format!("{}:{AGENT_PORT}", self.agents[i].ip)

@@ -175,6 +175,19 @@ enum Command {
         /// `mini-sched cert admin` makes a new one).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         admin_ttl: Duration,
+        /// The cluster network's addresses: each node gets a subnet of it when it joins.
+        #[arg(long, value_name = "CIDR", default_value = mini_sched::network::DEFAULT_CIDR)]
+        cluster_cidr: String,
+        /// The prefix length of each node's subnet (its instances' addresses).
+        #[arg(long, value_name = "PREFIX", default_value_t = mini_sched::network::DEFAULT_SUBNET_SIZE)]
+        subnet_size: u8,
+        /// How nodes reach each other's subnets: host-gw (a route per node via its address;
+        /// the nodes share one L2 segment).
+        #[arg(long, value_enum, default_value_t = Backend::HostGw)]
+        network_backend: Backend,
+        /// Do not masquerade instances' traffic to addresses outside the cluster CIDR.
+        #[arg(long)]
+        no_masquerade: bool,
     },
     /// Creates, lists or revokes join tokens.
     Token {
@@ -269,6 +282,21 @@ enum TokenCommand {
         /// The token's id, as `token list` shows it.
         id: String,
     },
+}
+
+/// `init --network-backend`.
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// A route per node's subnet via the node's address.
+    HostGw,
+}
+
+impl From<Backend> for mini_shim::protocol::NetworkBackend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::HostGw => mini_shim::protocol::NetworkBackend::HostGw,
+        }
+    }
 }
 
 /// `--policy`.
@@ -379,7 +407,17 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             ttl,
             uses,
             admin_ttl,
+            cluster_cidr,
+            subnet_size,
+            network_backend,
+            no_masquerade,
         } => {
+            let network = mini_sched::network::Settings::new(
+                &cluster_cidr,
+                subnet_size,
+                network_backend.into(),
+                !no_masquerade,
+            )?;
             let options = join::InitOptions {
                 token: join::TokenSpec {
                     ttl,
@@ -390,6 +428,7 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
                     own: join::DEFAULT_CERT_TTL,
                     admin: admin_ttl,
                 },
+                network,
             };
             let text = cluster::init(&state_dir, advertise, &options).map_err(|e| e.to_string())?;
             emit(&text).map_err(|e| e.to_string())?;

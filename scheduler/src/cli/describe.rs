@@ -104,6 +104,7 @@ pub fn node(d: &NodeDetail, now: SystemTime) -> String {
     let mut f = Fields::new();
     f.add("Name", &n.name)
         .add("Address", &n.address)
+        .add("Subnet", n.subnet.as_deref().unwrap_or(NONE))
         .add("State", format::node_state(n.state))
         .add("Cordoned", format::yes_no(n.cordoned))
         .add("Labels", format::labels_joined(&n.labels, "\n"))
@@ -196,6 +197,7 @@ pub fn instance(d: &InstanceDetail, now: SystemTime) -> String {
         .add("Workload", &i.workload)
         .add("Revision", i.revision.to_string())
         .add("Node", i.node.as_deref().unwrap_or(NONE))
+        .add("Address", i.address.as_deref().unwrap_or(NONE))
         .add("Phase", format::phase(i.phase))
         .add("Ready", format::yes_no(i.ready))
         .add("Restarts", i.restarts.to_string())
@@ -279,6 +281,7 @@ mod tests {
              Workload:   web\n\
              Revision:   2\n\
              Node:       <none>\n\
+             Address:    <none>\n\
              Phase:      Pending\n\
              Ready:      no\n\
              Restarts:   0\n\
@@ -346,6 +349,7 @@ mod tests {
             node(&d, now()),
             "Name:            n1\n\
              Address:         10.77.0.2:7443\n\
+             Subnet:          10.88.1.0/24\n\
              State:           Ready\n\
              Cordoned:        no\n\
              Labels:          disk=ssd\n\

@@ -90,18 +90,19 @@ pub fn instance_cells(i: &InstanceView, with_workload: bool, now: SystemTime) ->
     cells
 }
 
-/// `get instances`; `wide` adds why an instance is pending or failed.
+/// `get instances`; `wide` adds the cluster address and why an instance is pending or failed.
 pub fn instances(instances: &[InstanceView], wide: bool, now: SystemTime) -> Table {
     let mut headers = vec![
         "NAME", "WORKLOAD", "REV", "NODE", "PHASE", "READY", "RESTARTS", "AGE",
     ];
     if wide {
-        headers.push("REASON");
+        headers.extend(["ADDRESS", "REASON"]);
     }
     let mut table = Table::new(&headers);
     for i in instances {
         let mut row = instance_cells(i, true, now);
         if wide {
+            row.push(i.address.clone().unwrap_or_else(|| NONE.to_string()));
             row.push(i.reason.clone().unwrap_or_else(|| NONE.to_string()));
         }
         table.row(row);
@@ -174,6 +175,7 @@ pub(crate) mod tests {
             memory_used_bytes: 3 << 30,
             instances: 3,
             last_heartbeat: Some("2023-11-14T22:13:19Z".into()),
+            subnet: Some("10.88.1.0/24".into()),
         }
     }
 
@@ -191,6 +193,7 @@ pub(crate) mod tests {
             reason: None,
             created_at: "2023-11-14T22:10:00Z".into(),
             start_failure: None,
+            address: None,
         }
     }
 
@@ -272,13 +275,21 @@ pub(crate) mod tests {
              web-4  web       2    <none>  Pending  no     0         3m\n"
         );
         let wide = instances(&rows, true, now()).render();
-        assert!(wide.lines().next().unwrap().ends_with("AGE  REASON"));
-        assert!(wide.lines().nth(1).unwrap().ends_with("3m   <none>"));
+        assert!(wide
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("AGE  ADDRESS  REASON"));
+        assert!(wide
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("3m   <none>   <none>"));
         assert!(wide
             .lines()
             .nth(2)
             .unwrap()
-            .ends_with("3m   0/3 nodes available: 3 insufficient resources"));
+            .ends_with("3m   <none>   0/3 nodes available: 3 insufficient resources"));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use crate::agents::CallError;
 use crate::api::Phase;
 use crate::state::State;
 use mini_shim::protocol::{
-    ContainerInfo, ContainerList, NodeStatus, Probe, ProbeResult, RunRequest, Status, StopRequest,
+    ClusterNetwork, ContainerInfo, ContainerList, NetworkState, NodeStatus, Probe, ProbeResult,
+    RunRequest, Status, StopRequest,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub enum Action {
         node: String,
         /// Its agent.
         addr: SocketAddr,
+        /// Its place on the cluster network, sent with the heartbeat.
+        network: Option<Box<ClusterNetwork>>,
     },
     /// Start an instance's container (after removing an old one of the same id on a restart).
     Run {
@@ -105,10 +108,23 @@ impl Daemon {
     /// Makes the call and records its outcome.
     pub async fn perform(self: Arc<Self>, action: Action) {
         match action {
-            Action::Poll { node, addr } => {
+            Action::Poll {
+                node,
+                addr,
+                network,
+            } => {
                 let timeout = (self.settings.heartbeat_interval.max(Duration::from_secs(1)))
                     .saturating_mul(2);
                 let began = Instant::now();
+                if let Some(network) = network {
+                    let sent = self
+                        .agents
+                        .post::<_, NetworkState>(addr, "/v1/network", &*network, timeout)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string());
+                    self.with(|state| heartbeat::network_outcome(state, &node, sent));
+                }
                 let status = self.agents.get::<NodeStatus>(addr, "/v1/node", timeout);
                 let list =
                     self.agents

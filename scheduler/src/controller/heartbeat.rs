@@ -20,6 +20,8 @@ pub const REVISION_LABEL: &str = "mini-sched/revision";
 
 /// Polls every node whose heartbeat is due.
 pub fn due(daemon: &Daemon, state: &mut State, now: Instant, actions: &mut Vec<Action>) {
+    give_subnets(daemon, state);
+    let mut polls = Vec::new();
     for (name, node) in &mut state.nodes {
         let due = node
             .live
@@ -28,11 +30,36 @@ pub fn due(daemon: &Daemon, state: &mut State, now: Instant, actions: &mut Vec<A
         if due && !node.live.polling {
             node.live.polling = true;
             node.live.last_poll = Some(now);
-            actions.push(Action::Poll {
-                node: name.clone(),
-                addr: node.record.address,
-            });
+            polls.push((name.clone(), node.record.address));
         }
+    }
+    for (node, addr) in polls {
+        let network = daemon.settings.network.for_node(state, &node).map(Box::new);
+        actions.push(Action::Poll {
+            node,
+            addr,
+            network,
+        });
+    }
+}
+
+/// Gives a subnet to every node without one (a node of a cluster made before the network
+/// existed; joins get theirs at once): the first free one, while any is left.
+fn give_subnets(daemon: &Daemon, state: &mut State) {
+    let without: Vec<String> = state
+        .nodes
+        .values()
+        .filter(|n| n.record.subnet.is_none())
+        .map(|n| n.record.name.clone())
+        .collect();
+    for name in without {
+        let Ok(subnet) = daemon.settings.network.allocate(state) else {
+            return; // exhausted: reported when a node joins
+        };
+        if let Some(node) = state.nodes.get_mut(&name) {
+            node.record.subnet = Some(subnet.to_string());
+        }
+        state.save_node(&name);
     }
 }
 
@@ -97,6 +124,24 @@ pub fn delete_node(daemon: &Daemon, state: &mut State, name: &str) -> bool {
     );
     lose_instances(daemon, state, name, &format!("node {name} deleted"));
     true
+}
+
+/// Records whether node `name` applied its cluster network: a new failure (or the recovery
+/// from one) becomes an event, a repeated one does not.
+pub fn network_outcome(state: &mut State, name: &str, outcome: Result<(), String>) {
+    let Some(node) = state.nodes.get_mut(name) else {
+        return;
+    };
+    let error = outcome.err();
+    if node.live.network_error == error {
+        return;
+    }
+    node.live.network_error = error.clone();
+    let (reason, message) = match error {
+        Some(e) => ("NetworkFailed", format!("the cluster network: {e}")),
+        None => ("NetworkReady", "the cluster network is applied".to_string()),
+    };
+    state.event(format!("node/{name}"), reason, message);
 }
 
 /// Records a heartbeat's outcome; returns the removals of stale containers it calls for.
@@ -165,6 +210,11 @@ fn follow(
                 });
             }
             continue;
+        }
+        if let Some(instance) = state.instances.get_mut(id) {
+            if instance.live.address != container.address {
+                instance.live.address = container.address.clone();
+            }
         }
         if let Some(stats) = &container.stats {
             let usage = &mut state.instances.get_mut(id).expect("looked up").live.usage;

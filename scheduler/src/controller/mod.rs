@@ -48,6 +48,8 @@ pub struct Settings {
     pub rebalance_threshold: f64,
     /// An instance moved by a migration is not moved again by the rebalancer for this long.
     pub rebalance_cooldown: Duration,
+    /// The cluster network's layout (`mini-sched init`).
+    pub network: crate::network::Settings,
 }
 
 /// Counters for `/metrics`.

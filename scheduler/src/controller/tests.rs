@@ -44,6 +44,7 @@ impl Drop for Scratch {
 fn daemon(scratch: &Scratch) -> Arc<Daemon> {
     let store = Store::open(&scratch.0.join("state.redb")).unwrap();
     let settings = Settings {
+        network: crate::network::Settings::default(),
         heartbeat_interval: Duration::MAX,
         node_timeout: Duration::MAX,
         policy: Policy::LeastAllocated,
@@ -67,6 +68,7 @@ fn daemon(scratch: &Scratch) -> Arc<Daemon> {
             lost: false,
             joined_at: now_rfc3339(),
             certificate: None,
+            subnet: None,
         };
         let status = NodeStatus {
             node: "n1".into(),

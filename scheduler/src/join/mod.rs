@@ -128,6 +128,8 @@ pub struct InitOptions {
     pub token: TokenSpec,
     /// The certificates' lifetimes.
     pub lifetimes: Lifetimes,
+    /// The cluster network's layout.
+    pub network: crate::network::Settings,
 }
 
 impl Default for InitOptions {
@@ -138,6 +140,7 @@ impl Default for InitOptions {
                 own: DEFAULT_CERT_TTL,
                 admin: DEFAULT_ADMIN_TTL,
             },
+            network: crate::network::Settings::default(),
         }
     }
 }
@@ -197,6 +200,10 @@ pub fn init_cluster(
             .map_err(|e| Error::io("creating", &staging, e))?;
         let pki = ClusterPki::make(&staging, advertise, options.lifetimes)?;
         let token = Tokens::new(&pki).create(&options.token)?;
+        options
+            .network
+            .save(&staging)
+            .map_err(|e| Error::io("writing the network settings in", &staging, e))?;
         std::fs::rename(&staging, state_dir).map_err(|e| Error::io("renaming", &staging, e))?;
         std::fs::File::open(&parent)
             .and_then(|d| d.sync_all())

@@ -67,6 +67,7 @@ pub fn node_view(state: &State, node: &Node) -> NodeView {
         }),
         instances,
         last_heartbeat: node.live.last_heartbeat_at.map(rfc3339),
+        subnet: node.record.subnet.clone(),
     }
 }
 
@@ -102,6 +103,7 @@ pub fn instance_view(instance: &Instance) -> InstanceView {
         reason: r.reason.clone(),
         created_at: r.created_at.clone(),
         start_failure: r.start_failure.clone(),
+        address: instance.live.address.clone(),
     }
 }
 

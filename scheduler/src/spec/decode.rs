@@ -218,7 +218,11 @@ impl Reader {
         self.choice(
             value,
             path,
-            &[("isolated", Network::Isolated), ("host", Network::Host)],
+            &[
+                ("isolated", Network::Isolated),
+                ("host", Network::Host),
+                ("cluster", Network::Cluster),
+            ],
         )
     }
 

@@ -186,6 +186,9 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Bo
     match (segments.as_slice(), &method) {
         (["version"], &Method::GET) => ok(&agent.version()),
         (["node"], &Method::GET) => ok(&agent.node_status().await),
+        (["network"], &Method::GET) => ok(&agent.network_state()),
+        (["network"], &Method::POST) => ok(&agent.set_network(body(agent, req).await?).await?),
+        (["network"], _) => Err(method_not_allowed(&method, &path, "GET or POST")),
         (["certificate"], &Method::POST) => {
             ok(&agent.renew_certificate(body(agent, req).await?).await?)
         }

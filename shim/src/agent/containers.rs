@@ -82,6 +82,9 @@ impl Agent {
     /// Removes a container's files: its overlay rootfs (unmounted, layers released) and its
     /// directory.
     pub(super) async fn remove_files(&self, dir: &Path) -> Result<(), Error> {
+        // The cluster network first: DEL needs the recorded result, and the namespace's
+        // mount must go before its directory can.
+        self.detach(dir).await;
         let rootfs = dir.join(ROOTFS_DIR);
         if rootfs.exists() {
             let store = self.images_dir();
@@ -125,6 +128,7 @@ impl Agent {
             monitor_alive: false,
             reason: None,
             labels: meta.request.labels,
+            address: Self::address(&dir),
             stats: None,
         };
         let exit = match self.inspect(&dir).await? {
@@ -194,7 +198,10 @@ impl Agent {
                     self.log(&format!("{}: an unfinished run; removing it", f.id));
                     let _ = self.remove_files(&f.dir).await;
                 }
-                Ok(monitor::MonitorStatus::Live { .. }) => live += 1,
+                Ok(monitor::MonitorStatus::Live { .. }) => {
+                    self.check_network(&f.dir, &f.id).await;
+                    live += 1;
+                }
                 Ok(_) => match self.inspect(&f.dir).await {
                     Ok(_) => exited += 1,
                     Err(e) => self.log(&format!("{}: {e}", f.id)),

@@ -6,7 +6,7 @@ use super::bundle::{self, ImageDefaults, Root};
 use super::containers::{now, Meta, META_FILE, ROOTFS_DIR};
 use super::{Agent, Error};
 use crate::monitor;
-use crate::protocol::{ContainerInfo, RunRequest, Source};
+use crate::protocol::{ContainerInfo, Network, RunRequest, Source};
 use mini_run::private_files;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,7 @@ impl Agent {
         private_files::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         let result = async {
             let bundle = self.prepare(&dir, &request).await?;
+            self.attach(&dir, &request.id).await?;
             self.start(&dir, &request.id, &bundle).await
         }
         .await;
@@ -131,7 +132,10 @@ impl Agent {
         };
         // One flat level under the agent's parent, so deleting a container leaves no per-node one.
         let cgroups_path = format!("{CGROUP_PARENT}/{}_{}", self.config.node, request.id);
-        let config = bundle::config(request, &root, &image, &cgroups_path)?;
+        let mut config = bundle::config(request, &root, &image, &cgroups_path)?;
+        if request.network == Network::Cluster {
+            self.prepare_network(dir, &mut config, &root)?;
+        }
         let bundle_dir = dir.join("bundle");
         private_files::create_dir(&bundle_dir)
             .map_err(|e| Error::io("creating", &bundle_dir, e))?;
@@ -159,7 +163,7 @@ impl Agent {
 
 /// Writes `value` to `path` as a new file only root may read: config.json and meta.json hold
 /// the container's environment.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(super) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec_pretty(value).expect("serializable");
     private_files::write_atomic(path, &tmp, &text, false).map_err(|e| Error::io("writing", path, e))

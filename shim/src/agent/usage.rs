@@ -152,6 +152,24 @@ impl Agent {
             });
         }
         prometheus::containers(&mut text, &samples);
+        let cni = self.cni_counters.snapshot();
+        let by_command = |count: fn(&(&str, u64, u64)) -> u64| -> Vec<Sample> {
+            cni.iter()
+                .map(|c| Sample::new(count(c) as f64).label("command", c.0))
+                .collect()
+        };
+        text.family(
+            "mini_shim_cni_calls_total",
+            Kind::Counter,
+            "CNI plugin list calls by command.",
+            &by_command(|c| c.1),
+        );
+        text.family(
+            "mini_shim_cni_failures_total",
+            Kind::Counter,
+            "CNI plugin list calls that failed, by command.",
+            &by_command(|c| c.2),
+        );
         text.finish()
     }
 }
