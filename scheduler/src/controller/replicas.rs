@@ -410,6 +410,7 @@ mod tests {
             lost: true,
             joined_at: now_rfc3339(),
             certificate: None,
+            subnet: None,
         };
         let node = crate::state::Node {
             record,
