@@ -16,11 +16,15 @@
 #   podman, conmon, containerd, docker.io   real clients driving mini-run in the tests
 #                    (tests/tests/podman.rs, containerd.rs, docker.rs)
 #   curl             the mini-shim agent's client in tests/tests/shim_agent.rs (mutual TLS)
+#   docker-registry, skopeo   registry pulls (tests/tests/registry_pull.rs): the CNCF
+#                    distribution registry the tests start (TLS, htpasswd), and skopeo to push
+#                    the locally built busybox images into it
 readonly PACKAGES=(
     busybox-static qemu-system-x86 linux-image-amd64 cpio
     runc crun hyperfine time iproute2 python3
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
+    docker-registry skopeo
 )
 
 # Prints those of the packages given (default: all of PACKAGES) that are not installed, one
