@@ -41,6 +41,8 @@ pub struct Config {
     pub node: String,
     /// What its listener allows its peers.
     pub limits: crate::connection_limits::Limits,
+    /// How it reaches image registries.
+    pub registries: crate::registry::RegistryOptions,
 }
 
 /// The agent's shared state, one per process.
@@ -50,6 +52,8 @@ pub struct Agent {
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The node's last usage sample (see [`usage::NODE_SAMPLE`]).
     node: usage::NodeState,
+    /// Registry pulls: downloads under way and counters.
+    puller: crate::registry::Puller,
 }
 
 impl Agent {
@@ -67,6 +71,7 @@ impl Agent {
             private(&config.state_dir.join(sub))?;
         }
         Ok(Agent {
+            puller: crate::registry::Puller::new(config.registries.clone()),
             config,
             busy: Default::default(),
             node: Default::default(),

@@ -223,6 +223,8 @@ pub struct JoinOptions {
     pub rejoin: bool,
     /// What the agent's listener allows its peers.
     pub limits: crate::connection_limits::Limits,
+    /// How the agent reaches image registries.
+    pub registries: crate::registry::RegistryOptions,
 }
 
 impl JoinOptions {
@@ -264,6 +266,7 @@ pub fn run(options: JoinOptions) -> Result<(), JoinError> {
         state_dir: options.state_dir,
         node: options.node,
         limits: options.limits,
+        registries: options.registries,
     })?;
     Ok(())
 }
@@ -670,6 +673,7 @@ mod tests {
             state_dir: "/nonexistent".into(),
             rejoin: false,
             limits: Default::default(),
+            registries: Default::default(),
         };
         let e = options.advertised().unwrap_err();
         assert!(e.to_string().contains("--advertise"), "{e}");
@@ -692,6 +696,7 @@ mod tests {
             state_dir: state_dir.clone(),
             rejoin: false,
             limits: Default::default(),
+            registries: Default::default(),
         };
         // A certificate that ended in 2000.
         let key = KeyPair::generate().unwrap();

@@ -56,6 +56,32 @@ struct AgentArgs {
     node_name: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registries: RegistryArgs,
+}
+
+/// How the agent reaches image registries.
+#[derive(Args)]
+struct RegistryArgs {
+    /// A docker-style config.json with registry credentials (`auths`), read at each pull.
+    #[arg(long, value_name = "FILE")]
+    registry_auth: Option<PathBuf>,
+    /// A CA certificate (PEM) trusted for registries besides the system's (repeatable).
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    registry_ca: Vec<PathBuf>,
+    /// A registry (HOST[:PORT]) reached over plain HTTP, without TLS (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
+}
+
+impl RegistryArgs {
+    fn options(self) -> mini_shim::registry::RegistryOptions {
+        mini_shim::registry::RegistryOptions {
+            auth_file: self.registry_auth,
+            ca_files: self.registry_ca,
+            insecure: self.insecure_registry,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -89,6 +115,8 @@ struct JoinArgs {
     rejoin: bool,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registries: RegistryArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -146,6 +174,7 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
         state_dir: args.state_dir,
         node: args.node_name.unwrap_or_else(hostname),
         limits: args.limits.limits(1),
+        registries: args.registries.options(),
     };
     agent::run(config)
 }
@@ -161,6 +190,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         state_dir: args.state_dir,
         rejoin: args.rejoin,
         limits: args.limits.limits(1),
+        registries: args.registries.options(),
     })
 }
 
