@@ -22,6 +22,9 @@
 #                    portmap in /usr/lib/cni) the agent runs for `network: cluster`
 #                    (tests/tests/cluster_network.rs)
 #   nftables         nft, which writes the agent's masquerading table (cluster network)
+#   docker-registry, skopeo   registry pulls (tests/tests/registry_pull.rs): the CNCF
+#                    distribution registry the tests start (TLS, htpasswd), and skopeo to push
+#                    the locally built busybox images into it
 readonly PACKAGES=(
     busybox-static qemu-system-x86 linux-image-amd64 cpio
     runc crun hyperfine time iproute2 python3
@@ -29,6 +32,7 @@ readonly PACKAGES=(
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
     uidmap
     containernetworking-plugins nftables
+    docker-registry skopeo
 )
 
 # Prints those of the packages given (default: all of PACKAGES) that are not installed, one

@@ -99,6 +99,11 @@ pub struct Revision {
     pub created_at: String,
     /// The spec as applied.
     pub spec: WorkloadSpec,
+    /// For a registry image: the manifest digest the revision's first started instance ran.
+    /// Every later start of the revision (restarts, replacements, `rollout undo` to it) runs
+    /// this digest, whatever the tag names by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// Revisions kept per workload for rollback.
@@ -135,6 +140,7 @@ impl WorkloadRecord {
                 revision,
                 created_at: now_rfc3339(),
                 spec,
+                image_digest: None,
             }],
             next_seq,
             created_at: now_rfc3339(),
@@ -375,6 +381,43 @@ impl State {
                 .find(|r| r.revision == instance.revision)
                 .map_or(&workload.spec, |r| &r.spec),
         )
+    }
+
+    /// The image digest recorded for the revision instance `id` runs.
+    pub fn image_digest_of(&self, id: &str) -> Option<&str> {
+        let instance = &self.instances.get(id)?.record;
+        let workload = self.workloads.get(&instance.workload)?;
+        workload
+            .revisions
+            .iter()
+            .find(|r| r.revision == instance.revision)?
+            .image_digest
+            .as_deref()
+    }
+
+    /// Records `digest`, the image instance `id` started with, for its revision unless the
+    /// revision has one already.
+    pub fn record_image_digest(&mut self, id: &str, digest: &str) {
+        let Some(instance) = self.instances.get(id) else {
+            return;
+        };
+        let (name, revision) = (instance.record.workload.clone(), instance.record.revision);
+        let Some(w) = self.workloads.get_mut(&name) else {
+            return;
+        };
+        let Some(r) = w.revisions.iter_mut().find(|r| r.revision == revision) else {
+            return;
+        };
+        if r.image_digest.is_some() {
+            return;
+        }
+        r.image_digest = Some(digest.to_string());
+        self.save_workload(&name);
+        self.event(
+            format!("workload/{name}"),
+            "ImageResolved",
+            format!("revision {revision} runs image {digest}"),
+        );
     }
 
     /// The instances of `workload`.

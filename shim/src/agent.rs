@@ -45,6 +45,8 @@ pub struct Config {
     /// On stop, remove what the cluster network made in the host's namespace (routes, the
     /// nftables table, the bridge), as `--cleanup` asks.
     pub cleanup: bool,
+    /// How it reaches image registries.
+    pub registries: crate::registry::RegistryOptions,
 }
 
 /// The agent's shared state, one per process.
@@ -59,6 +61,8 @@ pub struct Agent {
     /// The cluster network this process last applied in full (nftables included): an
     /// unchanged heartbeat only re-checks the routes.
     network_applied: tokio::sync::Mutex<Option<crate::protocol::ClusterNetwork>>,
+    /// Registry pulls: downloads under way and counters.
+    puller: crate::registry::Puller,
 }
 
 impl Agent {
@@ -76,6 +80,7 @@ impl Agent {
             private(&config.state_dir.join(sub))?;
         }
         Ok(Agent {
+            puller: crate::registry::Puller::new(config.registries.clone()),
             config,
             busy: Default::default(),
             node: Default::default(),

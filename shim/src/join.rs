@@ -225,6 +225,8 @@ pub struct JoinOptions {
     pub limits: crate::connection_limits::Limits,
     /// Remove the cluster network's routes, table and bridge on stop (`--cleanup`).
     pub cleanup: bool,
+    /// How the agent reaches image registries.
+    pub registries: crate::registry::RegistryOptions,
 }
 
 impl JoinOptions {
@@ -267,6 +269,7 @@ pub fn run(options: JoinOptions) -> Result<(), JoinError> {
         node: options.node,
         limits: options.limits,
         cleanup: options.cleanup,
+        registries: options.registries,
     })?;
     Ok(())
 }
@@ -674,6 +677,7 @@ mod tests {
             rejoin: false,
             limits: Default::default(),
             cleanup: false,
+            registries: Default::default(),
         };
         let e = options.advertised().unwrap_err();
         assert!(e.to_string().contains("--advertise"), "{e}");
@@ -697,6 +701,7 @@ mod tests {
             rejoin: false,
             limits: Default::default(),
             cleanup: false,
+            registries: Default::default(),
         };
         // A certificate that ended in 2000.
         let key = KeyPair::generate().unwrap();

@@ -1,7 +1,8 @@
 //! mini-shim: the per-host side of the platform. A per-container [`monitor`] keeps each
 //! container's stdio, logs and exit status alive independently of any daemon; the host
 //! [`agent`] is the scheduler's only contact with the host and speaks the [`protocol`]; it
-//! gets its credentials by [`join`]ing the scheduler's cluster. Its listener and the
+//! gets its credentials by [`join`]ing the scheduler's cluster and pulls images from
+//! [`registry`]s. Its listener and the
 //! scheduler's share the [`connection_limits`].
 
 pub mod agent;
@@ -9,3 +10,4 @@ pub mod connection_limits;
 pub mod join;
 pub mod monitor;
 pub mod protocol;
+pub mod registry;

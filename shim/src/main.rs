@@ -60,6 +60,32 @@ struct AgentArgs {
     cleanup: bool,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registries: RegistryArgs,
+}
+
+/// How the agent reaches image registries.
+#[derive(Args)]
+struct RegistryArgs {
+    /// A docker-style config.json with registry credentials (`auths`), read at each pull.
+    #[arg(long, value_name = "FILE")]
+    registry_auth: Option<PathBuf>,
+    /// A CA certificate (PEM) trusted for registries besides the system's (repeatable).
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    registry_ca: Vec<PathBuf>,
+    /// A registry (HOST[:PORT]) reached over plain HTTP, without TLS (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
+}
+
+impl RegistryArgs {
+    fn options(self) -> mini_shim::registry::RegistryOptions {
+        mini_shim::registry::RegistryOptions {
+            auth_file: self.registry_auth,
+            ca_files: self.registry_ca,
+            insecure: self.insecure_registry,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -97,6 +123,8 @@ struct JoinArgs {
     cleanup: bool,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    registries: RegistryArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -155,6 +183,7 @@ fn agent(args: AgentArgs) -> Result<(), agent::Error> {
         node: args.node_name.unwrap_or_else(hostname),
         limits: args.limits.limits(1),
         cleanup: args.cleanup,
+        registries: args.registries.options(),
     };
     agent::run(config)
 }
@@ -171,6 +200,7 @@ fn join(args: JoinArgs) -> Result<(), mini_shim::join::JoinError> {
         rejoin: args.rejoin,
         limits: args.limits.limits(1),
         cleanup: args.cleanup,
+        registries: args.registries.options(),
     })
 }
 

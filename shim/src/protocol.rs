@@ -61,6 +61,49 @@ pub enum Source {
     Rootfs(String),
     /// An OCI image.
     Image(ImageRef),
+    /// An image in a registry, pulled by the agent into its image store.
+    Registry(RegistryImage),
+}
+
+/// An image in a registry: `[registry[:port]/]name[:tag][@digest]`, with Docker's defaults
+/// (`docker.io`, `library/` for a one-part name on it, tag `latest`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryImage {
+    /// The reference. With a digest, exactly those bytes run whatever the tag says now.
+    pub reference: String,
+    /// When to contact the registry (default [`PullPolicy::default_for`] the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
+}
+
+/// When an agent pulls an image (Kubernetes' `imagePullPolicy`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Only when the node's store lacks the image.
+    IfNotPresent,
+    /// Ask the registry for the manifest every time (layers the node holds are not fetched).
+    Always,
+    /// Never: the image must be in the node's store already.
+    Never,
+}
+
+impl PullPolicy {
+    /// Kubernetes' default: [`PullPolicy::Always`] for a reference tagged `latest` (or with no
+    /// tag and no digest), else [`PullPolicy::IfNotPresent`].
+    pub fn default_for(reference: &str) -> PullPolicy {
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, _)) => (name, true),
+            None => (reference, false),
+        };
+        let last = name.rsplit('/').next().unwrap_or(name);
+        match last.split_once(':') {
+            Some((_, "latest")) => PullPolicy::Always,
+            None if !digest => PullPolicy::Always,
+            _ => PullPolicy::IfNotPresent,
+        }
+    }
 }
 
 /// An OCI image on the host: an image layout directory or an oci-archive tarball.
@@ -237,6 +280,9 @@ pub struct ContainerInfo {
     /// Its usage, in `GET /v1/containers?stats=true` for running containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ContainerStats>,
+    /// For a registry source: the digest of the image manifest it runs (`sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// `GET /v1/containers`.

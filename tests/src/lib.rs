@@ -9,6 +9,7 @@ pub use daemon_cgroup::DaemonCgroup;
 
 pub use mini_test_skip::{skip, Need};
 pub mod flood;
+pub mod registry;
 pub mod test_user;
 
 use serde_json::Value;
@@ -113,6 +114,39 @@ pub fn fixture_rootfs() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// An HTTP answer (from curl in the agent tests): status and body.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {self:?}"))
+    }
+
+    /// The protocol error's `code`.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The protocol error's `message`.
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
 }
 
 /// A temporary directory removed on drop.

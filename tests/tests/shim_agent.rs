@@ -6,7 +6,7 @@
 
 use mini_tests::{
     cgroup_left_empty, fixture_rootfs, free_port, ip, mini_shim_bin, mini_shim_ok, unique,
-    wait_until, TempDir,
+    wait_until, Answer, TempDir,
 };
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,34 +46,6 @@ impl Pki {
 
     fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-}
-
-/// An HTTP answer: status and body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {self:?}"))
-    }
-
-    fn error_code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-
-    fn error_message(&self) -> String {
-        self.json()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
     }
 }
 

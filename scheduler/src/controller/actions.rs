@@ -330,6 +330,9 @@ fn run_outcome(
     }
     match result {
         Ok(info) if info.status == Status::Running => {
+            if let Some(digest) = &info.image_digest {
+                state.record_image_digest(id, digest);
+            }
             lifecycle::started(state, id, info.started_at);
         }
         Ok(info) => {

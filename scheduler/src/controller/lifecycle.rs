@@ -8,7 +8,7 @@ use crate::agents::CallError;
 use crate::api::{ExitView, Phase};
 use crate::spec::{RestartPolicy, WorkloadSpec};
 use crate::state::{rfc3339, State};
-use mini_shim::protocol::{ExitInfo, ProbeResult};
+use mini_shim::protocol::{ExitInfo, ProbeResult, Source};
 use std::time::{Duration, Instant, SystemTime};
 
 /// `now + wait`, saturating: a wait beyond what the clock can hold ends a century from now
@@ -176,6 +176,9 @@ pub fn restarts_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) 
         .map(|i| i.record.id.clone())
         .collect();
     for id in ids {
+        if awaits_image_digest(state, &id) {
+            continue;
+        }
         let Some(request) = run_request(state, &id) else {
             continue;
         };
@@ -218,7 +221,43 @@ pub fn run_request(state: &State, id: &str) -> Option<mini_shim::protocol::RunRe
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Some(spec.run_request(id, labels))
+    let mut request = spec.run_request(id, labels);
+    if let (Source::Registry(image), Some(digest)) =
+        (&mut request.source, state.image_digest_of(id))
+    {
+        image.reference = pinned(&image.reference, digest);
+    }
+    Some(request)
+}
+
+/// Whether instance `id` must wait to start: its revision names a registry image by tag, no
+/// digest is recorded for the revision yet, and another instance of it is being started. The
+/// first start resolves the tag (the agent reports the digest it pulled); the others then run
+/// that digest, so every instance of a revision runs the same bytes even if the tag moves
+/// meanwhile.
+pub fn awaits_image_digest(state: &State, id: &str) -> bool {
+    let Some(instance) = state.instances.get(id) else {
+        return false;
+    };
+    let by_tag = matches!(&state.spec_of(id).map(|s| &s.source),
+        Some(Source::Registry(image)) if !image.reference.contains('@'));
+    by_tag
+        && state.image_digest_of(id).is_none()
+        && state.instances_of(&instance.record.workload).any(|other| {
+            other.record.id != id
+                && other.record.revision == instance.record.revision
+                && other.record.phase == Phase::Starting
+                && other.live.in_flight
+        })
+}
+
+/// `reference` pinned to `digest` (`name:tag@digest`), unless it names a digest already.
+fn pinned(reference: &str, digest: &str) -> String {
+    if reference.contains('@') {
+        reference.to_string()
+    } else {
+        format!("{reference}@{digest}")
+    }
 }
 
 /// Starts the probes that are due on running instances.
@@ -398,4 +437,74 @@ pub fn request_stop(state: &mut State, id: &str, reason: String) {
         return;
     }
     state.set_phase(id, Phase::Stopping, Some(reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::WorkloadRecord;
+
+    fn state_with(reference: &str, instances: usize) -> (State, Vec<String>) {
+        let spec = crate::spec::parse(&format!(
+            "name: web\nsource: {{image: \"{reference}\"}}\nreplicas: {instances}\n"
+        ))
+        .unwrap();
+        let mut state = State::default();
+        state
+            .workloads
+            .insert("web".into(), WorkloadRecord::new(spec, 1, 1));
+        let ids = (0..instances)
+            .map(|_| super::super::replicas::create_instance(&mut state, "web", 1))
+            .collect();
+        (state, ids)
+    }
+
+    fn reference_of(state: &State, id: &str) -> String {
+        match run_request(state, id).unwrap().source {
+            Source::Registry(image) => image.reference,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_revisions_recorded_digest_pins_every_start_of_it() {
+        let (mut state, ids) = state_with("reg:5000/test/busybox:1", 2);
+        assert_eq!(reference_of(&state, &ids[0]), "reg:5000/test/busybox:1");
+        let digest = format!("sha256:{}", "b".repeat(64));
+        state.record_image_digest(&ids[0], &digest);
+        assert_eq!(
+            reference_of(&state, &ids[1]),
+            format!("reg:5000/test/busybox:1@{digest}")
+        );
+        // The first digest recorded stays: a later start never re-resolves the tag.
+        state.record_image_digest(&ids[1], &format!("sha256:{}", "c".repeat(64)));
+        assert_eq!(state.image_digest_of(&ids[1]), Some(digest.as_str()));
+        // The record survives the store's JSON.
+        let w = &state.workloads["web"];
+        let back: WorkloadRecord = serde_json::from_slice(&serde_json::to_vec(w).unwrap()).unwrap();
+        assert_eq!(
+            back.revisions[0].image_digest.as_deref(),
+            Some(digest.as_str())
+        );
+    }
+
+    #[test]
+    fn instances_of_an_unresolved_tag_start_one_at_a_time() {
+        let (mut state, ids) = state_with("reg:5000/test/busybox:1", 2);
+        assert!(!awaits_image_digest(&state, &ids[1]));
+        let first = state.instances.get_mut(&ids[0]).unwrap();
+        first.record.phase = Phase::Starting;
+        first.live.in_flight = true;
+        assert!(awaits_image_digest(&state, &ids[1]));
+        state.record_image_digest(&ids[0], &format!("sha256:{}", "d".repeat(64)));
+        assert!(!awaits_image_digest(&state, &ids[1]));
+        // A reference with a digest needs no resolving.
+        let pinned = format!("reg:5000/test/busybox@sha256:{}", "e".repeat(64));
+        let (mut state, ids) = state_with(&pinned, 2);
+        let first = state.instances.get_mut(&ids[0]).unwrap();
+        first.record.phase = Phase::Starting;
+        first.live.in_flight = true;
+        assert!(!awaits_image_digest(&state, &ids[1]));
+        assert_eq!(reference_of(&state, &ids[1]), pinned);
+    }
 }

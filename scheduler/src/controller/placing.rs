@@ -197,6 +197,13 @@ pub fn assign(daemon: &Daemon, state: &mut State, id: &str, node: &str, actions:
         format!("placed on {node}"),
     );
     daemon.count(|c| c.placements += 1);
+    if super::lifecycle::awaits_image_digest(state, id) {
+        // Started by `restarts_due` once the first instance of its revision resolved the tag.
+        let instance = state.instances.get_mut(id).expect("placed instance exists");
+        instance.live.in_flight = false;
+        instance.live.not_before = Some(Instant::now() + std::time::Duration::from_millis(500));
+        return;
+    }
     if let Some(request) = run_request(state, id) {
         actions.push(Action::Run {
             id: id.to_string(),

@@ -8,14 +8,20 @@ use crate::controller::Daemon;
 use crate::spec::{self, WorkloadSpec};
 use crate::state::{now_rfc3339, sequence, Revision, State, WorkloadRecord, REVISIONS_KEPT};
 
-/// Adds `spec` as the workload's next revision.
-fn push_revision(state: &mut State, name: &str, spec: WorkloadSpec) -> u64 {
+/// Adds `spec` as the workload's next revision, running `image_digest` if it is known.
+fn push_revision(
+    state: &mut State,
+    name: &str,
+    spec: WorkloadSpec,
+    image_digest: Option<String>,
+) -> u64 {
     let w = state.workloads.get_mut(name).expect("workload exists");
     let revision = w.revisions.last().map_or(0, |r| r.revision) + 1;
     w.revisions.push(Revision {
         revision,
         created_at: now_rfc3339(),
         spec: spec.clone(),
+        image_digest,
     });
     if w.revisions.len() > REVISIONS_KEPT {
         w.revisions.remove(0);
@@ -97,7 +103,7 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
                 revision
             }
             "updated" => {
-                let revision = push_revision(s, &name, spec);
+                let revision = push_revision(s, &name, spec, None);
                 s.event(
                     format!("workload/{name}"),
                     "Updated",
@@ -196,7 +202,9 @@ pub fn rollback(
                 "revision {from} is what workload {name} runs already"
             )));
         }
-        let revision = push_revision(s, name, spec);
+        // The restored revision runs the bytes it ran then, even if its tag moved since.
+        let digest = target.image_digest.clone();
+        let revision = push_revision(s, name, spec, digest);
         s.event(
             format!("workload/{name}"),
             "RolledBack",

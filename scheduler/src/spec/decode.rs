@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mini_shim::protocol::{ImageRef, Network, Source};
+use mini_shim::protocol::{ImageRef, Network, PullPolicy, RegistryImage, Source};
 use serde_json::Value;
 
 use super::problems::{within, Problems};
@@ -139,11 +139,28 @@ impl Reader {
     }
 
     fn source(&mut self, value: &Value, path: &str) -> Option<Source> {
-        let m = self.mapping(value, path, &["rootfs", "image"])?;
+        let m = self.mapping(value, path, &["rootfs", "image", "pull"])?;
+        let registry = matches!(get(m, "image"), Some(Value::String(_)));
+        if get(m, "pull").is_some() && !registry {
+            self.problems.add(
+                &format!("{path}.pull"),
+                "applies only to a registry image (`image: registry/name:tag`)",
+            );
+        }
         match (get(m, "rootfs"), get(m, "image")) {
             (Some(_), None) => self
                 .optional(m, path, "rootfs", Self::string)
                 .map(Source::Rootfs),
+            (None, Some(_)) if registry => {
+                let reference = self.optional(m, path, "image", Self::string)?;
+                let pull = self
+                    .optional(m, path, "pull", Self::pull)
+                    .unwrap_or_else(|| PullPolicy::default_for(&reference));
+                Some(Source::Registry(RegistryImage {
+                    reference,
+                    pull: Some(pull),
+                }))
+            }
             (None, Some(_)) => self
                 .optional(m, path, "image", Self::image)
                 .map(Source::Image),
@@ -155,11 +172,23 @@ impl Reader {
             (None, None) => {
                 self.problems.add(
                     path,
-                    "needs `rootfs: /absolute/dir` or `image: {path: /absolute/path}`",
+                    "needs `rootfs: /absolute/dir`, `image: registry/name:tag` or `image: {path: /absolute/path}`",
                 );
                 None
             }
         }
+    }
+
+    fn pull(&mut self, value: &Value, path: &str) -> Option<PullPolicy> {
+        self.choice(
+            value,
+            path,
+            &[
+                ("if-not-present", PullPolicy::IfNotPresent),
+                ("always", PullPolicy::Always),
+                ("never", PullPolicy::Never),
+            ],
+        )
     }
 
     fn image(&mut self, value: &Value, path: &str) -> Option<ImageRef> {

@@ -158,6 +158,9 @@ fn counts_and_strings(spec: &WorkloadSpec, out: &mut Collector) {
                 string(reference, "source.image.reference", out);
             }
         }
+        mini_shim::protocol::Source::Registry(image) => {
+            string(&image.reference, "source.image", out);
+        }
     }
     args(&spec.command, "command", out);
     count(spec.env.len(), MAX_ENV, "env", out);

@@ -386,11 +386,21 @@ impl UpdateSpec {
     }
 }
 
-/// `{"rootfs": ...}` or `{"image": {...}}` in every format (YAML would write a tag).
+/// `{"rootfs": ...}`, `{"image": {...}}` or `{"image": "reference", "pull": ...}` in every
+/// format (YAML would write a tag).
 fn source<S: Serializer>(value: &Source, serializer: S) -> Result<S::Ok, S::Error> {
-    serde_json::to_value(value)
-        .map_err(serde::ser::Error::custom)?
-        .serialize(serializer)
+    match value {
+        Source::Registry(image) => {
+            let mut form = serde_json::json!({ "image": image.reference });
+            if let Some(pull) = image.pull {
+                form["pull"] = serde_json::to_value(pull).map_err(serde::ser::Error::custom)?;
+            }
+            form.serialize(serializer)
+        }
+        other => serde_json::to_value(other)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer),
+    }
 }
 
 fn duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -564,6 +564,10 @@ fn every_rule_is_checked() {
         ("source: {image: {path: x.tar}}", "source.image.path", "absolute path"),
         ("source: {image: {path: /x.tar, reference: \"\"}}", "source.image.reference", "must not be empty"),
         ("source: /srv", "source", "must be a mapping"),
+        ("source: {image: \"a//b:1\"}", "source.image", "[registry[:port]/]name"),
+        ("source: {image: \"a:1:2\"}", "source.image", "not an image reference"),
+        ("source: {image: a, pull: sometimes}", "source.pull", "not one of if-not-present, always, never"),
+        ("source: {rootfs: /a, pull: always}", "source.pull", "only to a registry image"),
         // command, env, cwd, user, network
         ("command: httpd -f", "command", "must be a list"),
         ("command: [httpd, 8080]", "command[1]", "quote it (\"8080\")"),
@@ -816,4 +820,45 @@ fn edited(spec: &WorkloadSpec, change: &str) -> WorkloadSpec {
         value[key] = v.clone();
     }
     serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn a_registry_image_takes_kubernetes_pull_defaults_and_round_trips() {
+    let source = |text: &str| ok(&format!("source: {text}")).source;
+    let registry = |reference: &str, pull| {
+        Source::Registry(protocol::RegistryImage {
+            reference: reference.into(),
+            pull: Some(pull),
+        })
+    };
+    use protocol::PullPolicy::{Always, IfNotPresent, Never};
+    assert_eq!(
+        source("{image: \"127.0.0.1:5000/test/busybox:1\"}"),
+        registry("127.0.0.1:5000/test/busybox:1", IfNotPresent)
+    );
+    assert_eq!(source("{image: busybox}"), registry("busybox", Always));
+    assert_eq!(
+        source("{image: \"busybox:latest\"}"),
+        registry("busybox:latest", Always)
+    );
+    assert_eq!(
+        source("{image: busybox, pull: never}"),
+        registry("busybox", Never)
+    );
+    let pinned = format!("busybox@sha256:{}", "a".repeat(64));
+    assert_eq!(
+        source(&format!("{{image: \"{pinned}\"}}")),
+        registry(&pinned, IfNotPresent)
+    );
+    // The spec's own form: `image: REF` and `pull`, read back to the same spec.
+    let spec = ok("source: {image: \"reg:5000/team/app:1.4\", pull: always}");
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        json["source"],
+        serde_json::json!({"image": "reg:5000/team/app:1.4", "pull": "always"})
+    );
+    assert_eq!(parse(&json.to_string()).unwrap(), spec);
+    // The agents get the protocol's form.
+    let request = spec.run_request("web-1", BTreeMap::new());
+    assert_eq!(request.source, registry("reg:5000/team/app:1.4", Always));
 }

@@ -138,6 +138,11 @@ fn source(source: &Source, out: &mut Collector) {
                 );
             }
         }
+        Source::Registry(image) => {
+            if let Err(e) = mini_shim::registry::reference::parse(&image.reference) {
+                out.add("source.image", e);
+            }
+        }
     }
 }
 

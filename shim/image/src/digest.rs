@@ -110,29 +110,34 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running hash of one algorithm.
+/// A running hash of one algorithm, for content that arrives in pieces (a registry blob).
 #[derive(Clone)]
-enum Hasher {
+pub enum Hasher {
+    /// SHA-256.
     Sha256(Sha256),
+    /// SHA-512.
     Sha512(Sha512),
 }
 
 impl Hasher {
-    fn new(alg: Algorithm) -> Hasher {
+    /// A hasher for `alg`.
+    pub fn new(alg: Algorithm) -> Hasher {
         match alg {
             Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
             Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
             Hasher::Sha512(h) => h.update(data),
         }
     }
 
-    fn finish(self) -> Digest {
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest(format!("sha256:{}", hex(&h.finalize()))),
             Hasher::Sha512(h) => Digest(format!("sha512:{}", hex(&h.finalize()))),

@@ -79,7 +79,7 @@ mod spec;
 mod store;
 mod user;
 
-pub use digest::Digest;
+pub use digest::{Algorithm, Digest, Hasher};
 pub use disk::{disk_usage, DiskUsage};
 pub use error::{Error, Result};
 pub use image::{Image, ImageConfig, Layer};

@@ -21,6 +21,9 @@ pub struct Meta {
     pub cgroups_path: String,
     /// Its writable layer's directory, for the disk usage figure.
     pub writable_layer: Option<PathBuf>,
+    /// For a registry source: the manifest digest of the image it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// The file holding [`Meta`] in a container's directory.
@@ -130,6 +133,7 @@ impl Agent {
             labels: meta.request.labels,
             address: Self::address(&dir),
             stats: None,
+            image_digest: meta.image_digest,
         };
         let exit = match self.inspect(&dir).await? {
             monitor::MonitorStatus::Live { .. } => {

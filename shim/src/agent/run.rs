@@ -34,11 +34,19 @@ fn image_root(
     }
     let store = mini_image::Store::open(store).map_err(unavailable)?;
     let imported = store.import(image, reference).map_err(unavailable)?.image;
-    let rootfs = store
-        .create_rootfs(&imported, rootfs_dir)
-        .map_err(unavailable)?;
-    let config = &imported.config;
-    let user = mini_image::resolve_user(&rootfs.path(), &config.user).map_err(unavailable)?;
+    overlay_root(&store, &imported, rootfs_dir).map_err(unavailable)
+}
+
+/// The container's overlay rootfs of a stored image in `rootfs_dir`, with the image's run
+/// defaults.
+fn overlay_root(
+    store: &mini_image::Store,
+    image: &mini_image::Image,
+    rootfs_dir: &Path,
+) -> Result<(Root, ImageDefaults, Option<PathBuf>), mini_image::Error> {
+    let rootfs = store.create_rootfs(image, rootfs_dir)?;
+    let config = &image.config;
+    let user = mini_image::resolve_user(&rootfs.path(), &config.user)?;
     let defaults = ImageDefaults {
         entrypoint: config.entrypoint.clone(),
         cmd: config.cmd.clone(),
@@ -108,6 +116,7 @@ impl Agent {
     /// Makes the root filesystem, writes the bundle (config.json) and meta.json; returns the
     /// bundle directory.
     async fn prepare(&self, dir: &Path, request: &RunRequest) -> Result<PathBuf, Error> {
+        let mut image_digest = None;
         let (root, image, writable_layer) = match &request.source {
             // A shared directory: mounted read-only, so no container changes it.
             Source::Rootfs(path) => (
@@ -129,6 +138,39 @@ impl Agent {
                 .await
                 .map_err(|e| Error::SourceUnavailable(format!("preparing the image: {e}")))??
             }
+            Source::Registry(registry) => {
+                let store = self.images_dir();
+                let image = self
+                    .puller
+                    .ensure(
+                        &store,
+                        &registry.reference,
+                        registry.pull,
+                        &self.config.node,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        crate::registry::PullError::Invalid(m) => {
+                            Error::BadRequest(format!("source.registry.reference: {m}"))
+                        }
+                        other => Error::SourceUnavailable(other.to_string()),
+                    })?;
+                image_digest = Some(image.id.clone());
+                let rootfs_dir = dir.join(ROOTFS_DIR);
+                let node = self.config.node.clone();
+                tokio::task::spawn_blocking(move || {
+                    let store = mini_image::Store::open(store)?;
+                    overlay_root(&store, &image, &rootfs_dir)
+                })
+                .await
+                .map_err(|e| Error::SourceUnavailable(format!("preparing the image: {e}")))?
+                .map_err(|e| {
+                    Error::SourceUnavailable(format!(
+                        "image {} on node {node}: {e}",
+                        registry.reference
+                    ))
+                })?
+            }
         };
         // One flat level under the agent's parent, so deleting a container leaves no per-node one.
         let cgroups_path = format!("{CGROUP_PARENT}/{}_{}", self.config.node, request.id);
@@ -145,6 +187,7 @@ impl Agent {
             created_at: now(),
             cgroups_path,
             writable_layer,
+            image_digest,
         };
         write_json(&dir.join(META_FILE), &meta)?;
         Ok(bundle_dir)

@@ -170,6 +170,32 @@ impl Agent {
             "CNI plugin list calls that failed, by command.",
             &by_command(|c| c.2),
         );
+        let pulls = &self.puller.counters;
+        for (name, help, counter) in [
+            (
+                "mini_shim_image_pulls_total",
+                "Image pulls from registries that succeeded.",
+                &pulls.pulls,
+            ),
+            (
+                "mini_shim_image_pull_failures_total",
+                "Image pulls from registries that failed.",
+                &pulls.failures,
+            ),
+            (
+                "mini_shim_image_pull_blobs_total",
+                "Blobs downloaded from registries and verified.",
+                &pulls.blobs,
+            ),
+            (
+                "mini_shim_image_pull_bytes_total",
+                "Bytes of verified blobs downloaded from registries.",
+                &pulls.bytes,
+            ),
+        ] {
+            let value = counter.load(std::sync::atomic::Ordering::Relaxed) as f64;
+            text.family(name, Kind::Counter, help, &[Sample::new(value)]);
+        }
         text.finish()
     }
 }
