@@ -6,7 +6,7 @@
 # It turns a bare busybox initramfs into "the host's own root filesystem, read-only, on a
 # pure cgroup v2 kernel": load the 9p modules, mount the host root and the scratch share,
 # put tmpfs over the few places that must be writable, mount the pseudo filesystems and
-# cgroup2, enable the controllers, then chroot and run the command that run.sh wrote into
+# cgroup2, enable the controllers, then make the host root the root mount and run the command that run.sh wrote into
 # the scratch share. Results leave the VM only through the scratch share (output.log, rc).
 #
 # Everything that varies per run comes from /scratch/guest.conf, so this file (and hence
@@ -116,8 +116,15 @@ fi
 hostname vm
 ip link set lo up 2>/dev/null || log "cannot bring lo up"
 
+# The host root becomes the root MOUNT, as switch_root does (move it onto /, then chroot
+# into it), not merely a chroot: the kernel refuses to create a user namespace from a
+# process whose root is not its mount namespace's root (create_user_ns: EPERM when
+# current_chrooted()), and rootless containers need one. This shell keeps the initramfs as
+# its own root, so /scratch and poweroff below are still the initramfs's.
+cd "$R" || fail "cd $R"
+mount --move . / || fail "cannot move the host root onto /"
 log "running command"
-chroot "$R" /bin/bash "$SCRATCH_PATH/cmd.sh" >/scratch/output.log 2>&1 </dev/null
+chroot . /bin/bash "$SCRATCH_PATH/cmd.sh" >/scratch/output.log 2>&1 </dev/null
 rc=$?
 log "command exited with $rc"
 echo "$rc" >/scratch/rc

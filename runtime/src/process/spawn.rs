@@ -90,7 +90,8 @@ pub fn clone(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<(Pid, bool)>
             e,
             nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL
         ) {
-            return Err(e).context(|| "cloning the container init into its cgroup");
+            return Err(e)
+                .context(|| format!("cloning the container init with {flags:?} into its cgroup"));
         }
     }
     // SAFETY: raw clone without CLONE_VM and with a null stack behaves as fork.
