@@ -709,6 +709,44 @@ fn existing_cwd_is_entered() {
     assert_eq!(Runtime::new().report(&b)["cwd"], "/home/tester");
 }
 
+/// A working directory only root may enter works for a non-root process user: the runtime
+/// enters it before dropping privileges, as runc 1.1.5 does.
+#[test]
+fn a_cwd_only_root_can_enter_works_for_a_non_root_user() {
+    let b = sh("pwd; id -u").with_private_rootfs().edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["cwd"] = json!("/root-only");
+    });
+    let dir = b.rootfs().join("root-only");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = Runtime::new().run_stdout(&b);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["/root-only", "1000"],
+        "{out}"
+    );
+}
+
+/// The check that the cwd lies inside the root runs before the seccomp filter is installed
+/// (installed early without no_new_privs): a profile that denies getcwd does not break start.
+#[test]
+fn a_profile_denying_getcwd_does_not_break_start() {
+    let b = Bundle::new(&["probe", "report"]).edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["cwd"] = json!("/home/tester");
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let r = Runtime::new().report(&b);
+    assert_eq!(r["seccomp"], 2, "the filter is installed: {r}");
+    // The probe falls back to /proc/self/cwd when getcwd fails.
+    assert_eq!(r["cwd"], "/home/tester", "{r}");
+}
+
 #[test]
 fn missing_nested_cwd_is_an_error() {
     let rt = Runtime::new();
