@@ -863,6 +863,30 @@ fn root_capabilities_are_limited_by_the_bounding_set() {
     assert!(cap_set(&r, "ambient").is_empty());
 }
 
+/// The check of the executable before execve honours CAP_DAC_OVERRIDE as execve does: a
+/// non-root user holding it runs a root-owned 0700 program (runc 1.1.5 does), and without it
+/// the program is still refused.
+#[test]
+fn the_executable_check_honours_cap_dac_override() {
+    let b = Bundle::new(&["/root-only.sh"])
+        .with_private_rootfs()
+        .edit(|c| {
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+            let set = caps(&["DAC_OVERRIDE"]);
+            c["process"]["capabilities"] = json!({
+                "bounding": set, "effective": set, "permitted": set,
+                "inheritable": set, "ambient": set
+            });
+        });
+    let script = b.rootfs().join("root-only.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran as $(id -u)\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let rt = Runtime::new();
+    assert_eq!(rt.run_stdout(&b).trim(), "ran as 1000");
+    let b = b.edit(|c| c["process"]["capabilities"] = json!({}));
+    assert_fails_with(&rt.run(&b, &unique("no-dac")), &["/root-only.sh"]);
+}
+
 #[test]
 fn no_new_privileges_true_and_false() {
     for (value, want) in [(true, true), (false, false)] {

@@ -138,10 +138,18 @@ fn check_cwd_inside_root(cwd: &Path) -> Result<()> {
     }
 }
 
-/// Resolves the command as execvp would, with the container's PATH.
+/// Resolves the command as execvp would, with the container's PATH. The check uses the
+/// effective ids and capabilities, as execve does (`AT_EACCESS`): access(2) uses the real uid
+/// and drops every capability of a non-root one, so it refused what CAP_DAC_OVERRIDE allows.
 fn find_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
     let executable = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+        nix::unistd::faccessat(
+            nix::fcntl::AT_FDCWD,
+            p,
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .is_ok()
             && std::fs::metadata(p).is_ok_and(|m| m.is_file())
     };
     if cmd.contains('/') {
