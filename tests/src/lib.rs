@@ -1045,6 +1045,37 @@ pub fn recv_console(listener: &std::os::unix::net::UnixListener) -> (String, std
     (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
 }
 
+/// Creates container `id` from `bundle` (a process with a terminal) with a `--console-socket`,
+/// starts it and returns the pty slave's name and everything the process wrote to its
+/// terminal: the master reads EIO once the process, the last holder of the slave, exits.
+pub fn run_with_console(rt: &Runtime, bundle: &Bundle, id: &str) -> (String, String) {
+    use std::io::Read;
+    let dir = TempDir::new("console");
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("console socket");
+    let receiver = std::thread::spawn(move || recv_console(&listener));
+    rt.ok(&[
+        "create",
+        "--console-socket",
+        sock.to_str().expect("utf-8 path"),
+        "--bundle",
+        bundle.path_str(),
+        id,
+    ]);
+    let (name, master) = receiver.join().expect("console receiver");
+    rt.ok(&["start", id]);
+    let mut text = String::new();
+    let mut f = std::fs::File::from(master);
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    (name, text)
+}
+
 /// Runs `ip ARGS`, which must succeed (network namespaces and links of the tests).
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");

@@ -166,8 +166,9 @@ fn console_for_init(cfg: &InitConfig) -> Result<std::os::fd::OwnedFd> {
         Mode::empty(),
     )
     .context(|| "opening the rootfs")?;
-    let pty = terminal::open_pty(&root)?;
-    if let Some(size) = cfg.spec.process().as_ref().and_then(|p| p.console_size()) {
+    let process = cfg.spec.process().as_ref().expect("validated");
+    let pty = terminal::open_pty(&root, process.user().uid())?;
+    if let Some(size) = process.console_size() {
         terminal::set_size(
             pty.master.as_fd(),
             size.height() as u16,
