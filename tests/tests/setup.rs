@@ -283,6 +283,48 @@ fn tmpfs_mount_gets_its_options() {
     assert!(has(&m["super_options"], "mode=710"), "{m}");
 }
 
+/// A tmpfs without `mode=` takes the mode of the directory it covers (runc's behaviour, which
+/// images rely on: a 0700 home stays private), also when it is read-only; one over a missing
+/// directory keeps tmpfs's 1777, and `mode=` wins.
+#[test]
+fn a_tmpfs_without_mode_takes_the_mode_of_its_mount_point() {
+    let b = sh("stat -c '%n %a' /mnt/private /mnt/private-ro /mnt/new /mnt/given; probe report")
+        .with_private_rootfs()
+        .edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            for (d, o) in [
+                ("/mnt/private", json!([])),
+                ("/mnt/private-ro", json!(["ro"])),
+                ("/mnt/new", json!([])),
+                ("/mnt/given", json!(["mode=750"])),
+            ] {
+                mounts.push(
+                    json!({"destination": d, "type": "tmpfs", "source": "tmpfs", "options": o}),
+                );
+            }
+        });
+    for (d, mode) in [("private", 0o712), ("private-ro", 0o2710), ("given", 0o700)] {
+        let dir = b.rootfs().join("mnt").join(d);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let out = Runtime::new().run_stdout(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        [
+            "/mnt/private 712",
+            "/mnt/private-ro 2710",
+            "/mnt/new 1777",
+            "/mnt/given 750"
+        ],
+        "{out}"
+    );
+    let r: Value = serde_json::from_str(lines[4]).unwrap();
+    let ro = mount_at(&r, "/mnt/private-ro").expect("mounted");
+    assert!(has(&ro["options"], "ro"), "{ro}");
+}
+
 /// A host directory with one file, for bind mounts.
 fn host_dir_with_file() -> TempDir {
     let d = TempDir::new("bindsrc");
@@ -500,6 +542,32 @@ fn dev_has_the_default_devices_and_links() {
     {
         assert_eq!(lines[want_dev.len() + i], *want, "{out}");
     }
+}
+
+/// A read-only /dev (the spec's /dev mount with `ro`) works, as in runc: the default devices,
+/// devpts and the console are set up before /dev becomes read-only.
+#[test]
+fn a_read_only_dev_gets_its_devices_and_devpts_first() {
+    let b = sh("probe report; probe try-write /dev/new x; probe try-write /dev/null x").edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let lines = json_lines(&Runtime::new(), b);
+    let dev = mount_at(&lines[0], "/dev").expect("/dev mounted");
+    assert!(has(&dev["options"], "ro"), "{dev}");
+    assert!(
+        has(&dev["options"], "nosuid"),
+        "its other flags are kept: {dev}"
+    );
+    assert_eq!(
+        mount_at(&lines[0], "/dev/pts").expect("devpts")["fs_type"],
+        "devpts"
+    );
+    assert_eq!(lines[1]["error"], "EROFS", "{}", lines[1]);
+    assert_eq!(lines[2]["ok"], true, "the devices still work: {}", lines[2]);
 }
 
 #[test]

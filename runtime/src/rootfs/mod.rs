@@ -84,6 +84,10 @@ pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> R
         cfg.user_ns,
     )?;
     protected_paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    mounts::finish_read_only(
+        cfg.spec.mounts().as_deref().unwrap_or_default(),
+        cfg.user_ns,
+    )?;
     if cfg.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         mounts::bind_remount(
             Path::new("/"),
