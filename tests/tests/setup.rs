@@ -325,6 +325,49 @@ fn a_tmpfs_without_mode_takes_the_mode_of_its_mount_point() {
     assert!(has(&ro["options"], "ro"), "{ro}");
 }
 
+/// The access-time words apply as written: a later one replaces an earlier one (the kernel
+/// alone lets strictatime or noatime win whatever the order), and `rnorelatime`, like
+/// `norelatime`, only undoes a relatime asked for, leaving the default (runc 1.1.5 gives
+/// relatime for both; mini-run made it strictatime).
+#[test]
+fn access_time_mount_options_apply_as_written() {
+    let src = host_dir_with_file();
+    let cases = [
+        ("tmpfs", &["strictatime", "relatime"][..], "relatime"),
+        ("tmpfs", &["noatime", "relatime"][..], "relatime"),
+        ("tmpfs", &["relatime", "noatime"][..], "noatime"),
+        ("tmpfs", &["rnorelatime"][..], "relatime"),
+        ("bind", &["rbind", "rnorelatime"][..], "relatime"),
+        (
+            "bind",
+            &["rbind", "strictatime", "relatime"][..],
+            "relatime",
+        ),
+        ("bind", &["rbind", "relatime", "strictatime"][..], ""),
+    ];
+    let b = Bundle::new(&["probe", "report"])
+        .with_private_rootfs()
+        .edit(|c| {
+            for (i, (typ, options, _)) in cases.iter().enumerate() {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": format!("/mnt/a{i}"), "type": typ,
+                    "source": if *typ == "bind" { src.path().to_str().unwrap() } else { "tmpfs" },
+                    "options": options
+                }));
+            }
+        });
+    let r = Runtime::new().report(&b);
+    for (i, (_, options, want)) in cases.iter().enumerate() {
+        let m = mount_at(&r, &format!("/mnt/a{i}")).expect("mounted");
+        let atime: Vec<String> = strings(&m["options"])
+            .into_iter()
+            .filter(|o| o.ends_with("atime"))
+            .collect();
+        let want: Vec<&str> = want.split_whitespace().collect();
+        assert_eq!(atime, want, "{options:?}: {m}");
+    }
+}
+
 /// A host directory with one file, for bind mounts.
 fn host_dir_with_file() -> TempDir {
     let d = TempDir::new("bindsrc");
