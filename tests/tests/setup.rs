@@ -675,6 +675,23 @@ fn masked_paths_are_unreadable() {
     assert!(out.contains("tester"), "{out}");
 }
 
+/// A masked path that is a dangling symlink is refused with one line naming it (runc skips
+/// it silently; mini-run used to bind /dev/null over the symlink itself).
+#[test]
+fn a_masked_path_that_is_a_dangling_symlink_is_refused() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "report"])
+        .with_private_rootfs()
+        .edit(|c| c["linux"]["maskedPaths"] = json!(["/etc/dangling"]));
+    std::os::unix::fs::symlink("/no/such/file", b.rootfs().join("etc/dangling")).unwrap();
+    let id = unique("mask-dangling");
+    assert_fails_with(
+        &rt.create(&b, &id),
+        &["maskedPaths", "/etc/dangling", "symlink", "/no/such/file"],
+    );
+    assert_nothing_left(&rt, &id, b.path());
+}
+
 #[test]
 fn masked_file_refuses_writes_and_dir_is_read_only() {
     let b = sh("probe try-write /home/tester/x y; probe try-open /etc/group w")
