@@ -105,10 +105,14 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
                 other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
             }
         }
-        hooks::run(
+        hooks::run_in(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or_default(),
             &state,
+            hooks::Setting {
+                cwd: Some(&cfg.rootfs),
+                env: None,
+            },
         )
     })?;
     if let Some(slave) = console {
@@ -138,10 +142,14 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     // Held until execve closes it, so `start` returns once the process runs.
     let fifo = cfg.fifo_fd.map(wait_for_start).transpose()?;
     state["status"] = "created".into();
-    let hooks_ran = hooks::run(
+    let hooks_ran = hooks::run_in(
         "startContainer",
         hooks.start_container().as_deref().unwrap_or_default(),
         &state,
+        hooks::Setting {
+            cwd: None,
+            env: Some(process.env().as_deref().unwrap_or_default()),
+        },
     );
     if let Some(fifo) = &fifo {
         // `start` reads "0", or why the process will not run.
