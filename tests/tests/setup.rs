@@ -368,6 +368,49 @@ fn access_time_mount_options_apply_as_written() {
     }
 }
 
+/// `tmpcopyup` (crun's option, runc has it too): the tmpfs starts with the content of the
+/// directory it covers (files, owners, modes, nested directories, symlinks as symlinks), is
+/// writable, and writes stay in the tmpfs.
+#[test]
+fn a_tmpcopyup_tmpfs_starts_with_the_covered_content() {
+    let b = sh(
+        "head -n1 /etc/passwd; stat -c '%a %u:%g' /etc/sub /etc/sub/deep; \
+                readlink /etc/link; cat /etc/sub/deep; probe try-write /etc/new x",
+    )
+    .with_private_rootfs()
+    .edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "nosuid"]
+        }));
+    });
+    let etc = b.rootfs().join("etc");
+    std::fs::create_dir(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("sub/deep"), "nested content\n").unwrap();
+    std::os::unix::fs::symlink("../no/such/target", etc.join("link")).unwrap();
+    for (p, mode) in [(etc.join("sub"), 0o751), (etc.join("sub/deep"), 0o604)] {
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let out = Runtime::new().run_stdout(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(
+        lines[..5],
+        [
+            "root:x:0:0:root:/root:/bin/sh",
+            "751 1000:1000",
+            "604 1000:1000",
+            "../no/such/target",
+            "nested content"
+        ],
+        "{out}"
+    );
+    let w: Value = serde_json::from_str(lines[5]).unwrap();
+    assert_eq!(w["ok"], true, "the copy is writable: {w}");
+    assert!(!etc.join("new").exists(), "the write stayed in the tmpfs");
+}
+
 /// A host directory with one file, for bind mounts.
 fn host_dir_with_file() -> TempDir {
     let d = TempDir::new("bindsrc");

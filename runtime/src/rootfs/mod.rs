@@ -10,6 +10,7 @@ pub mod old_root;
 pub mod pivot;
 pub mod protected_paths;
 pub mod secure_path;
+pub mod tmpcopyup;
 
 use crate::error::{Context, Result};
 use crate::process::init_config::InitConfig;

@@ -146,6 +146,12 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
             .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
             .map(|st| st.st_mode & 0o7777);
         let target = ensure(root, dest, true)?;
+        let copy_up = typ == "tmpfs" && m.options().iter().flatten().any(|w| w == "tmpcopyup");
+        let covered = if copy_up {
+            super::tmpcopyup::open_covered(root, dest)?
+        } else {
+            None
+        };
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         // Raw bits: nix's complement would drop flags it does not name (MS_NOSYMFOLLOW).
         let mut drop = MsFlags::MS_REMOUNT;
@@ -194,6 +200,9 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
             r = Ok(());
         }
         r.context(|| format!("mounting {typ} at {}", dest.display()))?;
+        if let Some(covered) = covered {
+            super::tmpcopyup::copy_up(root, &covered, dest)?;
+        }
         if let Some(mode) = covered_mode {
             let mounted = reopen(root, dest)?;
             std::fs::set_permissions(
