@@ -935,15 +935,14 @@ pub fn own_zombies() -> usize {
         .count()
 }
 
-/// Cgroup directories of mini-run's default parent (`/sys/fs/cgroup/**/mini-run/*`) whose name
-/// starts with `prefix`.
+/// Cgroup directories whose own name starts with `prefix` (where mini-run puts a container
+/// without a cgroupsPath: `<id>` below the runtime's own cgroup, as runc does).
 pub fn runtime_cgroups_with_prefix(prefix: &str) -> Vec<PathBuf> {
-    cgroups_mentioning("mini-run")
+    cgroups_mentioning(prefix)
         .into_iter()
         .filter(|p| {
-            p.parent().and_then(Path::file_name) == Some("mini-run".as_ref())
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect()
 }

@@ -105,7 +105,7 @@ pub trait Manager: Send + Sync {
     fn config(&self) -> &CgroupConfig;
     /// The hierarchy version.
     fn version(&self) -> Version;
-    /// The cgroup path relative to the hierarchy root, e.g. "/mini-run/<id>" (as
+    /// The cgroup path relative to the hierarchy root, e.g. "/<id>" (as
     /// /proc/<pid>/cgroup shows it).
     fn path(&self) -> &Path;
     /// Creates the cgroup directories (in every v1 hierarchy), refusing with
@@ -154,7 +154,7 @@ pub trait Manager: Send + Sync {
 ///
 /// `cgroups_path` is the spec's `linux.cgroupsPath`: absolute paths are relative to the
 /// hierarchy root; relative ones go under the runtime's own cgroup (v1) or its parent (v2), as
-/// runc does; `None` means "/mini-run/<id>".
+/// runc does; `None` means the relative path `<id>`, runc's default.
 pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(Error::InvalidArgument(format!("container id {id:?}")));
