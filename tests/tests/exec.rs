@@ -239,7 +239,13 @@ fn exec_of_a_missing_command_fails_with_one_line() {
 #[test]
 fn exec_cgroup_must_stay_inside_the_containers_cgroup() {
     let rt = Runtime::new();
-    let (_b, id) = running(&rt);
+    // A parent of the test's own, so that no other process joins it meanwhile (without a
+    // cgroupsPath the parent is the runtime's own cgroup, where the tests run).
+    let id = unique("exec-cg");
+    let b = Bundle::new(&["/bin/probe", "sleep", "60"])
+        .edit(|c| c["linux"]["cgroupsPath"] = format!("/{}/{id}", unique("mini-tests-cg")).into());
+    rt.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    rt.wait_status(&id, "running", Duration::from_secs(10));
     let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let v2 = mini_tests::cgroup_version() == mini_cgroups::Version::V2;
     let memory = mini_tests::cgroup_dir(init, "memory");
