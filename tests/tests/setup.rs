@@ -196,6 +196,25 @@ fn user_namespace_sees_host_root_files_as_the_overflow_owner() {
     assert_eq!(out.lines().collect::<Vec<_>>(), ["65534 65534"; 2], "{out}");
 }
 
+/// A bind source only the host's root may reach (below a 0700 directory) still mounts in a
+/// container with a new user namespace: the runtime opens it as host root and hands the init
+/// a descriptor, as runc does (the init, root only of its namespace, is refused the path).
+#[test]
+fn a_bind_source_only_host_root_can_reach_mounts_in_a_user_namespace() {
+    let dir = TempDir::new("userns-bind");
+    let parent = dir.path().join("private");
+    let src = parent.join("shared");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("hello.txt"), "from the host").unwrap();
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let b = userns_bundle(&["cat", "/mnt/hello.txt"]).edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]
+        }));
+    });
+    assert_eq!(Runtime::new().run_stdout(&b), "from the host");
+}
+
 #[test]
 fn time_namespace_applies_time_offsets() {
     if !Path::new("/proc/self/ns/time").exists() {

@@ -17,7 +17,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources};
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// How to start the init.
 pub struct SpawnRequest<'a> {
@@ -245,6 +245,65 @@ pub fn arm_parent_death(signal: Option<nix::sys::signal::Signal>) -> Result<()> 
     }
 }
 
+/// Opens the bind mounts' sources as host root and hands them to an init in a new user
+/// namespace, as runc does: there, root may be refused a source by path (a directory only the
+/// host's root may enter). A forked helper enters the init's mount namespace, so each
+/// descriptor names a mount the init may bind, and sends each over the channel; a source it
+/// cannot open is left to the init, which reports it.
+fn send_mount_sources(req: &SpawnRequest, pid: Pid, ch: &mut Channel) -> Result<()> {
+    let binds: Vec<(usize, std::path::PathBuf)> = req
+        .bundle
+        .spec
+        .mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, m)| {
+            let o = crate::rootfs::mount_options::parse(m.options().as_deref().unwrap_or_default());
+            crate::rootfs::mounts::is_bind(m, &o)
+        })
+        .filter_map(|(i, m)| {
+            let src = m.source().as_ref()?;
+            Some((i, req.bundle.path.join(src)))
+        })
+        .collect();
+    if binds.is_empty() {
+        return Ok(());
+    }
+    let mnt = nix::fcntl::open(
+        format!("/proc/{pid}/ns/mnt").as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| "opening the init's mount namespace")?;
+    // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
+    match unsafe { nix::unistd::fork() }.context(|| "forking the mount source helper")? {
+        nix::unistd::ForkResult::Child => {
+            let ok = nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS).is_ok()
+                && binds.iter().all(|(i, src)| {
+                    let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+                    match nix::fcntl::open(src.as_path(), flags, nix::sys::stat::Mode::empty()) {
+                        Ok(fd) => ch
+                            .send_with_fd(&Message::MountSource(*i), fd.as_fd())
+                            .is_ok(),
+                        Err(_) => true,
+                    }
+                });
+            // SAFETY: _exit skips atexit handlers and buffers that belong to the parent's image.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = waitpid(child, None).context(|| "waiting for the mount source helper")?;
+            if status != nix::sys::wait::WaitStatus::Exited(child, 0) {
+                return Err(Error::invalid(
+                    "could not open the bind mount sources in the container's mount namespace",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Kills and reaps a half-started init.
 pub fn abort(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -322,6 +381,7 @@ fn finish(
 ) -> Result<()> {
     let bundle = req.bundle;
     let linux = bundle.spec.linux().as_ref().expect("validated");
+    let ns = &bundle.namespaces;
     if user_ns {
         write_map(
             pid,
@@ -334,8 +394,10 @@ fn finish(
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
         ch.send(&Message::Go)?;
+        if ns.creates(LinuxNamespaceType::Mount) {
+            send_mount_sources(req, pid, ch)?;
+        }
     }
-    let ns = &bundle.namespaces;
     // A joined user namespace (by path) constrains the init as much as a new one does.
     let in_user_ns = ns.has(LinuxNamespaceType::User);
     let mount_sources = cgroup.mount_sources()?;

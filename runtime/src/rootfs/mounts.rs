@@ -111,8 +111,14 @@ const BIND_REMOUNT_FLAGS: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_DIRSYNC)
     .union(MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW));
 
-/// Makes one spec mount inside the rootfs whose descriptor is `root`.
-pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
+/// Makes one spec mount inside the rootfs whose descriptor is `root`; a bind mount's source
+/// is taken from `opened` when the runtime opened it (see [`super::MountSources`]).
+pub fn mount_one(
+    root: &OwnedFd,
+    m: &Mount,
+    cfg: &InitConfig,
+    opened: Option<&OwnedFd>,
+) -> Result<()> {
     let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
     let dest = m.destination();
     if m.typ().as_deref() == Some("cgroup") && !o.bind {
@@ -120,11 +126,21 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
     }
     if is_bind(m, &o) {
         let src = source_path(m, cfg);
-        let meta = std::fs::metadata(&src)
-            .context(|| format!("bind mount at {}: source {}", dest.display(), src.display()))?;
-        let target = ensure(root, dest, meta.is_dir())?;
+        let is_dir = match opened {
+            Some(fd) => nix::sys::stat::fstat(fd).map(|st| {
+                nix::sys::stat::SFlag::from_bits_truncate(st.st_mode)
+                    & nix::sys::stat::SFlag::S_IFMT
+                    == nix::sys::stat::SFlag::S_IFDIR
+            }),
+            None => std::fs::metadata(&src)
+                .map(|m| m.is_dir())
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+        }
+        .context(|| format!("bind mount at {}: source {}", dest.display(), src.display()))?;
+        let target = ensure(root, dest, is_dir)?;
+        let from = opened.map_or_else(|| src.clone(), fd_path);
         mount(
-            Some(&src),
+            Some(&from),
             &fd_path(&target),
             None::<&str>,
             MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC),
