@@ -68,6 +68,22 @@ fn namespace_holder() -> ChildGuard {
     holder
 }
 
+/// A config without a mount namespace is refused on purpose, with one line saying why and
+/// what to do, and leaves nothing: every mount would land in the runtime's namespace and stay
+/// there (runc 1.1.5 runs such a container and leaves its proc, /dev, /sys and cgroup mounts
+/// behind in the runtime's namespace; see tests/conformance/config-linux.md).
+#[test]
+fn a_config_without_a_mount_namespace_is_refused_with_the_reason() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "report"]).edit(|c| ns_list(c).retain(|n| n["type"] != "mount"));
+    let id = unique("no-mnt");
+    assert_fails_with(
+        &rt.create(&b, &id),
+        &["\"mount\"", "namespace", "add {\"type\": \"mount\"}"],
+    );
+    assert_nothing_left(&rt, &id, b.path());
+}
+
 #[test]
 fn joining_namespaces_by_path_shares_them() {
     let holder = namespace_holder();
