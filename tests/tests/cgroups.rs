@@ -419,7 +419,8 @@ fn device_rules_deny_a_block_device_and_allow_null() {
 
 /// Without a cgroupsPath the container's cgroup is `<id>` below the runtime's own cgroup in
 /// every hierarchy (`/<id>` for a runtime in the root cgroups), exactly where runc 1.1.5 puts
-/// it and tools look for it (mini-run used `/mini-run/<id>`).
+/// it and tools look for it (mini-run used `/mini-run/<id>`); on a hybrid host that includes
+/// the cgroup2 tree, which mini-run did not join.
 #[test]
 fn without_cgroups_path_the_cgroup_is_where_runc_puts_it() {
     let b = Bundle::new(&["probe", "sleep", "600"]);
@@ -460,11 +461,12 @@ fn without_cgroups_path_the_cgroup_is_where_runc_puts_it() {
     let state: Value = serde_json::from_slice(&runc(&["state", &runc_id]).stdout).unwrap();
     let theirs = std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).unwrap();
 
+    // On a hybrid host also the cgroup2 tree's `0::` line (runc joins it too).
     let lines = |text: &str, id: &str| -> Vec<String> {
-        runtime_cgroup_lines(text)
-            .into_iter()
-            .map(|l| l.replace(id, "ID"))
-            .collect()
+        let mut lines = runtime_cgroup_lines(text);
+        lines.extend(text.lines().filter(|l| l.starts_with("0::")));
+        lines.dedup();
+        lines.into_iter().map(|l| l.replace(id, "ID")).collect()
     };
     let ours = lines(&ours, &id);
     assert!(ours.iter().all(|l| l.ends_with("/ID")), "{ours:?}");

@@ -143,9 +143,11 @@ pub trait Manager: Send + Sync {
     /// Removes the cgroup (with any child cgroups) and the empty parents this manager created;
     /// fine if already gone; retries briefly on EBUSY.
     fn destroy(&self) -> Result<()>;
-    /// v2: an `O_PATH | O_DIRECTORY` descriptor of the cgroup directory, for
-    /// `clone3(CLONE_INTO_CGROUP)`. `None` on v1.
-    fn dir_fd(&self) -> Result<Option<OwnedFd>>;
+    /// An `O_PATH | O_DIRECTORY` descriptor of the cgroup2 directory, for
+    /// `clone3(CLONE_INTO_CGROUP)`: on v2 the container's cgroup (made by `create`), on a hybrid
+    /// v1 host the container's directory in the cgroup2 tree, made here (it holds no
+    /// controller, and the v1 hierarchies are joined by the init); `None` on pure v1.
+    fn dir_fd(&mut self) -> Result<Option<OwnedFd>>;
     /// Host directories to expose for a `cgroup` mount inside the container.
     fn mount_sources(&self) -> Result<Vec<MountSource>>;
 }

@@ -439,8 +439,9 @@ fn mount_sources_and_config_roundtrip_on_v1() {
     let Some(g) = v1("mounts") else {
         return;
     };
-    assert!(g.mgr.dir_fd().unwrap().is_none());
     let sources = g.mgr.mount_sources().unwrap();
+    // A hybrid host's cgroup2 tree is joined, but not mounted in the container.
+    assert!(sources.iter().all(|s| !s.controllers.is_empty()));
     let mem = sources.iter().find(|s| s.hierarchy == "memory").unwrap();
     assert_eq!(mem.controllers, vec!["memory"]);
     assert!(mem

@@ -207,6 +207,15 @@ fn cgroup_files(rec: &Record, args: &[String]) -> Result<Vec<PathBuf>> {
         };
         out.push(dir.join(file));
     }
+    // A hybrid host's cgroup2 tree, which the container joined as runc does: not mounted in the
+    // container, so not a mount source; `0` to its cgroup.procs moves the joining process.
+    if let Some(h) = cfg
+        .hierarchies
+        .iter()
+        .find(|h| !v2 && h.controllers.is_empty())
+    {
+        out.push(h.dir.join("cgroup.procs"));
+    }
     Ok(out)
 }
 

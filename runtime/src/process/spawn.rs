@@ -317,19 +317,20 @@ fn make_cgroup(cgroup: &mut dyn Manager, resources: &LinuxResources) -> Result<(
 
 /// Starts the container's init in the (not yet created) `cgroup` and waits until it is ready;
 /// returns its pid. On v2 the cgroup is made first and the init cloned straight into it; on v1
-/// it is made while the init re-executes, which the init then joins by itself.
+/// it is made while the init re-executes, which the init then joins by itself (on a hybrid
+/// host the init is cloned into its directory of the cgroup2 tree).
 pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
     let bundle = req.bundle;
     let ns = &bundle.namespaces;
     let (mut ours, theirs) = channel::pair()?;
     let joins = ns.open_joins()?;
     let v2 = cgroup.version() == mini_cgroups::Version::V2;
-    let cgroup_fd = if v2 {
+    if v2 {
         make_cgroup(cgroup, req.resources)?;
-        cgroup.dir_fd()?
-    } else {
-        None
-    };
+    }
+    // On a hybrid host, the container's directory in the cgroup2 tree: cloning the init into
+    // it costs nothing, where moving it there later would take the threadgroup lock.
+    let cgroup_fd = cgroup.dir_fd()?;
     let user_ns = ns.creates(LinuxNamespaceType::User);
     let (pid, in_cgroup) = if ns.needs_join_stage() {
         // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
@@ -342,7 +343,7 @@ pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
                 let msg = ours.recv("the namespace stage");
                 let _ = waitpid(child, None);
                 match msg? {
-                    Message::InitPid(p) => (Pid::from_raw(p), cgroup_fd.is_some()),
+                    Message::InitPid(p) => (Pid::from_raw(p), v2 && cgroup_fd.is_some()),
                     Message::Failed(e) => return Err(Error::invalid(e)),
                     other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
                 }
@@ -357,7 +358,7 @@ pub fn spawn(req: &SpawnRequest, cgroup: &mut dyn Manager) -> Result<Pid> {
                 .and_then(|()| pre_exec(&mut theirs, user_ns));
             child_exit(&mut theirs, r)
         }
-        (pid, in_cgroup)
+        (pid, v2 && in_cgroup)
     };
     drop(theirs);
     let mut r = Ok(());
