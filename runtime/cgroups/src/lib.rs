@@ -192,7 +192,8 @@ pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Mana
 pub fn remove_if_empty(path: &Path) -> Result<()> {
     let v2 = detect()? == Version::V2;
     let path = hierarchy::clean(path);
-    for m in hierarchy::host_mounts()?.iter().filter(|m| m.v2 == v2) {
+    // On v1 every hierarchy, a hybrid host's cgroup2 tree too (containers join it).
+    for m in hierarchy::host_mounts()?.iter().filter(|m| m.v2 || !v2) {
         fs::remove_if_empty(&hierarchy::host_dir(m, &path))?;
     }
     Ok(())
