@@ -112,7 +112,9 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<(PathBuf, Namespaces)> {
     let namespaces = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
     if !namespaces.has(LinuxNamespaceType::Mount) {
         return Err(bad(
-            "linux.namespaces must include \"mount\": the rootfs is prepared in a mount namespace",
+            "linux.namespaces has no \"mount\": mini-run makes the container's mounts (proc, /dev, \
+             masks, the read-only view of its binary) in a mount namespace of its own, which the \
+             runtime's would otherwise keep after the container is gone: add {\"type\": \"mount\"}",
         ));
     }
     let user_ns = namespaces.creates(LinuxNamespaceType::User);

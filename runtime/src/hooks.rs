@@ -10,20 +10,44 @@
 //! | startContainer  | at start, before the user's process executes    | container          | fails start |
 //! | poststart       | after the user's process started                | runtime namespace  | a warning |
 //! | poststop        | after the container is deleted                  | runtime namespace  | a warning |
+//!
+//! prestart, createRuntime and createContainer hooks read the status `creating`, as runc's do
+//! (crun says `created`): the spec defines `created` as "the runtime has finished the create
+//! operation", and these hooks are part of it (one that fails fails `create`). startContainer
+//! hooks read `created`. createContainer hooks run with the container's root (the rootfs
+//! directory, before pivot_root) as their working directory, as runc's do; a startContainer
+//! hook without `env` gets the process's environment (runc's hooks inherit the environment of
+//! the process that runs them); every other hook without `env` gets an empty one.
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::Hook;
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where a hook runs beyond its own settings: a working directory, and the environment a
+/// hook without `env` gets (none: an empty one).
+#[derive(Default, Clone, Copy)]
+pub struct Setting<'a> {
+    /// The working directory (default: the runtime's).
+    pub cwd: Option<&'a Path>,
+    /// The environment of a hook that has no `env` of its own.
+    pub env: Option<&'a [String]>,
+}
+
 /// Runs `hooks` in order with `state` on stdin; the first failure stops the rest.
 pub fn run(kind: &str, hooks: &[Hook], state: &Value) -> Result<()> {
+    run_in(kind, hooks, state, Setting::default())
+}
+
+/// [`run`] with a working directory and a default environment.
+pub fn run_in(kind: &str, hooks: &[Hook], state: &Value, setting: Setting) -> Result<()> {
     let input = serde_json::to_vec(state).expect("state serializes");
     for hook in hooks {
-        run_one(kind, hook, &input)?;
+        run_one(kind, hook, &input, setting)?;
     }
     Ok(())
 }
@@ -32,14 +56,14 @@ pub fn run(kind: &str, hooks: &[Hook], state: &Value) -> Result<()> {
 pub fn run_warn(kind: &str, hooks: &[Hook], state: &Value) {
     let input = serde_json::to_vec(state).expect("state serializes");
     for hook in hooks {
-        if let Err(e) = run_one(kind, hook, &input) {
+        if let Err(e) = run_one(kind, hook, &input, Setting::default()) {
             crate::logging::warn(&e.to_string());
             eprintln!("mini-run: warning: {e}");
         }
     }
 }
 
-fn run_one(kind: &str, hook: &Hook, input: &[u8]) -> Result<()> {
+fn run_one(kind: &str, hook: &Hook, input: &[u8], setting: Setting) -> Result<()> {
     let path = hook.path();
     let fail = |what: String| Error::invalid(format!("{kind} hook {}: {what}", path.display()));
     let mut cmd = Command::new(path);
@@ -47,7 +71,11 @@ fn run_one(kind: &str, hook: &Hook, input: &[u8]) -> Result<()> {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    if let Some(dir) = setting.cwd {
+        cmd.current_dir(dir);
+    }
+    let env = hook.env().as_deref().or(setting.env).unwrap_or_default();
+    for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

@@ -28,8 +28,10 @@ pub struct Pty {
     pub name: String,
 }
 
-/// Opens a new pty from the devpts instance at `/dev/pts` under `root`.
-pub fn open_pty(root: &impl AsFd) -> Result<Pty> {
+/// Opens a new pty from the devpts instance at `/dev/pts` under `root`, its slave owned by
+/// `owner` (the process's uid) with the group devpts gave it (`tty`, 5, with the usual
+/// `gid=5` option), as runc leaves a console.
+pub fn open_pty(root: &impl AsFd, owner: u32) -> Result<Pty> {
     let master = open_in_root(
         root,
         Path::new("/dev/pts/ptmx"),
@@ -66,10 +68,13 @@ pub fn open_pty(root: &impl AsFd) -> Result<Pty> {
         )
     })
     .context(|| "opening the pty's slave")?;
+    // SAFETY: a fresh descriptor from the kernel.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(owner)), None)
+        .context(|| format!("giving the pty's slave to uid {owner}"))?;
     Ok(Pty {
         master,
-        // SAFETY: a fresh descriptor from the kernel.
-        slave: unsafe { OwnedFd::from_raw_fd(slave) },
+        slave,
         name: format!("/dev/pts/{n}"),
     })
 }

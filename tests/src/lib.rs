@@ -982,15 +982,14 @@ pub fn own_zombies() -> usize {
         .count()
 }
 
-/// Cgroup directories of mini-run's default parent (`/sys/fs/cgroup/**/mini-run/*`) whose name
-/// starts with `prefix`.
+/// Cgroup directories whose own name starts with `prefix` (where mini-run puts a container
+/// without a cgroupsPath: `<id>` below the runtime's own cgroup, as runc does).
 pub fn runtime_cgroups_with_prefix(prefix: &str) -> Vec<PathBuf> {
-    cgroups_mentioning("mini-run")
+    cgroups_mentioning(prefix)
         .into_iter()
         .filter(|p| {
-            p.parent().and_then(Path::file_name) == Some("mini-run".as_ref())
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect()
 }
@@ -1090,6 +1089,37 @@ pub fn recv_console(listener: &std::os::unix::net::UnixListener) -> (String, std
     let name = String::from_utf8_lossy(&name[..n]).into_owned();
     // SAFETY: SCM_RIGHTS just gave us this descriptor; nothing else owns it.
     (name, unsafe { OwnedFd::from_raw_fd(fds[0]) })
+}
+
+/// Creates container `id` from `bundle` (a process with a terminal) with a `--console-socket`,
+/// starts it and returns the pty slave's name and everything the process wrote to its
+/// terminal: the master reads EIO once the process, the last holder of the slave, exits.
+pub fn run_with_console(rt: &Runtime, bundle: &Bundle, id: &str) -> (String, String) {
+    use std::io::Read;
+    let dir = TempDir::new("console");
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("console socket");
+    let receiver = std::thread::spawn(move || recv_console(&listener));
+    rt.ok(&[
+        "create",
+        "--console-socket",
+        sock.to_str().expect("utf-8 path"),
+        "--bundle",
+        bundle.path_str(),
+        id,
+    ]);
+    let (name, master) = receiver.join().expect("console receiver");
+    rt.ok(&["start", id]);
+    let mut text = String::new();
+    let mut f = std::fs::File::from(master);
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    (name, text)
 }
 
 /// Runs `ip ARGS`, which must succeed (network namespaces and links of the tests).

@@ -7,7 +7,6 @@
 
 use mini_tests::*;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
@@ -214,36 +213,12 @@ fn console_size_is_ignored_without_a_terminal() {
 #[test]
 fn console_size_sizes_the_terminal() {
     let rt = Runtime::new();
-    let dir = TempDir::new("console-size");
-    let sock = dir.path().join("console.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let b = Bundle::new(&["stty", "size"]).edit(|c| {
         c["process"]["terminal"] = json!(true);
         c["process"]["consoleSize"] = json!({"height": 31, "width": 97});
     });
     let id = unique("cfg-console");
-    let receiver = std::thread::spawn(move || recv_console(&listener));
-    let sock = sock.to_str().unwrap();
-    rt.ok(&[
-        "create",
-        "--console-socket",
-        sock,
-        "--bundle",
-        b.path_str(),
-        &id,
-    ]);
-    let (_, master) = receiver.join().unwrap();
-    rt.ok(&["start", &id]);
-    let mut text = String::new();
-    let mut f = std::fs::File::from(master);
-    let mut buf = [0u8; 4096];
-    // The master reads EIO once the process (the last holder of the slave) exits.
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let (_, text) = run_with_console(&rt, &b, &id);
     assert_eq!(text.trim(), "31 97");
     rt.wait_status(&id, "stopped", WAIT);
 }

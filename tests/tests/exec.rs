@@ -96,6 +96,53 @@ fn exec_applies_user_env_cwd_and_capability_flags() {
     assert!(bounding.contains(&"cap_sys_ptrace".into()), "{bounding:?}");
 }
 
+/// `exec --env NAME=value` replaces the container's value of NAME (where it stood) and adds
+/// new names after it, as runc does; before, the spec's value came first and won.
+#[test]
+fn exec_env_overrides_the_containers_value() {
+    let rt = Runtime::new();
+    let (_b, id) = running(&rt);
+    let out = rt.cmd(&[
+        "exec",
+        "--env",
+        "PATH=/bin",
+        "--env",
+        "NEW=1",
+        &id,
+        "/bin/probe",
+        "report",
+    ]);
+    let r = last_json(&out);
+    let env: Vec<&str> = r["env"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let path: Vec<&&str> = env.iter().filter(|e| e.starts_with("PATH=")).collect();
+    assert_eq!(path, [&"PATH=/bin"], "{env:?}");
+    assert_eq!(env.last(), Some(&"NEW=1"), "{env:?}");
+}
+
+/// A `--process` file may leave out `user`: the process runs as uid 0, gid 0, as with runc.
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    let rt = Runtime::new();
+    let (b, id) = running(&rt);
+    let pfile = b.path().join("process.json");
+    let process = serde_json::json!({"args": ["/bin/probe", "report"], "cwd": "/"});
+    std::fs::write(&pfile, process.to_string()).unwrap();
+    let out = rt.cmd(&["exec", "--process", pfile.to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = last_json(&out);
+    assert_eq!(r["uid"]["effective"], 0);
+    assert_eq!(r["gid"]["effective"], 0);
+}
+
 #[test]
 fn exec_leaks_no_runtime_descriptor() {
     let rt = Runtime::new();
@@ -192,7 +239,13 @@ fn exec_of_a_missing_command_fails_with_one_line() {
 #[test]
 fn exec_cgroup_must_stay_inside_the_containers_cgroup() {
     let rt = Runtime::new();
-    let (_b, id) = running(&rt);
+    // A parent of the test's own, so that no other process joins it meanwhile (without a
+    // cgroupsPath the parent is the runtime's own cgroup, where the tests run).
+    let id = unique("exec-cg");
+    let b = Bundle::new(&["/bin/probe", "sleep", "60"])
+        .edit(|c| c["linux"]["cgroupsPath"] = format!("/{}/{id}", unique("mini-tests-cg")).into());
+    rt.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    rt.wait_status(&id, "running", Duration::from_secs(10));
     let init = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let v2 = mini_tests::cgroup_version() == mini_cgroups::Version::V2;
     let memory = mini_tests::cgroup_dir(init, "memory");

@@ -92,6 +92,50 @@ fn create_container_hook_runs_in_the_container_mount_namespace() {
     );
 }
 
+/// createContainer hooks run with the container's root as their working directory, as runc's
+/// do, and read the status `creating` (the create operation is not finished while its hooks
+/// run; runc agrees, crun says `created`).
+#[test]
+fn create_container_hook_runs_in_the_containers_root_and_sees_creating() {
+    let rt = Runtime::new();
+    let dir = TempDir::new("hooks-cwd");
+    let out = dir.path().join("cc");
+    let b = Bundle::new(&["/bin/true"]).edit(|c| {
+        c["hooks"] = json!({"createContainer": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {0}.state; pwd -P > {0}.cwd", out.display())]
+        }]});
+    });
+    let r = rt.run(&b, &unique("hooks-cwd"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let cwd = std::fs::read_to_string(dir.path().join("cc.cwd")).unwrap();
+    assert_eq!(cwd.trim(), mini_tests::fixture_rootfs().to_str().unwrap());
+    assert_eq!(read_state(&dir, "cc")["status"], "creating");
+}
+
+/// A startContainer hook without `env` gets the process's environment (runc's hook inherits
+/// the init's, which is the process's by then); one with `env` gets exactly that.
+#[test]
+fn start_container_hook_without_env_gets_the_process_environment() {
+    let rt = Runtime::new();
+    let dir = TempDir::new("hooks-env");
+    let b = Bundle::new(&["/bin/true"])
+        .with_bind(dir.path(), "/mnt/out")
+        .edit(|c| {
+            c["process"]["env"] = json!(["PATH=/bin", "FROM_PROCESS=yes"]);
+            let hook = |name: &str| format!("echo \"$FROM_PROCESS|$OWN\" > /mnt/out/{name}");
+            c["hooks"] = json!({"startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", hook("inherited")]},
+                {"path": "/bin/sh", "args": ["sh", "-c", hook("own")], "env": ["OWN=1"]}
+            ]});
+        });
+    let r = rt.run(&b, &unique("hooks-env"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("inherited").trim(), "yes|");
+    assert_eq!(read("own").trim(), "|1");
+}
+
 #[test]
 fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     let rt = Runtime::new();

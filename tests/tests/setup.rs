@@ -68,6 +68,22 @@ fn namespace_holder() -> ChildGuard {
     holder
 }
 
+/// A config without a mount namespace is refused on purpose, with one line saying why and
+/// what to do, and leaves nothing: every mount would land in the runtime's namespace and stay
+/// there (runc 1.1.5 runs such a container and leaves its proc, /dev, /sys and cgroup mounts
+/// behind in the runtime's namespace; see tests/conformance/config-linux.md).
+#[test]
+fn a_config_without_a_mount_namespace_is_refused_with_the_reason() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "report"]).edit(|c| ns_list(c).retain(|n| n["type"] != "mount"));
+    let id = unique("no-mnt");
+    assert_fails_with(
+        &rt.create(&b, &id),
+        &["\"mount\"", "namespace", "add {\"type\": \"mount\"}"],
+    );
+    assert_nothing_left(&rt, &id, b.path());
+}
+
 #[test]
 fn joining_namespaces_by_path_shares_them() {
     let holder = namespace_holder();
@@ -196,6 +212,25 @@ fn user_namespace_sees_host_root_files_as_the_overflow_owner() {
     assert_eq!(out.lines().collect::<Vec<_>>(), ["65534 65534"; 2], "{out}");
 }
 
+/// A bind source only the host's root may reach (below a 0700 directory) still mounts in a
+/// container with a new user namespace: the runtime opens it as host root and hands the init
+/// a descriptor, as runc does (the init, root only of its namespace, is refused the path).
+#[test]
+fn a_bind_source_only_host_root_can_reach_mounts_in_a_user_namespace() {
+    let dir = TempDir::new("userns-bind");
+    let parent = dir.path().join("private");
+    let src = parent.join("shared");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("hello.txt"), "from the host").unwrap();
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let b = userns_bundle(&["cat", "/mnt/hello.txt"]).edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]
+        }));
+    });
+    assert_eq!(Runtime::new().run_stdout(&b), "from the host");
+}
+
 #[test]
 fn time_namespace_applies_time_offsets() {
     if !Path::new("/proc/self/ns/time").exists() {
@@ -281,6 +316,134 @@ fn tmpfs_mount_gets_its_options() {
     }
     assert!(has(&m["super_options"], "size=1024k"), "{m}");
     assert!(has(&m["super_options"], "mode=710"), "{m}");
+}
+
+/// A tmpfs without `mode=` takes the mode of the directory it covers (runc's behaviour, which
+/// images rely on: a 0700 home stays private), also when it is read-only; one over a missing
+/// directory keeps tmpfs's 1777, and `mode=` wins.
+#[test]
+fn a_tmpfs_without_mode_takes_the_mode_of_its_mount_point() {
+    let b = sh("stat -c '%n %a' /mnt/private /mnt/private-ro /mnt/new /mnt/given; probe report")
+        .with_private_rootfs()
+        .edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            for (d, o) in [
+                ("/mnt/private", json!([])),
+                ("/mnt/private-ro", json!(["ro"])),
+                ("/mnt/new", json!([])),
+                ("/mnt/given", json!(["mode=750"])),
+            ] {
+                mounts.push(
+                    json!({"destination": d, "type": "tmpfs", "source": "tmpfs", "options": o}),
+                );
+            }
+        });
+    for (d, mode) in [("private", 0o712), ("private-ro", 0o2710), ("given", 0o700)] {
+        let dir = b.rootfs().join("mnt").join(d);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let out = Runtime::new().run_stdout(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..4],
+        [
+            "/mnt/private 712",
+            "/mnt/private-ro 2710",
+            "/mnt/new 1777",
+            "/mnt/given 750"
+        ],
+        "{out}"
+    );
+    let r: Value = serde_json::from_str(lines[4]).unwrap();
+    let ro = mount_at(&r, "/mnt/private-ro").expect("mounted");
+    assert!(has(&ro["options"], "ro"), "{ro}");
+}
+
+/// The access-time words apply as written: a later one replaces an earlier one (the kernel
+/// alone lets strictatime or noatime win whatever the order), and `rnorelatime`, like
+/// `norelatime`, only undoes a relatime asked for, leaving the default (runc 1.1.5 gives
+/// relatime for both; mini-run made it strictatime).
+#[test]
+fn access_time_mount_options_apply_as_written() {
+    let src = host_dir_with_file();
+    let cases = [
+        ("tmpfs", &["strictatime", "relatime"][..], "relatime"),
+        ("tmpfs", &["noatime", "relatime"][..], "relatime"),
+        ("tmpfs", &["relatime", "noatime"][..], "noatime"),
+        ("tmpfs", &["rnorelatime"][..], "relatime"),
+        ("bind", &["rbind", "rnorelatime"][..], "relatime"),
+        (
+            "bind",
+            &["rbind", "strictatime", "relatime"][..],
+            "relatime",
+        ),
+        ("bind", &["rbind", "relatime", "strictatime"][..], ""),
+    ];
+    let b = Bundle::new(&["probe", "report"])
+        .with_private_rootfs()
+        .edit(|c| {
+            for (i, (typ, options, _)) in cases.iter().enumerate() {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": format!("/mnt/a{i}"), "type": typ,
+                    "source": if *typ == "bind" { src.path().to_str().unwrap() } else { "tmpfs" },
+                    "options": options
+                }));
+            }
+        });
+    let r = Runtime::new().report(&b);
+    for (i, (_, options, want)) in cases.iter().enumerate() {
+        let m = mount_at(&r, &format!("/mnt/a{i}")).expect("mounted");
+        let atime: Vec<String> = strings(&m["options"])
+            .into_iter()
+            .filter(|o| o.ends_with("atime"))
+            .collect();
+        let want: Vec<&str> = want.split_whitespace().collect();
+        assert_eq!(atime, want, "{options:?}: {m}");
+    }
+}
+
+/// `tmpcopyup` (crun's option, runc has it too): the tmpfs starts with the content of the
+/// directory it covers (files, owners, modes, nested directories, symlinks as symlinks), is
+/// writable, and writes stay in the tmpfs.
+#[test]
+fn a_tmpcopyup_tmpfs_starts_with_the_covered_content() {
+    let b = sh(
+        "head -n1 /etc/passwd; stat -c '%a %u:%g' /etc/sub /etc/sub/deep; \
+                readlink /etc/link; cat /etc/sub/deep; probe try-write /etc/new x",
+    )
+    .with_private_rootfs()
+    .edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "nosuid"]
+        }));
+    });
+    let etc = b.rootfs().join("etc");
+    std::fs::create_dir(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("sub/deep"), "nested content\n").unwrap();
+    std::os::unix::fs::symlink("../no/such/target", etc.join("link")).unwrap();
+    for (p, mode) in [(etc.join("sub"), 0o751), (etc.join("sub/deep"), 0o604)] {
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let out = Runtime::new().run_stdout(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(
+        lines[..5],
+        [
+            "root:x:0:0:root:/root:/bin/sh",
+            "751 1000:1000",
+            "604 1000:1000",
+            "../no/such/target",
+            "nested content"
+        ],
+        "{out}"
+    );
+    let w: Value = serde_json::from_str(lines[5]).unwrap();
+    assert_eq!(w["ok"], true, "the copy is writable: {w}");
+    assert!(!etc.join("new").exists(), "the write stayed in the tmpfs");
 }
 
 /// A host directory with one file, for bind mounts.
@@ -502,6 +665,32 @@ fn dev_has_the_default_devices_and_links() {
     }
 }
 
+/// A read-only /dev (the spec's /dev mount with `ro`) works, as in runc: the default devices,
+/// devpts and the console are set up before /dev becomes read-only.
+#[test]
+fn a_read_only_dev_gets_its_devices_and_devpts_first() {
+    let b = sh("probe report; probe try-write /dev/new x; probe try-write /dev/null x").edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let lines = json_lines(&Runtime::new(), b);
+    let dev = mount_at(&lines[0], "/dev").expect("/dev mounted");
+    assert!(has(&dev["options"], "ro"), "{dev}");
+    assert!(
+        has(&dev["options"], "nosuid"),
+        "its other flags are kept: {dev}"
+    );
+    assert_eq!(
+        mount_at(&lines[0], "/dev/pts").expect("devpts")["fs_type"],
+        "devpts"
+    );
+    assert_eq!(lines[1]["error"], "EROFS", "{}", lines[1]);
+    assert_eq!(lines[2]["ok"], true, "the devices still work: {}", lines[2]);
+}
+
 #[test]
 fn spec_device_is_created_with_its_mode_and_owner() {
     let b = sh("stat -c '%F|%t:%T|%a|%u:%g' /dev/mynull; probe try-open /dev/mynull w").edit(|c| {
@@ -562,6 +751,23 @@ fn masked_paths_are_unreadable() {
     let b = sh("probe read /etc/group; ls -A /sys/firmware | head -c 1");
     let out = Runtime::new().run_stdout(&b.edit(|c| c["linux"]["maskedPaths"] = json!([])));
     assert!(out.contains("tester"), "{out}");
+}
+
+/// A masked path that is a dangling symlink is refused with one line naming it (runc skips
+/// it silently; mini-run used to bind /dev/null over the symlink itself).
+#[test]
+fn a_masked_path_that_is_a_dangling_symlink_is_refused() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["probe", "report"])
+        .with_private_rootfs()
+        .edit(|c| c["linux"]["maskedPaths"] = json!(["/etc/dangling"]));
+    std::os::unix::fs::symlink("/no/such/file", b.rootfs().join("etc/dangling")).unwrap();
+    let id = unique("mask-dangling");
+    assert_fails_with(
+        &rt.create(&b, &id),
+        &["maskedPaths", "/etc/dangling", "symlink", "/no/such/file"],
+    );
+    assert_nothing_left(&rt, &id, b.path());
 }
 
 #[test]
@@ -709,6 +915,44 @@ fn existing_cwd_is_entered() {
     assert_eq!(Runtime::new().report(&b)["cwd"], "/home/tester");
 }
 
+/// A working directory only root may enter works for a non-root process user: the runtime
+/// enters it before dropping privileges, as runc 1.1.5 does.
+#[test]
+fn a_cwd_only_root_can_enter_works_for_a_non_root_user() {
+    let b = sh("pwd; id -u").with_private_rootfs().edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["cwd"] = json!("/root-only");
+    });
+    let dir = b.rootfs().join("root-only");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = Runtime::new().run_stdout(&b);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["/root-only", "1000"],
+        "{out}"
+    );
+}
+
+/// The check that the cwd lies inside the root runs before the seccomp filter is installed
+/// (installed early without no_new_privs): a profile that denies getcwd does not break start.
+#[test]
+fn a_profile_denying_getcwd_does_not_break_start() {
+    let b = Bundle::new(&["probe", "report"]).edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["cwd"] = json!("/home/tester");
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let r = Runtime::new().report(&b);
+    assert_eq!(r["seccomp"], 2, "the filter is installed: {r}");
+    // The probe falls back to /proc/self/cwd when getcwd fails.
+    assert_eq!(r["cwd"], "/home/tester", "{r}");
+}
+
 #[test]
 fn missing_nested_cwd_is_an_error() {
     let rt = Runtime::new();
@@ -823,6 +1067,30 @@ fn root_capabilities_are_limited_by_the_bounding_set() {
     }
     assert!(cap_set(&r, "inheritable").is_empty());
     assert!(cap_set(&r, "ambient").is_empty());
+}
+
+/// The check of the executable before execve honours CAP_DAC_OVERRIDE as execve does: a
+/// non-root user holding it runs a root-owned 0700 program (runc 1.1.5 does), and without it
+/// the program is still refused.
+#[test]
+fn the_executable_check_honours_cap_dac_override() {
+    let b = Bundle::new(&["/root-only.sh"])
+        .with_private_rootfs()
+        .edit(|c| {
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+            let set = caps(&["DAC_OVERRIDE"]);
+            c["process"]["capabilities"] = json!({
+                "bounding": set, "effective": set, "permitted": set,
+                "inheritable": set, "ambient": set
+            });
+        });
+    let script = b.rootfs().join("root-only.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran as $(id -u)\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let rt = Runtime::new();
+    assert_eq!(rt.run_stdout(&b).trim(), "ran as 1000");
+    let b = b.edit(|c| c["process"]["capabilities"] = json!({}));
+    assert_fails_with(&rt.run(&b, &unique("no-dac")), &["/root-only.sh"]);
 }
 
 #[test]

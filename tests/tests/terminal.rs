@@ -1,47 +1,18 @@
 //! process.terminal: the console-socket protocol and a foreground terminal.
 
-use mini_tests::{recv_console, unique, Bundle, Runtime, TempDir};
-use std::io::Read;
-use std::os::unix::net::UnixListener;
+use mini_tests::{run_with_console, unique, Bundle, Runtime};
 use std::time::Duration;
 
 #[test]
 fn console_socket_receives_the_pty_master_and_the_process_has_a_terminal() {
     let rt = Runtime::new();
-    let dir = TempDir::new("console");
-    let sock = dir.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
     let b = Bundle::new(&["sh", "-c", "tty; ls -l /dev/console; /bin/probe report"]).edit(|c| {
         c["process"]["terminal"] = true.into();
         c["process"]["consoleSize"] = serde_json::json!({"height": 31, "width": 97});
     });
     let id = unique("tty");
-    let receiver = std::thread::spawn(move || recv_console(&listener));
-    let out = rt.cmd(&[
-        "create",
-        "--console-socket",
-        sock.to_str().unwrap(),
-        "--bundle",
-        b.path_str(),
-        &id,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (name, master) = receiver.join().unwrap();
+    let (name, text) = run_with_console(&rt, &b, &id);
     assert!(name.starts_with("/dev/pts/"), "{name}");
-    rt.ok(&["start", &id]);
-    let mut text = String::new();
-    let mut f = std::fs::File::from(master);
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
     assert!(text.starts_with(&name), "tty prints the slave name: {text}");
     assert!(
         text.contains("136,"),
@@ -55,6 +26,22 @@ fn console_socket_receives_the_pty_master_and_the_process_has_a_terminal() {
     let r: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     assert_eq!(r["tty"], true);
     rt.wait_status(&id, "stopped", Duration::from_secs(10));
+}
+
+/// The console belongs to the process's user and the tty group (5), as runc leaves it: a
+/// non-root process can change its own terminal's settings and mode (`mesg`, `stty`).
+#[test]
+fn the_console_is_owned_by_the_process_user_and_the_tty_group() {
+    let b = Bundle::new(&["sh", "-c", "stat -c '%u:%g' $(tty) /dev/console"]).edit(|c| {
+        c["process"]["terminal"] = true.into();
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    });
+    let rt = Runtime::new();
+    let id = unique("tty-owner");
+    let (_, text) = run_with_console(&rt, &b, &id);
+    rt.wait_status(&id, "stopped", Duration::from_secs(10));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines, ["1000:5", "1000:5"], "{text}");
 }
 
 #[test]

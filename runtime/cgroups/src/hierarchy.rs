@@ -165,27 +165,23 @@ pub(crate) fn clean(path: &Path) -> PathBuf {
     out
 }
 
-/// The cgroup under which containers without a cgroupsPath live. It belongs to the runtime, not
-/// to the container that happened to create it: whichever container leaves it empty removes it.
-const DEFAULT_PARENT: &str = "/mini-run";
-
 /// Resolves the container's cgroup path relative to a hierarchy's root.
 ///
 /// `own` is the runtime's own cgroup path in that hierarchy. An absolute `cgroups_path` is
 /// used as is; a relative one goes under `own` on v1 and under `own`'s parent on v2 (whose
 /// "no internal processes" rule forbids children of a cgroup that holds processes), as runc
-/// does; `None` means "/mini-run/<id>".
+/// does; `None` is the relative path `<id>`, runc's default (a runtime running in the root
+/// cgroups puts the container at `/<id>`).
 pub(crate) fn resolve_path(cgroups_path: Option<&Path>, id: &str, own: &Path, v2: bool) -> PathBuf {
     match cgroups_path {
-        None => clean(&Path::new(DEFAULT_PARENT).join(id)),
         Some(p) if p.is_absolute() => clean(p),
-        Some(p) => {
+        p => {
             let base = if v2 {
                 own.parent().unwrap_or(Path::new("/"))
             } else {
                 own
             };
-            clean(&base.join(p))
+            clean(&base.join(p.unwrap_or(Path::new(id))))
         }
     }
 }
@@ -220,8 +216,9 @@ pub struct Hierarchy {
     /// The host directory of the container's cgroup.
     pub dir: PathBuf,
     /// Directories this cgroup owns, outermost first: those `create` made (the last is `dir`
-    /// itself when it was new) and, for a cgroup in the runtime's `/mini-run` parent, that
-    /// parent. `destroy` removes each while it is empty.
+    /// itself when it was new). `destroy` removes each while it is empty. (Containers without
+    /// a cgroupsPath once shared a `/mini-run` parent, recorded here too, so a state of that
+    /// time still removes it.)
     #[serde(default)]
     pub created: Vec<PathBuf>,
 }
@@ -229,12 +226,7 @@ pub struct Hierarchy {
 impl Hierarchy {
     /// Creates the cgroup directory and its missing parents, recording those it owns.
     pub(crate) fn create_dir(&mut self) -> Result<()> {
-        let made = crate::fs::mkdir_all(&self.mount_point, &self.dir)?;
-        let shared = self
-            .dir
-            .parent()
-            .filter(|_| self.path.parent() == Some(Path::new(DEFAULT_PARENT)));
-        for d in shared.map(Path::to_path_buf).into_iter().chain(made) {
+        for d in crate::fs::mkdir_all(&self.mount_point, &self.dir)? {
             if !self.created.contains(&d) {
                 self.created.push(d);
             }
@@ -303,9 +295,14 @@ mod tests {
     #[test]
     fn cgroups_path_resolution_follows_runc() {
         let own = Path::new("/user.slice/session-1.scope");
+        // No cgroupsPath: the id, relative, as runc.
         assert_eq!(
             resolve_path(None, "c1", own, true),
-            Path::new("/mini-run/c1")
+            Path::new("/user.slice/c1")
+        );
+        assert_eq!(
+            resolve_path(None, "c1", Path::new("/"), false),
+            Path::new("/c1")
         );
         assert_eq!(
             resolve_path(Some(Path::new("/a/../b/c")), "c1", own, true),

@@ -105,7 +105,7 @@ pub trait Manager: Send + Sync {
     fn config(&self) -> &CgroupConfig;
     /// The hierarchy version.
     fn version(&self) -> Version;
-    /// The cgroup path relative to the hierarchy root, e.g. "/mini-run/<id>" (as
+    /// The cgroup path relative to the hierarchy root, e.g. "/<id>" (as
     /// /proc/<pid>/cgroup shows it).
     fn path(&self) -> &Path;
     /// Creates the cgroup directories (in every v1 hierarchy), refusing with
@@ -143,9 +143,11 @@ pub trait Manager: Send + Sync {
     /// Removes the cgroup (with any child cgroups) and the empty parents this manager created;
     /// fine if already gone; retries briefly on EBUSY.
     fn destroy(&self) -> Result<()>;
-    /// v2: an `O_PATH | O_DIRECTORY` descriptor of the cgroup directory, for
-    /// `clone3(CLONE_INTO_CGROUP)`. `None` on v1.
-    fn dir_fd(&self) -> Result<Option<OwnedFd>>;
+    /// An `O_PATH | O_DIRECTORY` descriptor of the cgroup2 directory, for
+    /// `clone3(CLONE_INTO_CGROUP)`: on v2 the container's cgroup (made by `create`), on a hybrid
+    /// v1 host the container's directory in the cgroup2 tree, made here (it holds no
+    /// controller, and the v1 hierarchies are joined by the init); `None` on pure v1.
+    fn dir_fd(&mut self) -> Result<Option<OwnedFd>>;
     /// Host directories to expose for a `cgroup` mount inside the container.
     fn mount_sources(&self) -> Result<Vec<MountSource>>;
 }
@@ -154,7 +156,7 @@ pub trait Manager: Send + Sync {
 ///
 /// `cgroups_path` is the spec's `linux.cgroupsPath`: absolute paths are relative to the
 /// hierarchy root; relative ones go under the runtime's own cgroup (v1) or its parent (v2), as
-/// runc does; `None` means "/mini-run/<id>".
+/// runc does; `None` means the relative path `<id>`, runc's default.
 pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(Error::InvalidArgument(format!("container id {id:?}")));
@@ -190,7 +192,8 @@ pub fn new_manager(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Mana
 pub fn remove_if_empty(path: &Path) -> Result<()> {
     let v2 = detect()? == Version::V2;
     let path = hierarchy::clean(path);
-    for m in hierarchy::host_mounts()?.iter().filter(|m| m.v2 == v2) {
+    // On v1 every hierarchy, a hybrid host's cgroup2 tree too (containers join it).
+    for m in hierarchy::host_mounts()?.iter().filter(|m| m.v2 || !v2) {
         fs::remove_if_empty(&hierarchy::host_dir(m, &path))?;
     }
     Ok(())

@@ -92,7 +92,7 @@ fn kill_all_kills_real_processes_on_v2() {
 
 #[test]
 fn dir_fd_and_mount_sources_point_at_the_cgroup_on_v2() {
-    let Some(g) = v2("fd_v2", &[]) else {
+    let Some(mut g) = v2("fd_v2", &[]) else {
         return;
     };
     use std::os::fd::AsRawFd;

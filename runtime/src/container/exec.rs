@@ -61,6 +61,20 @@ fn bad(msg: impl std::fmt::Display) -> Error {
     Error::invalid(msg)
 }
 
+/// The container's environment with `--env` entries applied as runc does: one naming a variable
+/// the environment has replaces its value (in place), others are added in order.
+fn with_overrides(env: &[String], overrides: &[String]) -> Vec<String> {
+    let name = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+    let mut out = env.to_vec();
+    for kv in overrides {
+        match out.iter_mut().find(|e| name(e) == name(kv)) {
+            Some(e) => e.clone_from(kv),
+            None => out.push(kv.clone()),
+        }
+    }
+    out
+}
+
 /// Builds the process: the `--process` file, or the container's process with the flags applied.
 fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
     if let Some(file) = &o.process {
@@ -70,7 +84,14 @@ fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
                 file.display()
             ))
         })?;
-        let p: Process = serde_json::from_slice(&data)
+        let mut value: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| bad(format!("--process {}: {e}", file.display())))?;
+        // runc's Go struct reads a missing user as uid 0, gid 0; the spec's type requires it.
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        let p: Process = serde_json::from_value(value)
             .map_err(|e| bad(format!("--process {}: {e}", file.display())))?;
         identity::check_ids(p.user(), "--process user").map_err(bad)?;
         return Ok(p);
@@ -83,9 +104,10 @@ fn process(rec: &Record, o: &ExecOptions) -> Result<Process> {
     let mut p = rec.process.clone().unwrap_or_default();
     p.set_args(Some(o.args.clone()));
     p.set_terminal(Some(o.tty));
-    let mut env = p.env().clone().unwrap_or_default();
-    env.extend(o.env.iter().cloned());
-    p.set_env(Some(env));
+    p.set_env(Some(with_overrides(
+        p.env().as_deref().unwrap_or_default(),
+        &o.env,
+    )));
     if let Some(cwd) = &o.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -184,6 +206,15 @@ fn cgroup_files(rec: &Record, args: &[String]) -> Result<Vec<PathBuf>> {
             None => s.host_dir,
         };
         out.push(dir.join(file));
+    }
+    // A hybrid host's cgroup2 tree, which the container joined as runc does: not mounted in the
+    // container, so not a mount source; `0` to its cgroup.procs moves the joining process.
+    if let Some(h) = cfg
+        .hierarchies
+        .iter()
+        .find(|h| !v2 && h.controllers.is_empty())
+    {
+        out.push(h.dir.join("cgroup.procs"));
     }
     Ok(out)
 }

@@ -65,7 +65,7 @@ fn become_process(ch: &mut Channel, cfg: &ExecConfig) -> Result<Infallible> {
             nix::sys::stat::Mode::empty(),
         )
         .context(|| "opening the container root")?;
-        let pty = terminal::open_pty(&root)?;
+        let pty = terminal::open_pty(&root, cfg.process.user().uid())?;
         if let Some(size) = cfg.process.console_size() {
             terminal::set_size(
                 std::os::fd::AsFd::as_fd(&pty.master),

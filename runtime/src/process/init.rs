@@ -15,7 +15,7 @@ use crate::terminal;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::convert::Infallible;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::fd::{OwnedFd, RawFd};
 
 /// Entry point of `mini-run` started as an init (see [`super::exe_guard::INIT_ENV`]).
@@ -42,7 +42,18 @@ pub fn main(channel_fd: RawFd) -> ! {
 }
 
 fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
-    let cfg = match ch.recv("the runtime")? {
+    let mut sources = rootfs::MountSources::new();
+    let cfg = loop {
+        match ch.recv("the runtime")? {
+            Message::MountSource(i) => {
+                if let Some(fd) = ch.take_fd() {
+                    sources.insert(i, fd);
+                }
+            }
+            other => break other,
+        }
+    };
+    let cfg = match cfg {
         Message::Setup(cfg) => cfg,
         Message::Exec(cfg) => {
             let keep = [Some(ch.raw_fd()), cfg.console_fd];
@@ -57,7 +68,8 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
             )))
         }
     };
-    let keep = [Some(ch.raw_fd()), cfg.fifo_fd, cfg.console_fd];
+    let mut keep = vec![Some(ch.raw_fd()), cfg.fifo_fd, cfg.console_fd];
+    keep.extend(sources.values().map(|fd| Some(fd.as_raw_fd())));
     user_process::close_inherited_fds(3 + cfg.preserve_fds, &keep)?;
     for dir in &cfg.cgroup_join {
         let tasks = dir.join("tasks");
@@ -89,7 +101,7 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     // createContainer and startContainer hooks run in the container: they get its view of the pid.
     state["pid"] = nix::unistd::getpid().as_raw().into();
     let mut console = None;
-    rootfs::prepare(&cfg, || {
+    rootfs::prepare(&cfg, &sources, || {
         if process.terminal() == Some(true) {
             console = Some(console_for_init(&cfg)?);
         }
@@ -105,10 +117,14 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
                 other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
             }
         }
-        hooks::run(
+        hooks::run_in(
             "createContainer",
             hooks.create_container().as_deref().unwrap_or_default(),
             &state,
+            hooks::Setting {
+                cwd: Some(&cfg.rootfs),
+                env: None,
+            },
         )
     })?;
     if let Some(slave) = console {
@@ -138,10 +154,14 @@ fn run(ch: &mut Channel, ready_sent: &mut bool) -> Result<Infallible> {
     // Held until execve closes it, so `start` returns once the process runs.
     let fifo = cfg.fifo_fd.map(wait_for_start).transpose()?;
     state["status"] = "created".into();
-    let hooks_ran = hooks::run(
+    let hooks_ran = hooks::run_in(
         "startContainer",
         hooks.start_container().as_deref().unwrap_or_default(),
         &state,
+        hooks::Setting {
+            cwd: None,
+            env: Some(process.env().as_deref().unwrap_or_default()),
+        },
     );
     if let Some(fifo) = &fifo {
         // `start` reads "0", or why the process will not run.
@@ -166,8 +186,9 @@ fn console_for_init(cfg: &InitConfig) -> Result<std::os::fd::OwnedFd> {
         Mode::empty(),
     )
     .context(|| "opening the rootfs")?;
-    let pty = terminal::open_pty(&root)?;
-    if let Some(size) = cfg.spec.process().as_ref().and_then(|p| p.console_size()) {
+    let process = cfg.spec.process().as_ref().expect("validated");
+    let pty = terminal::open_pty(&root, process.user().uid())?;
+    if let Some(size) = process.console_size() {
         terminal::set_size(
             pty.master.as_fd(),
             size.height() as u16,

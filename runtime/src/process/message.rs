@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum Message {
     /// Runtime → init, before the init re-executes: id maps and cgroup are in place.
     Go,
+    /// Runtime's helper → init, before `Setup`, with an `O_PATH` descriptor attached: the
+    /// source of the spec's mount at this index, opened by host root in the init's mount
+    /// namespace (a new user namespace may not be allowed to reach it by path).
+    MountSource(usize),
     /// Runtime → init: everything the init needs to prepare the container.
     Setup(Box<InitConfig>),
     /// Runtime → re-executed runtime: join a container and run a process in it.

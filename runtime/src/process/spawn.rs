@@ -17,7 +17,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// How to start the init.
 pub struct SpawnRequest<'a> {
@@ -247,6 +247,65 @@ pub fn arm_parent_death(signal: Option<nix::sys::signal::Signal>) -> Result<()> 
     }
 }
 
+/// Opens the bind mounts' sources as host root and hands them to an init in a new user
+/// namespace, as runc does: there, root may be refused a source by path (a directory only the
+/// host's root may enter). A forked helper enters the init's mount namespace, so each
+/// descriptor names a mount the init may bind, and sends each over the channel; a source it
+/// cannot open is left to the init, which reports it.
+fn send_mount_sources(req: &SpawnRequest, pid: Pid, ch: &mut Channel) -> Result<()> {
+    let binds: Vec<(usize, std::path::PathBuf)> = req
+        .bundle
+        .spec
+        .mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, m)| {
+            let o = crate::rootfs::mount_options::parse(m.options().as_deref().unwrap_or_default());
+            crate::rootfs::mounts::is_bind(m, &o)
+        })
+        .filter_map(|(i, m)| {
+            let src = m.source().as_ref()?;
+            Some((i, req.bundle.path.join(src)))
+        })
+        .collect();
+    if binds.is_empty() {
+        return Ok(());
+    }
+    let mnt = nix::fcntl::open(
+        format!("/proc/{pid}/ns/mnt").as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| "opening the init's mount namespace")?;
+    // SAFETY: the runtime is single-threaded; the child only makes syscalls and exits.
+    match unsafe { nix::unistd::fork() }.context(|| "forking the mount source helper")? {
+        nix::unistd::ForkResult::Child => {
+            let ok = nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS).is_ok()
+                && binds.iter().all(|(i, src)| {
+                    let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+                    match nix::fcntl::open(src.as_path(), flags, nix::sys::stat::Mode::empty()) {
+                        Ok(fd) => ch
+                            .send_with_fd(&Message::MountSource(*i), fd.as_fd())
+                            .is_ok(),
+                        Err(_) => true,
+                    }
+                });
+            // SAFETY: _exit skips atexit handlers and buffers that belong to the parent's image.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = waitpid(child, None).context(|| "waiting for the mount source helper")?;
+            if status != nix::sys::wait::WaitStatus::Exited(child, 0) {
+                return Err(Error::invalid(
+                    "could not open the bind mount sources in the container's mount namespace",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Kills and reaps a half-started init.
 pub fn abort(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -259,19 +318,29 @@ fn make_cgroup(cgroup: &mut dyn Manager, resources: &LinuxResources) -> Result<(
 }
 
 /// Starts the container's init in the (not yet created) `cgroup` (none for a rootless
-/// container without one) and waits until it is ready; returns its pid. On v2 the cgroup is made first and the init cloned straight into it; on v1
-/// it is made while the init re-executes, which the init then joins by itself.
+/// container without one) and waits until it is ready; returns its pid. On v2 the cgroup is
+/// made first and the init cloned straight into it; on v1 it is made while the init
+/// re-executes, which the init then joins by itself (on a hybrid host the init is cloned into
+/// its directory of the cgroup2 tree).
 pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result<Pid> {
     let bundle = req.bundle;
     let ns = &bundle.namespaces;
     let (mut ours, theirs) = channel::pair()?;
     let joins = ns.open_joins()?;
+    let v2 = cgroup
+        .as_deref()
+        .is_some_and(|cg| cg.version() == mini_cgroups::Version::V2);
     let cgroup_fd = match cgroup.as_deref_mut() {
-        Some(cg) if cg.version() == mini_cgroups::Version::V2 => {
-            make_cgroup(cg, req.resources)?;
+        Some(cg) => {
+            if v2 {
+                make_cgroup(cg, req.resources)?;
+            }
+            // On a hybrid host, the container's directory in the cgroup2 tree: cloning the
+            // init into it costs nothing, where moving it there later would take the
+            // threadgroup lock.
             cg.dir_fd()?
         }
-        _ => None,
+        None => None,
     };
     let user_ns = ns.creates(LinuxNamespaceType::User);
     let maps_by_owner = user_ns && !nix::unistd::geteuid().is_root();
@@ -286,7 +355,7 @@ pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result
                 let msg = ours.recv("the namespace stage");
                 let _ = waitpid(child, None);
                 match msg? {
-                    Message::InitPid(p) => (Pid::from_raw(p), cgroup_fd.is_some()),
+                    Message::InitPid(p) => (Pid::from_raw(p), v2 && cgroup_fd.is_some()),
                     Message::Failed(e) => return Err(Error::invalid(e)),
                     other => return Err(Error::invalid(format!("unexpected message {other:?}"))),
                 }
@@ -301,7 +370,7 @@ pub fn spawn(req: &SpawnRequest, mut cgroup: Option<&mut dyn Manager>) -> Result
                 .and_then(|()| pre_exec(&mut theirs, user_ns, maps_by_owner));
             child_exit(&mut theirs, r)
         }
-        (pid, in_cgroup)
+        (pid, v2 && in_cgroup)
     };
     drop(theirs);
     let mut r = Ok(());
@@ -327,6 +396,7 @@ fn finish(
 ) -> Result<()> {
     let bundle = req.bundle;
     let linux = bundle.spec.linux().as_ref().expect("validated");
+    let ns = &bundle.namespaces;
     if user_ns {
         super::id_map::write(
             pid,
@@ -334,8 +404,10 @@ fn finish(
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
         ch.send(&Message::Go)?;
+        if ns.creates(LinuxNamespaceType::Mount) {
+            send_mount_sources(req, pid, ch)?;
+        }
     }
-    let ns = &bundle.namespaces;
     // A joined user namespace (by path) constrains the init as much as a new one does, and so
     // does the runtime's own (rootless podman runs it as root of one).
     let in_user_ns = ns.has(LinuxNamespaceType::User) || crate::rootless::in_user_namespace();

@@ -41,6 +41,10 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let mut seccomp = profile.map(seccomp::compile).transpose()?;
     let nnp = process.no_new_privileges() == Some(true);
+    // The working directory first, while still root and before any filter: a directory only
+    // root can enter works for any user (as in runc), and the check that it lies inside the
+    // root cannot be broken by a profile that denies getcwd.
+    let cwd_entered = try_enter_cwd(process.cwd())?;
     if !nnp {
         if let Some(filter) = seccomp.take() {
             install(filter, ch)?;
@@ -56,7 +60,13 @@ pub fn prepare(
     if let Some(c) = process.capabilities() {
         capabilities::apply(c)?;
     }
-    enter_cwd(process.cwd())?;
+    if !cwd_entered {
+        // Root was refused (a directory of an unmapped owner, root-squashed NFS): the user may
+        // be allowed.
+        nix::unistd::chdir(process.cwd())
+            .context(|| format!("entering process.cwd {}", process.cwd().display()))?;
+        check_cwd_inside_root(process.cwd())?;
+    }
     let env = process.env().clone().unwrap_or_default();
     let args = process
         .args()
@@ -105,11 +115,20 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "")).expect("NULs removed")
 }
 
-/// Enters the working directory and checks that it lies inside the container's root: a path
+/// Enters the working directory with the runtime's credentials and checks that it lies inside
+/// the container's root; `Ok(false)` if permission was denied (to be tried again as the user).
+fn try_enter_cwd(cwd: &Path) -> Result<bool> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => check_cwd_inside_root(cwd).map(|()| true),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(false),
+        Err(e) => Err(e).context(|| format!("entering process.cwd {}", cwd.display())),
+    }
+}
+
+/// Checks that the working directory just entered lies inside the container's root: a path
 /// through a leaked descriptor (`/proc/self/fd/N`, the CVE-2024-21626 shape) leaves getcwd
 /// unable to name it.
-fn enter_cwd(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).context(|| format!("entering process.cwd {}", cwd.display()))?;
+fn check_cwd_inside_root(cwd: &Path) -> Result<()> {
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
         _ => Err(Error::invalid(format!(
@@ -119,10 +138,18 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
     }
 }
 
-/// Resolves the command as execvp would, with the container's PATH.
+/// Resolves the command as execvp would, with the container's PATH. The check uses the
+/// effective ids and capabilities, as execve does (`AT_EACCESS`): access(2) uses the real uid
+/// and drops every capability of a non-root one, so it refused what CAP_DAC_OVERRIDE allows.
 fn find_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
     let executable = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+        nix::unistd::faccessat(
+            nix::fcntl::AT_FDCWD,
+            p,
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .is_ok()
             && std::fs::metadata(p).is_ok_and(|m| m.is_file())
     };
     if cmd.contains('/') {

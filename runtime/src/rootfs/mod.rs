@@ -10,6 +10,7 @@ pub mod old_root;
 pub mod pivot;
 pub mod protected_paths;
 pub mod secure_path;
+pub mod tmpcopyup;
 
 use crate::error::{Context, Result};
 use crate::process::init_config::InitConfig;
@@ -26,9 +27,16 @@ pub fn root_propagation(spec_value: Option<&str>) -> MsFlags {
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC)
 }
 
+/// Bind mount sources the runtime opened for the init, by index of the spec's mount.
+pub type MountSources = std::collections::HashMap<usize, std::os::fd::OwnedFd>;
+
 /// Prepares the rootfs and moves the process into it; `before_pivot` runs once the mounts
 /// and devices are in place (the moment of the prestart/createRuntime/createContainer hooks).
-pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
+pub fn prepare(
+    cfg: &InitConfig,
+    sources: &MountSources,
+    before_pivot: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let linux = cfg.spec.linux().as_ref().expect("validated");
     let rootfs = &cfg.rootfs;
     let propagation = root_propagation(linux.rootfs_propagation().as_deref());
@@ -60,8 +68,8 @@ pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> R
     )
     .context(|| format!("opening the rootfs {}", rootfs.display()))?;
     let mut dev_from_host = false;
-    for m in cfg.spec.mounts().as_deref().unwrap_or_default() {
-        mounts::mount_one(&root, m, cfg)?;
+    for (i, m) in cfg.spec.mounts().iter().flatten().enumerate() {
+        mounts::mount_one(&root, m, cfg, sources.get(&i))?;
         if m.destination() == Path::new("/dev") {
             let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
             dev_from_host = mounts::is_bind(m, &o);
@@ -84,6 +92,10 @@ pub fn prepare(cfg: &InitConfig, before_pivot: impl FnOnce() -> Result<()>) -> R
         cfg.user_ns,
     )?;
     protected_paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    mounts::finish_read_only(
+        cfg.spec.mounts().as_deref().unwrap_or_default(),
+        cfg.user_ns,
+    )?;
     if cfg.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         mounts::bind_remount(
             Path::new("/"),

@@ -49,6 +49,16 @@ impl RecursiveAttrs {
         self.clear |= libc::MOUNT_ATTR__ATIME;
         self.set = (self.set & !libc::MOUNT_ATTR__ATIME) | mode;
     }
+
+    /// `ratime`, `rnorelatime`, `rnostrictatime`: undo an earlier request of that mode (as
+    /// `atime`, `norelatime`, `nostrictatime` clear their flag), leaving the mounts' own.
+    fn not_atime(&mut self, mode: u64) {
+        let requested = self.clear & libc::MOUNT_ATTR__ATIME != 0;
+        if requested && self.set & libc::MOUNT_ATTR__ATIME == mode {
+            self.clear &= !libc::MOUNT_ATTR__ATIME;
+            self.set &= !libc::MOUNT_ATTR__ATIME;
+        }
+    }
 }
 
 /// Applies a recursive `r*` option word; returns false if `word` is not one.
@@ -67,8 +77,11 @@ fn recursive_word(r: &mut RecursiveAttrs, word: &str) -> bool {
         "rnosymfollow" => r.add(libc::MOUNT_ATTR_NOSYMFOLLOW),
         "rsymfollow" => r.remove(libc::MOUNT_ATTR_NOSYMFOLLOW),
         "rnoatime" => r.atime(libc::MOUNT_ATTR_NOATIME),
-        "rstrictatime" | "rnorelatime" => r.atime(libc::MOUNT_ATTR_STRICTATIME),
-        "rrelatime" | "ratime" | "rnostrictatime" => r.atime(libc::MOUNT_ATTR_RELATIME),
+        "rstrictatime" => r.atime(libc::MOUNT_ATTR_STRICTATIME),
+        "rrelatime" => r.atime(libc::MOUNT_ATTR_RELATIME),
+        "ratime" => r.not_atime(libc::MOUNT_ATTR_NOATIME),
+        "rnorelatime" => r.not_atime(libc::MOUNT_ATTR_RELATIME),
+        "rnostrictatime" => r.not_atime(libc::MOUNT_ATTR_STRICTATIME),
         _ => return false,
     }
     true
@@ -113,13 +126,24 @@ pub fn parse(options: &[String]) -> MountOptions {
             "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
             "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
             "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            // The access-time mode is one choice: a later word replaces an earlier one (the
+            // kernel would otherwise let strictatime, then noatime, win whatever the order).
             "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "noatime" => (
+                MsFlags::MS_NOATIME,
+                MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME,
+            ),
             "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
             "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "relatime" => (
+                MsFlags::MS_RELATIME,
+                MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME,
+            ),
             "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "strictatime" => (
+                MsFlags::MS_STRICTATIME,
+                MsFlags::MS_NOATIME | MsFlags::MS_RELATIME,
+            ),
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
             "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
             "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
@@ -209,5 +233,26 @@ mod tests {
             libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR__ATIME
         );
         assert!(opts(&["ro"]).recursive.is_empty());
+    }
+
+    #[test]
+    fn access_time_words_apply_in_the_order_written() {
+        let atime = MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
+        for (words, want) in [
+            (&["strictatime", "relatime"][..], MsFlags::MS_RELATIME),
+            (&["noatime", "relatime"][..], MsFlags::MS_RELATIME),
+            (&["relatime", "noatime"][..], MsFlags::MS_NOATIME),
+            (&["noatime", "strictatime"][..], MsFlags::MS_STRICTATIME),
+            (&["relatime", "norelatime"][..], MsFlags::empty()),
+        ] {
+            assert_eq!(opts(words).flags & atime, want, "{words:?}");
+        }
+        // The negative recursive words undo their own mode only.
+        assert!(opts(&["rnorelatime"]).recursive.is_empty());
+        assert!(opts(&["rrelatime", "rnorelatime"]).recursive.is_empty());
+        assert!(opts(&["rnoatime", "ratime"]).recursive.is_empty());
+        let o = opts(&["rstrictatime", "rnorelatime"]).recursive;
+        assert_eq!(o.set, libc::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(o.clear, libc::MOUNT_ATTR__ATIME);
     }
 }

@@ -16,6 +16,14 @@ pub fn is_bind(m: &Mount, o: &MountOptions) -> bool {
     o.bind || m.typ().as_deref() == Some("bind")
 }
 
+/// Whether a read-only mount is made writable and turned read-only only at the end of setup,
+/// as runc does: `/dev` needs its devices and devpts mount point first, a tmpfs its mode.
+pub fn read_only_later(m: &Mount, o: &MountOptions) -> bool {
+    o.flags.contains(MsFlags::MS_RDONLY)
+        && !is_bind(m, o)
+        && (m.typ().as_deref() == Some("tmpfs") || m.destination() == Path::new("/dev"))
+}
+
 fn known_filesystem(typ: &str) -> bool {
     static FILESYSTEMS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     FILESYSTEMS
@@ -103,8 +111,14 @@ const BIND_REMOUNT_FLAGS: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_DIRSYNC)
     .union(MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW));
 
-/// Makes one spec mount inside the rootfs whose descriptor is `root`.
-pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
+/// Makes one spec mount inside the rootfs whose descriptor is `root`; a bind mount's source
+/// is taken from `opened` when the runtime opened it (see [`super::MountSources`]).
+pub fn mount_one(
+    root: &OwnedFd,
+    m: &Mount,
+    cfg: &InitConfig,
+    opened: Option<&OwnedFd>,
+) -> Result<()> {
     let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
     let dest = m.destination();
     if m.typ().as_deref() == Some("cgroup") && !o.bind {
@@ -112,11 +126,21 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
     }
     if is_bind(m, &o) {
         let src = source_path(m, cfg);
-        let meta = std::fs::metadata(&src)
-            .context(|| format!("bind mount at {}: source {}", dest.display(), src.display()))?;
-        let target = ensure(root, dest, meta.is_dir())?;
+        let is_dir = match opened {
+            Some(fd) => nix::sys::stat::fstat(fd).map(|st| {
+                nix::sys::stat::SFlag::from_bits_truncate(st.st_mode)
+                    & nix::sys::stat::SFlag::S_IFMT
+                    == nix::sys::stat::SFlag::S_IFDIR
+            }),
+            None => std::fs::metadata(&src)
+                .map(|m| m.is_dir())
+                .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+        }
+        .context(|| format!("bind mount at {}: source {}", dest.display(), src.display()))?;
+        let target = ensure(root, dest, is_dir)?;
+        let from = opened.map_or_else(|| src.clone(), fd_path);
         mount(
-            Some(&src),
+            Some(&from),
             &fd_path(&target),
             None::<&str>,
             MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC),
@@ -130,10 +154,27 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
         }
     } else {
         let typ = m.typ().as_deref().unwrap_or_default();
+        // A tmpfs without mode= takes the mode of the directory it covers (runc's behaviour);
+        // one over a directory that did not exist keeps tmpfs's default.
+        let covered_mode = (typ == "tmpfs" && !o.data.iter().any(|d| d.starts_with("mode=")))
+            .then(|| open_in_root(root, dest, OFlag::O_PATH).ok())
+            .flatten()
+            .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+            .map(|st| st.st_mode & 0o7777);
         let target = ensure(root, dest, true)?;
+        let copy_up = typ == "tmpfs" && m.options().iter().flatten().any(|w| w == "tmpcopyup");
+        let covered = if copy_up {
+            super::tmpcopyup::open_covered(root, dest)?
+        } else {
+            None
+        };
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         // Raw bits: nix's complement would drop flags it does not name (MS_NOSYMFOLLOW).
-        let flags = MsFlags::from_bits_retain(o.flags.bits() & !MsFlags::MS_REMOUNT.bits());
+        let mut drop = MsFlags::MS_REMOUNT;
+        if read_only_later(m, &o) {
+            drop |= MsFlags::MS_RDONLY;
+        }
+        let flags = MsFlags::from_bits_retain(o.flags.bits() & !drop.bits());
         let mut data = o.data.join(",");
         let mut r = mount(
             Some(&src),
@@ -175,6 +216,17 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cfg: &InitConfig) -> Result<()> {
             r = Ok(());
         }
         r.context(|| format!("mounting {typ} at {}", dest.display()))?;
+        if let Some(covered) = covered {
+            super::tmpcopyup::copy_up(root, &covered, dest)?;
+        }
+        if let Some(mode) = covered_mode {
+            let mounted = reopen(root, dest)?;
+            std::fs::set_permissions(
+                fd_path(&mounted),
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            )
+            .context(|| format!("giving the tmpfs at {} mode {mode:o}", dest.display()))?;
+        }
     }
     if !o.recursive.is_empty() {
         let mounted = reopen(root, dest)?;
@@ -222,6 +274,25 @@ fn set_recursive(mounted: &OwnedFd, attrs: RecursiveAttrs) -> nix::Result<()> {
         )
     };
     nix::errno::Errno::result(r).map(drop)
+}
+
+/// Makes the mounts [`read_only_later`] left writable read-only, inside the new root.
+pub fn finish_read_only(mounts: &[Mount], user_ns: bool) -> Result<()> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| "opening the container root")?;
+    for m in mounts {
+        let o = mount_options::parse(m.options().as_deref().unwrap_or_default());
+        if read_only_later(m, &o) {
+            let mounted = reopen(&root, m.destination())?;
+            let path = fd_path(&mounted);
+            bind_remount(&path, MsFlags::MS_RDONLY | locked_flags(&path), user_ns)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the mount now sitting at `dest` (a descriptor taken before mounting names what is under it).

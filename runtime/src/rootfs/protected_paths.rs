@@ -45,7 +45,18 @@ pub fn mask(paths: &[String]) -> Result<()> {
             Err(e) => return Err(e).context(|| format!("opening masked path {p}")),
         };
         let st = fstat(&target).context(|| format!("checking masked path {p}"))?;
-        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK && std::fs::metadata(p).is_err() {
+            // Masking it would hide nothing the image meant to hide, and binding over a
+            // symlink the container controls is not what was asked for.
+            let to = std::fs::read_link(p).unwrap_or_default();
+            return Err(Error::invalid(format!(
+                "linux.maskedPaths entry {p} is a symlink to {}, which does not exist: remove \
+                 the entry, or the symlink from the image",
+                to.display()
+            )));
+        }
+        let is_dir = kind == SFlag::S_IFDIR;
         let r = if is_dir {
             mount(
                 Some("tmpfs"),

@@ -7,6 +7,9 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
@@ -25,9 +28,10 @@ pub(crate) fn config(
     cgroups_path: Option<&Path>,
     id: &str,
 ) -> Result<CgroupConfig> {
+    // A hybrid host's cgroup2 tree (no controllers of its own) is joined too, as runc does:
+    // tools find the container there. It sorts last, after every v1 hierarchy.
     let mut hierarchies: Vec<Hierarchy> = mounts
         .iter()
-        .filter(|m| !m.v2)
         .map(|m| {
             let own_path = own
                 .iter()
@@ -47,7 +51,7 @@ pub(crate) fn config(
             }
         })
         .collect();
-    if hierarchies.is_empty() {
+    if hierarchies.iter().all(is_unified) {
         return Err(Error::Unsupported("no cgroup v1 hierarchy mounted".into()));
     }
     let rank = |h: &Hierarchy| {
@@ -62,6 +66,12 @@ pub(crate) fn config(
         path: hierarchies[0].path.clone(),
         hierarchies,
     })
+}
+
+/// Whether a hierarchy of a v1 configuration is the hybrid host's cgroup2 tree (v1 hierarchies,
+/// named ones too, always list a controller).
+fn is_unified(h: &Hierarchy) -> bool {
+    h.controllers.is_empty()
 }
 
 /// Manages a container's cgroup on v1.
@@ -132,7 +142,8 @@ impl Manager for V1Manager {
     }
 
     fn create(&mut self) -> Result<()> {
-        for h in &self.config.hierarchies {
+        // The init is cloned into the cgroup2 tree (see `dir_fd`) before this runs.
+        for h in self.config.hierarchies.iter().filter(|h| !is_unified(h)) {
             let pids = fs::procs_recursive(&h.dir)?;
             if !pids.is_empty() {
                 return Err(Error::NotEmpty {
@@ -227,8 +238,15 @@ impl Manager for V1Manager {
         Ok(())
     }
 
-    fn dir_fd(&self) -> Result<Option<OwnedFd>> {
-        Ok(None)
+    fn dir_fd(&mut self) -> Result<Option<OwnedFd>> {
+        let Some(h) = self.config.hierarchies.iter_mut().find(|h| is_unified(h)) else {
+            return Ok(None);
+        };
+        h.create_dir()?;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        open(&h.dir, flags, Mode::empty())
+            .map(Some)
+            .map_err(|e| Error::io("opening", &h.dir, e.into()))
     }
 
     fn mount_sources(&self) -> Result<Vec<MountSource>> {
@@ -236,6 +254,7 @@ impl Manager for V1Manager {
             .config
             .hierarchies
             .iter()
+            .filter(|h| !is_unified(h))
             .map(|h| MountSource {
                 hierarchy: h.name.clone(),
                 controllers: h.controllers.clone(),

@@ -197,7 +197,7 @@ impl Manager for V2Manager {
         self.hierarchy().remove_dir()
     }
 
-    fn dir_fd(&self) -> Result<Option<OwnedFd>> {
+    fn dir_fd(&mut self) -> Result<Option<OwnedFd>> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         open(self.dir(), flags, Mode::empty())
             .map(Some)
