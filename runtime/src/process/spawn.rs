@@ -404,7 +404,9 @@ fn finish(
             linux.gid_mappings().as_deref().unwrap_or_default(),
         )?;
         ch.send(&Message::Go)?;
-        if ns.creates(LinuxNamespaceType::Mount) {
+        // Only a runtime that is root on the host can see what the user namespace hides;
+        // a rootless runtime's init opens its (the user's own) sources itself.
+        if ns.creates(LinuxNamespaceType::Mount) && nix::unistd::geteuid().is_root() {
             send_mount_sources(req, pid, ch)?;
         }
     }
