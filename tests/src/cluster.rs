@@ -38,13 +38,20 @@ pub fn mini_sched_bin() -> PathBuf {
 /// `mini-sched init --state-dir STATE --advertise ADDRESS`, which must succeed; returns the
 /// join token it printed.
 pub fn init(state: &Path, advertise: &str) -> String {
+    init_with(state, advertise, &[])
+}
+
+/// [`init`] with `extra` arguments (`--no-masquerade` for agents in the host's own network
+/// namespace, which must not get the cluster network's nftables table).
+pub fn init_with(state: &Path, advertise: &str, extra: &[&str]) -> String {
     let init = captured_output(
         Command::new(mini_sched_bin())
             .arg("init")
             .arg("--state-dir")
             .arg(state)
             .arg("--advertise")
-            .arg(advertise),
+            .arg(advertise)
+            .args(extra),
     );
     assert!(
         init.status.success(),

@@ -4,7 +4,7 @@
 //! `accept` does not end it, and an agent that answers without end cannot grow it.
 
 use mini_sched::api::{NodeState, NodeView};
-use mini_tests::cluster::{init, mini_sched_bin};
+use mini_tests::cluster::{init_with, mini_sched_bin};
 use mini_tests::flood::{
     closed_by_peer, connect_from, limit_open_files, loopback, peak_rss, tls_client, tls_handshake,
     EndlessServer,
@@ -37,7 +37,13 @@ impl Scheduler {
         let dir = TempDir::new("sched-flood");
         let join = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let token = init(&dir.path().join("state"), &join.to_string());
+        // The agent of the endless-answer test runs in this host's network namespace: no
+        // masquerading table for it.
+        let token = init_with(
+            &dir.path().join("state"),
+            &join.to_string(),
+            &["--no-masquerade"],
+        );
         let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
         let mut cmd = Command::new(mini_sched_bin());
         cmd.arg("--socket")
