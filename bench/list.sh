@@ -42,14 +42,7 @@ trap cleanup EXIT
 mkdir -p "$WORK/bundle" "$WORK/state"
 cp -a "$FIXTURE" "$WORK/bundle/rootfs"
 (cd "$WORK/bundle" && runc spec)
-python3 - "$WORK/bundle/config.json" <<'EOF'
-import json, sys
-path = sys.argv[1]
-cfg = json.load(open(path))
-cfg["process"]["terminal"] = False
-cfg["process"]["args"] = ["/bin/true"]
-json.dump(cfg, open(path, "w"), indent=2)
-EOF
+python3 "$HERE/true_config.py" "$WORK/bundle/config.json"
 
 for r in ${BENCH_RUNTIMES:-mini-run crun runc}; do
     if [ "$r" = mini-run ]; then

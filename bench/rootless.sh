@@ -82,14 +82,7 @@ as_user() {
 }
 
 as_user "$WORK/mini-run" spec --rootless --bundle "$WORK/bundle"
-python3 - "$WORK/bundle/config.json" <<'EOF'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-json.dump(c, open(path, "w"), indent=1)
-EOF
+python3 "$HERE/true_config.py" "$WORK/bundle/config.json"
 
 binary() {
     case $1 in

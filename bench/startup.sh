@@ -152,19 +152,7 @@ make_bundle() {
     specgen=$(command -v runc || command -v crun || true)
     [ -n "$specgen" ] || die "need runc or crun to generate the default spec"
     (cd "$bundle" && "$specgen" spec)
-    python3 - "$bundle/config.json" <<'EOF'
-import json, os, sys
-path = sys.argv[1]
-with open(path) as f:
-    cfg = json.load(f)
-cfg["process"]["terminal"] = False
-cfg["process"]["args"] = ["/bin/true"]
-limit = os.environ.get("BENCH_MEMORY")
-if limit:
-    cfg["linux"].setdefault("resources", {})["memory"] = {"limit": int(limit)}
-with open(path, "w") as f:
-    json.dump(cfg, f, indent=2)
-EOF
+    python3 "$HERE/true_config.py" "$bundle/config.json" "${BENCH_MEMORY:-}"
 }
 
 versions() {
