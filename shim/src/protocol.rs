@@ -223,6 +223,114 @@ pub struct NetworkState {
     pub conflist: Option<String>,
 }
 
+/// `PUT /v1/services`: every service of the cluster with its ready endpoints, the whole table.
+/// The scheduler sends it when the agent's [`ServicesState::generation`] is not the one it
+/// expects (a new or restarted agent, a lost update); otherwise it sends [`ServiceChanges`].
+/// The agent programs its node from it in one nftables transaction. Answers [`ServicesState`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTable {
+    /// The scheduler's generation of this table; it grows with every change.
+    pub generation: u64,
+    /// The cluster's DNS domain, e.g. `cluster.local`: services answer as
+    /// `<service>.<domain>`, endpoints as `<instance>.<service>.<domain>`.
+    pub domain: String,
+    /// Every service, in any order, names unique.
+    #[serde(default)]
+    pub services: Vec<ServiceEntry>,
+}
+
+/// `PATCH /v1/services`: the services that changed since generation `from`. The agent applies
+/// it only when the generation it holds is `from`, else it answers 409 `generation_mismatch`
+/// and the scheduler sends the whole [`ServiceTable`]. Answers [`ServicesState`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceChanges {
+    /// The generation these changes apply to.
+    pub from: u64,
+    /// The generation after them.
+    pub generation: u64,
+    /// Services new or changed (each given whole, its endpoints included).
+    #[serde(default)]
+    pub upsert: Vec<ServiceEntry>,
+    /// Names of services deleted.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// One service: a virtual address in front of its ready endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEntry {
+    /// The service's name (a DNS label).
+    pub name: String,
+    /// Its virtual address, from the cluster's service CIDR.
+    pub address: std::net::Ipv4Addr,
+    /// The ports it listens on (at least one).
+    pub ports: Vec<ServicePort>,
+    /// Seconds a client address stays with the endpoint it was first sent to; absent: every
+    /// new connection is balanced on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity_seconds: Option<u32>,
+    /// The ready endpoints; empty: connections are rejected at once (TCP reset, ICMP
+    /// port unreachable), never left to time out.
+    #[serde(default)]
+    pub endpoints: Vec<ServiceEndpoint>,
+}
+
+/// A port of a service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    /// The port on the virtual address.
+    pub port: u16,
+    /// The port the endpoints listen on.
+    pub target_port: u16,
+    /// The transport protocol.
+    pub protocol: TransportProtocol,
+    /// The port on every node's own addresses that also leads to the service, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+/// A transport protocol of a service port.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A ready instance behind a service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoint {
+    /// The instance's name (a DNS label: `<instance>.<service>.<domain>` answers its address).
+    pub instance: String,
+    /// The node it runs on.
+    pub node: String,
+    /// Its address on the cluster network.
+    pub address: std::net::Ipv4Addr,
+    /// Its share of new connections relative to the service's other endpoints, 1–100.
+    pub weight: u8,
+}
+
+/// The answer of `GET`/`PUT`/`PATCH /v1/services`: what the agent has programmed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServicesState {
+    /// The generation applied; 0 when the agent has no table yet (just started).
+    pub generation: u64,
+    /// How many services are programmed.
+    pub services: u32,
+    /// How many endpoints, over all services.
+    pub endpoints: u32,
+    /// The address the node's DNS server listens on, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<std::net::SocketAddr>,
+}
+
 /// A container's life stage as the agent reports it.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -475,6 +583,10 @@ pub struct NodeStatus {
     pub containers: u32,
     /// Containers whose process runs.
     pub containers_running: u32,
+    /// The generation of the service table the agent has programmed (0: none yet), so the
+    /// scheduler sees a restarted agent and sends it the whole table.
+    #[serde(default)]
+    pub services_generation: u64,
 }
 
 /// Pressure stall percentages (`some avg10` of /proc/pressure/*).

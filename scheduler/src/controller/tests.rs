@@ -81,6 +81,7 @@ fn daemon(scratch: &Scratch) -> Arc<Daemon> {
             pressure: None,
             containers: 0,
             containers_running: 0,
+            services_generation: 0,
         };
         let live = NodeLive {
             last_heartbeat: Some(Instant::now()),
