@@ -22,6 +22,9 @@
 #                    portmap in /usr/lib/cni) the agent runs for `network: cluster`
 #                    (tests/tests/cluster_network.rs)
 #   nftables         nft, which writes the agent's masquerading table (cluster network)
+#   conntrack        the agent flushes the connection-tracking entries of a removed service's
+#                    address with it (shim/src/agent/service/conntrack.rs; no maintained Rust
+#                    crate deletes conntrack entries over netlink)
 #   docker-registry, skopeo   registry pulls (tests/tests/registry_pull.rs): the CNCF
 #                    distribution registry the tests start (TLS, htpasswd), and skopeo to push
 #                    the locally built busybox images into it
@@ -31,7 +34,7 @@ readonly PACKAGES=(
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
     uidmap
-    containernetworking-plugins nftables
+    containernetworking-plugins nftables conntrack
     docker-registry skopeo
 )
 

@@ -19,6 +19,7 @@ pub mod network;
 pub mod pki;
 pub mod probe;
 pub mod run;
+pub mod service;
 pub mod stop;
 pub mod tls;
 pub mod usage;
@@ -63,6 +64,8 @@ pub struct Agent {
     network_applied: tokio::sync::Mutex<Option<crate::protocol::ClusterNetwork>>,
     /// Registry pulls: downloads under way and counters.
     puller: crate::registry::Puller,
+    /// The service table (see [`service`]).
+    services: service::Services,
 }
 
 impl Agent {
@@ -81,6 +84,7 @@ impl Agent {
         }
         Ok(Agent {
             puller: crate::registry::Puller::new(config.registries.clone()),
+            services: service::Services::load(&config.state_dir),
             config,
             busy: Default::default(),
             node: Default::default(),

@@ -78,9 +78,10 @@ fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, Error> {
 async fn json_body<T: DeserializeOwned>(
     agent: &Agent,
     req: Request<Incoming>,
+    limit: usize,
 ) -> Result<Option<T>, Error> {
     let timeout = agent.config.limits.body_timeout;
-    let bytes = read_body(req.into_body(), MAX_BODY, timeout)
+    let bytes = read_body(req.into_body(), limit, timeout)
         .await
         .map_err(|e| Error::BadRequest(format!("reading the request body: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -93,7 +94,18 @@ async fn json_body<T: DeserializeOwned>(
 
 /// A JSON body the request must have.
 async fn body<T: DeserializeOwned>(agent: &Agent, req: Request<Incoming>) -> Result<T, Error> {
-    json_body(agent, req)
+    json_body(agent, req, MAX_BODY)
+        .await?
+        .ok_or_else(|| Error::BadRequest("the request needs a JSON body (see PROTOCOL.md)".into()))
+}
+
+/// A service table or changes: a required body, larger than other requests' (see
+/// [`super::service::MAX_TABLE_BYTES`]).
+async fn table_body<T: DeserializeOwned>(
+    agent: &Agent,
+    req: Request<Incoming>,
+) -> Result<T, Error> {
+    json_body(agent, req, super::service::MAX_TABLE_BYTES as usize)
         .await?
         .ok_or_else(|| Error::BadRequest("the request needs a JSON body (see PROTOCOL.md)".into()))
 }
@@ -103,7 +115,7 @@ async fn optional_body<T: DeserializeOwned + Default>(
     agent: &Agent,
     req: Request<Incoming>,
 ) -> Result<T, Error> {
-    Ok(json_body(agent, req).await?.unwrap_or_default())
+    Ok(json_body(agent, req, MAX_BODY).await?.unwrap_or_default())
 }
 
 /// The query parameters of a request.
@@ -189,6 +201,14 @@ async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Bo
         (["network"], &Method::GET) => ok(&agent.network_state()),
         (["network"], &Method::POST) => ok(&agent.set_network(body(agent, req).await?).await?),
         (["network"], _) => Err(method_not_allowed(&method, &path, "GET or POST")),
+        (["services"], &Method::GET) => ok(&agent.services_state().await),
+        (["services"], &Method::PUT) => {
+            ok(&agent.put_services(table_body(agent, req).await?).await?)
+        }
+        (["services"], &Method::PATCH) => {
+            ok(&agent.patch_services(table_body(agent, req).await?).await?)
+        }
+        (["services"], _) => Err(method_not_allowed(&method, &path, "GET, PUT or PATCH")),
         (["certificate"], &Method::POST) => {
             ok(&agent.renew_certificate(body(agent, req).await?).await?)
         }

@@ -19,6 +19,9 @@ pub enum Error {
     /// The workload's rootfs or image is missing or unusable.
     #[error("{0}")]
     SourceUnavailable(String),
+    /// A `PATCH /v1/services` does not apply to the generation the agent holds.
+    #[error("{0}")]
+    GenerationMismatch(String),
     /// The container could not be started (the monitor's reason).
     #[error("{0}")]
     StartFailed(String),
@@ -61,7 +64,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::NotFound(_) => 404,
-            Error::Conflict(_) => 409,
+            Error::Conflict(_) | Error::GenerationMismatch(_) => 409,
             Error::SourceUnavailable(_) | Error::StartFailed(_) => 422,
             Error::Monitor(_) => 502,
             Error::Tls(_) | Error::Pki(_) | Error::Config(_) | Error::Io { .. } => 500,
@@ -74,6 +77,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::GenerationMismatch(_) => "generation_mismatch",
             Error::SourceUnavailable(_) => "source_unavailable",
             Error::StartFailed(_) => "start_failed",
             Error::Monitor(_) => "monitor_unavailable",

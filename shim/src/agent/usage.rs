@@ -86,6 +86,7 @@ impl Agent {
                 .iter()
                 .filter(|c| c.status == Status::Running)
                 .count() as u32,
+            services_generation: self.services.generation(),
             ..NodeStatus::default()
         };
         if let Some((capacity, usage, at)) = &*self.node.last.lock().expect("node sample") {
