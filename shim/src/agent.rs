@@ -136,6 +136,10 @@ pub fn run(config: Config) -> Result<(), Error> {
         };
         listen::serve(agent.clone(), &listen, agent.config.limits, shutdown).await?;
         if agent.config.cleanup {
+            match agent.cleanup_services().await {
+                Ok(()) => agent.log("removed the services' table and their connections"),
+                Err(e) => agent.log(&format!("cleaning up the services: {e}")),
+            }
             match agent.cleanup_network().await {
                 Ok(()) => agent.log("removed the cluster network's routes, table and bridge"),
                 Err(e) => agent.log(&format!("cleaning up the cluster network: {e}")),

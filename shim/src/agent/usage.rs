@@ -171,6 +171,35 @@ impl Agent {
             "CNI plugin list calls that failed, by command.",
             &by_command(|c| c.2),
         );
+        let (services, endpoints, transactions, failures) = self.services_counts().await;
+        for (name, kind, help, value) in [
+            (
+                "mini_shim_services",
+                Kind::Gauge,
+                "Services programmed on this node.",
+                services as u64,
+            ),
+            (
+                "mini_shim_service_endpoints",
+                Kind::Gauge,
+                "Endpoints over all services programmed.",
+                endpoints as u64,
+            ),
+            (
+                "mini_shim_service_nft_transactions_total",
+                Kind::Counter,
+                "nftables transactions run for the services.",
+                transactions,
+            ),
+            (
+                "mini_shim_service_nft_failures_total",
+                Kind::Counter,
+                "nftables transactions for the services that failed.",
+                failures,
+            ),
+        ] {
+            text.family(name, kind, help, &[Sample::new(value as f64)]);
+        }
         let pulls = &self.puller.counters;
         for (name, help, counter) in [
             (

@@ -16,7 +16,7 @@ fn table() -> Value {
 }
 
 /// Runs one nft JSON transaction.
-fn nft(commands: Vec<Value>) -> Result<(), String> {
+pub(crate) fn nft(commands: Vec<Value>) -> Result<(), String> {
     let input = serde_json::to_vec(&json!({"nftables": commands})).expect("JSON");
     let mut child = Command::new("nft")
         .args(["-j", "-f", "-"])

@@ -1,5 +1,6 @@
 //! Services on this node: the table the scheduler sends (`PUT`/`PATCH /v1/services`), checked
-//! ([`validate`]), programmed into the kernel and kept on disk.
+//! ([`validate`]), programmed into the kernel's nftables ([`ruleset`], one transaction per
+//! request) and kept on disk.
 //!
 //! The table is kept in `<state>/services/table.json` (the last one applied, with its
 //! generation), so a restarted agent knows what it programmed before: it answers names from it
@@ -7,6 +8,8 @@
 //! reports generation 0 until the scheduler's first `PUT` (the protocol's "just started"), and
 //! a `PATCH` before that is refused with `generation_mismatch`.
 
+pub mod conntrack;
+pub mod ruleset;
 pub mod validate;
 
 use super::{Agent, Error};
@@ -64,6 +67,9 @@ pub struct Services {
     table: tokio::sync::Mutex<Table>,
     /// Its generation, readable without the lock (`GET /v1/node`).
     generation: AtomicU64,
+    /// nft transactions run, and those that failed.
+    transactions: AtomicU64,
+    transaction_failures: AtomicU64,
 }
 
 impl Services {
@@ -82,6 +88,8 @@ impl Services {
                 ..kept
             }),
             generation: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            transaction_failures: AtomicU64::new(0),
         }
     }
 
@@ -130,7 +138,7 @@ impl Agent {
         validate::table(&next.services, None, &mut problems);
         validate::verdict("the service table", problems).map_err(Error::BadRequest)?;
         let mut table = self.services.table.lock().await;
-        self.commit(&mut table, next)
+        self.commit(&mut table, next, false).await
     }
 
     /// `PATCH /v1/services`: applies the changes since generation `from`.
@@ -171,19 +179,129 @@ impl Agent {
         let upserted: Vec<&ServiceEntry> = changes.upsert.iter().collect();
         validate::table(&next.services, Some(&upserted), &mut problems);
         validate::verdict("the service changes", problems).map_err(Error::BadRequest)?;
-        self.commit(&mut table, next)
+        self.commit(&mut table, next, true).await
     }
 
-    /// Keeps `next` on disk and makes it the table applied.
-    fn commit(&self, table: &mut Table, next: Table) -> Result<ServicesState, Error> {
+    /// Runs one nft transaction, counting it.
+    async fn transaction(&self, commands: Vec<serde_json::Value>) -> Result<(), String> {
+        self.services.transactions.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::task::spawn_blocking(move || super::network::masquerade::nft(commands))
+            .await
+            .unwrap_or_else(|e| Err(format!("nft: {e}")));
+        if result.is_err() {
+            self.services
+                .transaction_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Programs `next` (incrementally from `table` when `incremental` and the kernel holds
+    /// `table`, else as a whole table), keeps it on disk and makes it the table applied;
+    /// then forgets the connections of service addresses that went away.
+    async fn commit(
+        &self,
+        table: &mut Table,
+        next: Table,
+        incremental: bool,
+    ) -> Result<ServicesState, Error> {
+        let node = &self.config.node;
+        let programmed = if incremental {
+            let mut commands = Vec::new();
+            let names: std::collections::BTreeSet<&String> =
+                table.services.keys().chain(next.services.keys()).collect();
+            for name in names {
+                let (old, new) = (table.services.get(name), next.services.get(name));
+                if old != new {
+                    commands.extend(ruleset::change(old, new, node));
+                }
+            }
+            match commands.is_empty() {
+                true => Ok(()),
+                false => self.transaction(commands).await,
+            }
+        } else {
+            Err(String::new())
+        };
+        if let Err(e) = programmed {
+            if !e.is_empty() {
+                self.log(&format!(
+                    "services: the incremental change failed ({e}); replacing the whole table"
+                ));
+            }
+            self.transaction(ruleset::replace(next.services.values(), node))
+                .await
+                .map_err(|e| Error::Config(format!("programming the service table: {e}")))?;
+        }
         let dir = self.services_dir();
         mini_run::private_files::create_dir_all(&dir)
             .map_err(|e| Error::io("creating", &dir, e))?;
         super::run::write_json(&dir.join(TABLE_FILE), &next.to_wire())?;
+        let kept: std::collections::HashSet<_> =
+            next.services.values().map(|s| s.address).collect();
+        let gone: Vec<_> = table
+            .services
+            .values()
+            .map(|s| s.address)
+            .filter(|a| !kept.contains(a))
+            .collect();
         *table = next;
         self.services
             .generation
             .store(table.generation, Ordering::Relaxed);
+        self.forget_connections(gone).await;
         Ok(state(table, None))
+    }
+
+    /// Flushes the conntrack entries of `addresses` (failures are logged).
+    async fn forget_connections(&self, addresses: Vec<std::net::Ipv4Addr>) {
+        if addresses.is_empty() {
+            return;
+        }
+        let errors = tokio::task::spawn_blocking(move || {
+            addresses
+                .into_iter()
+                .filter_map(|a| conntrack::flush(a).err())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        if let Some(first) = errors.first() {
+            self.log(&format!(
+                "services: {} conntrack flushes failed, first: {first}",
+                errors.len()
+            ));
+        }
+    }
+
+    /// Removes the services' table, their connections and the kept table (`--cleanup`).
+    pub async fn cleanup_services(&self) -> Result<(), Error> {
+        let mut table = self.services.table.lock().await;
+        self.transaction(ruleset::remove())
+            .await
+            .map_err(|e| Error::Config(format!("removing the services table: {e}")))?;
+        let path = self.services_dir().join(TABLE_FILE);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("removing", &path, e))
+            }
+            _ => {}
+        }
+        let gone = table.services.values().map(|s| s.address).collect();
+        *table = Table::default();
+        self.services.generation.store(0, Ordering::Relaxed);
+        self.forget_connections(gone).await;
+        Ok(())
+    }
+
+    /// (services, endpoints, transactions, failed transactions) for `/metrics`.
+    pub async fn services_counts(&self) -> (usize, usize, u64, u64) {
+        let table = self.services.table.lock().await;
+        (
+            table.services.len(),
+            table.endpoints(),
+            self.services.transactions.load(Ordering::Relaxed),
+            self.services.transaction_failures.load(Ordering::Relaxed),
+        )
     }
 }
