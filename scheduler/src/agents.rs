@@ -1,9 +1,16 @@
 //! The scheduler as the agents' client: the shim protocol over mutual TLS.
 //!
-//! Every call opens its own connection (TCP, TLS with the scheduler's client certificate, one
-//! HTTP/1.1 request) and has one deadline for all of it, the answer's body included, which
-//! may be at most [`MAX_ANSWER`] bytes. Clusters here are small and calls are few per second per node, so a pool
-//! would buy little and a dead connection could never be mistaken for a live node.
+//! Calls reuse pooled connections: each agent's idle HTTP/1.1 connections (TCP, TLS with the
+//! scheduler's client certificate) are kept for [`POOL_IDLE`] — well under the agents' idle
+//! timeout (30 s by default), so the pool lets a connection go before the agent closes it —
+//! at most [`POOL_PER_AGENT`] of them. A call takes the most recently used live one, or opens
+//! a new one. A pooled connection may still have died meanwhile (the agent restarted, or
+//! closed it as the call began): a call that fails on a reused connection before any answer
+//! came is made once more on a fresh connection, so a dead pooled connection is never taken
+//! for an unreachable node by itself; only a fresh connection's failure is. Every call has one
+//! deadline for all of it (connecting, the retry and the answer's body included), and the
+//! body may be at most [`MAX_ANSWER`] bytes. Log streams use connections of their own, which
+//! are never pooled.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,15 +23,22 @@ use mini_shim::protocol::ErrorBody;
 use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// The largest answer read from an agent: a container list with usage for thousands of
 /// containers fits many times over; an agent that answers without end is cut off here.
 pub const MAX_ANSWER: usize = 8 << 20;
+
+/// How long an idle connection is kept in the pool.
+pub const POOL_IDLE: Duration = Duration::from_secs(10);
+
+/// The most idle connections kept per agent.
+pub const POOL_PER_AGENT: usize = 8;
 
 /// How long a log stream's answer head may take.
 const STREAM_START: Duration = Duration::from_secs(10);
@@ -63,9 +77,20 @@ impl CallError {
 }
 
 /// A client for every agent of the cluster, authenticated by the scheduler's certificate.
+/// Clones share one connection pool.
 #[derive(Clone)]
 pub struct Agents {
     connector: TlsConnector,
+    pool: Arc<Pool>,
+}
+
+/// The sending half of one HTTP/1.1 connection.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle connections by agent, each with the time it was last used.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(Sender, Instant)>>>,
 }
 
 impl Agents {
@@ -74,32 +99,80 @@ impl Agents {
     pub fn new(files: &TlsFiles) -> Result<Agents, mini_shim::agent::Error> {
         Ok(Agents {
             connector: TlsConnector::from(client_config(files)?),
+            pool: Default::default(),
         })
     }
 
-    /// Connects, sends `request` and returns the answer's head; the caller bounds the time.
-    async fn send(
-        &self,
-        addr: SocketAddr,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, CallError> {
+    /// A new connection to `addr`.
+    async fn connect(&self, addr: SocketAddr) -> Result<Sender, CallError> {
         let unreachable = |e: String| CallError::Unreachable(addr, e);
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
         let tls = self
             .connector
             .connect(ServerName::IpAddress(addr.ip().into()), tcp)
             .await
             .map_err(|e| unreachable(format!("TLS: {e}")))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         tokio::spawn(connection);
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| unreachable(e.to_string()))
+        Ok(sender)
+    }
+
+    /// The most recently used live idle connection to `addr`; expired and closed ones are
+    /// dropped on the way.
+    fn take(&self, addr: SocketAddr) -> Option<Sender> {
+        let mut idle = self.pool.idle.lock().expect("agent connection pool");
+        let list = idle.get_mut(&addr)?;
+        let mut found = None;
+        while let Some((sender, since)) = list.pop() {
+            if since.elapsed() < POOL_IDLE && !sender.is_closed() && sender.is_ready() {
+                found = Some(sender);
+                break;
+            }
+        }
+        if list.is_empty() {
+            idle.remove(&addr);
+        }
+        found
+    }
+
+    /// Puts a connection whose answer was read whole back into the pool.
+    fn give_back(&self, addr: SocketAddr, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().expect("agent connection pool");
+        let list = idle.entry(addr).or_default();
+        list.retain(|(s, since)| since.elapsed() < POOL_IDLE && !s.is_closed());
+        if list.len() >= POOL_PER_AGENT {
+            list.remove(0);
+        }
+        list.push((sender, Instant::now()));
+    }
+
+    /// Sends the request `make` builds on a pooled connection, or a fresh one, and returns
+    /// the answer's head with the connection it came on; the caller bounds the time. A
+    /// reused connection that fails before an answer came is tried once more on a fresh one.
+    async fn send(
+        &self,
+        addr: SocketAddr,
+        make: impl Fn() -> Request<Full<Bytes>>,
+        pooled: bool,
+    ) -> Result<(Response<Incoming>, Sender), CallError> {
+        let unreachable = |e: hyper::Error| CallError::Unreachable(addr, e.to_string());
+        if let Some(mut sender) = pooled.then(|| self.take(addr)).flatten() {
+            if let Ok(response) = sender.try_send_request(make()).await {
+                return Ok((response, sender));
+            }
+            // The connection had died: the agent restarted, or closed it as it was taken.
+        }
+        let mut sender = self.connect(addr).await?;
+        let response = sender.send_request(make()).await.map_err(unreachable)?;
+        Ok((response, sender))
     }
 
     /// One request whose whole answer, body included, must arrive within `timeout` and be
@@ -112,9 +185,9 @@ impl Agents {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        let request = request(addr, method, path, body);
+        let make = || request(addr, method.clone(), path, body.clone());
         let exchange = async {
-            let response = self.send(addr, request).await?;
+            let (response, sender) = self.send(addr, make, true).await?;
             let status = response.status();
             let bytes = read_limited(response.into_body(), MAX_ANSWER)
                 .await
@@ -122,6 +195,7 @@ impl Agents {
                     BodyError::Broken(e) => CallError::Unreachable(addr, e),
                     e => CallError::Garbled(addr, e.to_string()),
                 })?;
+            self.give_back(addr, sender);
             Ok((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
@@ -170,9 +244,10 @@ impl Agents {
     /// slowly as its own client. The answer's head (or a whole error answer) must arrive
     /// within [`STREAM_START`].
     pub async fn stream(&self, addr: SocketAddr, path: &str) -> Result<Incoming, CallError> {
-        let request = request(addr, Method::GET, path, None);
         let start = async {
-            let response = self.send(addr, request).await?;
+            let (response, _connection) = self
+                .send(addr, || request(addr, Method::GET, path, None), false)
+                .await?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response.into_body());
@@ -244,6 +319,7 @@ impl Agents {
             .with_no_client_auth();
         Agents {
             connector: TlsConnector::from(Arc::new(config)),
+            pool: Default::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod certificate;
 pub mod containers;
 pub mod error;
 pub mod exec;
+pub mod hollow;
 pub mod listen;
 pub mod network;
 pub mod pki;
@@ -57,6 +58,8 @@ pub struct Agent {
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The node's last usage sample (see [`usage::NODE_SAMPLE`]).
     node: usage::NodeState,
+    /// The containers' last usage samples (see [`usage::CONTAINER_SAMPLE`]).
+    samples: usage::ContainerSamples,
     /// CNI calls and failures (see [`network`]).
     cni_counters: network::Counters,
     /// The cluster network this process last applied in full (nftables included): an
@@ -66,6 +69,12 @@ pub struct Agent {
     puller: crate::registry::Puller,
     /// The service table (see [`service`]).
     services: service::Services,
+    /// The listener's connection counts (`mini_shim_connections_total`).
+    gate: std::sync::OnceLock<Arc<crate::connection_limits::Gate>>,
+    /// Requests answered (`mini_shim_requests_total`).
+    requests: std::sync::atomic::AtomicU64,
+    /// A hollow agent's fake containers (`mini-shim hollow`); `None` for a real agent.
+    hollow: Option<hollow::Hollow>,
 }
 
 impl Agent {
@@ -88,8 +97,20 @@ impl Agent {
             config,
             busy: Default::default(),
             node: Default::default(),
+            samples: Default::default(),
             cni_counters: Default::default(),
             network_applied: Default::default(),
+            gate: Default::default(),
+            requests: Default::default(),
+            hollow: None,
+        })
+    }
+
+    /// A hollow agent for `config` (see [`hollow`]): its containers are fakes in memory.
+    pub fn new_hollow(config: Config, hollow: hollow::Hollow) -> Result<Agent, Error> {
+        Ok(Agent {
+            hollow: Some(hollow),
+            ..Agent::new(config)?
         })
     }
 
@@ -121,6 +142,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         let agent = Arc::new(Agent::new(config)?);
         agent.adopt_all().await;
         tokio::spawn(agent.clone().sample_node());
+        tokio::spawn(agent.clone().sample_containers());
         let shutdown = async {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut term), Ok(mut int)) = (

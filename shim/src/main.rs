@@ -1,4 +1,4 @@
-//! The `mini-shim` command line: `agent`, `join`, `monitor` and `cert`; all work is done by the
+//! The `mini-shim` command line: `agent`, `join`, `hollow`, `monitor` and `cert`; all work is done by the
 //! library.
 
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +23,9 @@ enum Command {
     /// Join a mini-sched cluster with a join token, then serve as `agent` with the
     /// credentials it issued (a joined agent skips the join when started again).
     Join(JoinArgs),
+    /// Run N hollow nodes in this process for scale tests: each joins with the token and
+    /// serves the agent API on its own loopback address, with fake containers.
+    Hollow(HollowArgs),
     /// Make certificates for the protocol's mutual TLS.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -125,6 +128,58 @@ struct JoinArgs {
     limits: LimitArgs,
     #[command(flatten)]
     registries: RegistryArgs,
+}
+
+#[derive(Args)]
+struct HollowArgs {
+    /// How many nodes.
+    #[arg(long)]
+    count: usize,
+    /// The scheduler's join listener, IP:PORT.
+    #[arg(long = "join")]
+    scheduler: SocketAddr,
+    /// The join token (`mini-sched token create`).
+    #[arg(long)]
+    token: String,
+    /// The nodes are named PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "hollow")]
+    prefix: String,
+    /// The first node's loopback address; node i listens on it plus i.
+    #[arg(long, default_value = "127.1.0.1")]
+    first_address: std::net::Ipv4Addr,
+    /// The port every node listens on.
+    #[arg(long, default_value_t = 7443)]
+    port: u16,
+    /// A label of every node KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// The CPUs each node reports.
+    #[arg(long, default_value_t = 32)]
+    cpus: u32,
+    /// The memory each node reports, in MiB.
+    #[arg(long, default_value_t = 128 * 1024)]
+    memory_mib: u64,
+    /// One directory per node (its credentials) and the freeze file `frozen`.
+    #[arg(long)]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+fn hollow(args: HollowArgs) -> Result<(), mini_shim::join::JoinError> {
+    mini_shim::hollow::run(mini_shim::hollow::HollowOptions {
+        count: args.count,
+        scheduler: args.scheduler,
+        token: args.token,
+        prefix: args.prefix,
+        first_address: args.first_address,
+        port: args.port,
+        labels: args.labels.into_iter().collect(),
+        cpus: args.cpus,
+        memory_bytes: args.memory_mib << 20,
+        state_dir: args.state_dir,
+        limits: args.limits,
+    })
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -242,6 +297,7 @@ fn main() {
         Command::Monitor(args) => mini_shim::monitor::main(args),
         Command::Agent(args) => agent(args).map_err(Into::into),
         Command::Join(args) => join(args).map_err(Into::into),
+        Command::Hollow(args) => hollow(args).map_err(Into::into),
         Command::Cert(command) => cert(command).map_err(Into::into),
     };
     if let Err(e) = result {

@@ -339,8 +339,9 @@ pub enum Status {
     Running,
     /// Its process ended; `exit` says how.
     Exited,
-    /// Neither a monitor nor an exit record vouches for it (its monitor died without
-    /// recording an exit); `reason` says what is known.
+    /// Neither a monitor nor an exit record vouches for it (it is being created, or its
+    /// monitor did not answer in time: the container may still run); `reason` says what is
+    /// known.
     Unknown,
 }
 

@@ -620,17 +620,26 @@ fn metrics_of_a_busy_container_match_its_cgroup_files() {
     );
     assert_eq!(stats["pids_limit"], 50);
 
-    // The same figures for Prometheus, labelled by container id.
-    let metrics = curl.get("/metrics");
-    assert_eq!(metrics.status, 200);
+    // The same figures for Prometheus, labelled by container id, from the background sample
+    // (taken every 5 s).
     let label = format!("id=\"{id}\"");
-    let sample = |name: &str| -> f64 {
-        let line = metrics
-            .body
+    let value = |body: &str, name: &str| -> Option<f64> {
+        let line = body
             .lines()
-            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-            .unwrap_or_else(|| panic!("no {name} for {id}: {}", metrics.body));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let mut metrics = curl.get("/metrics");
+    assert!(
+        wait_until(START, || {
+            metrics = curl.get("/metrics");
+            value(&metrics.body, "mini_container_cpu_usage_seconds_total").is_some_and(|v| v > 0.1)
+        }),
+        "no sample of {id}: {}",
+        metrics.body
+    );
+    let sample = |name: &str| -> f64 {
+        value(&metrics.body, name).unwrap_or_else(|| panic!("no {name} for {id}: {}", metrics.body))
     };
     assert_eq!(
         sample("mini_container_memory_limit_bytes"),
@@ -1372,4 +1381,163 @@ fn container_specs_environments_and_logs_are_private_to_root() {
     assert_eq!(stopped.status, 200, "{stopped:?}");
     let exit = state.join("containers").join(&shared).join("exit.json");
     mini_tests::assert_private(&exit, 0o600, None);
+}
+
+/// Sends SIGCONT to a process on drop, so a test that stopped a monitor leaves it running
+/// even when it fails.
+struct Continued(i32);
+
+impl Drop for Continued {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGCONT,
+        );
+    }
+}
+
+/// Whether the process is stopped (state `T` in /proc/PID/stat).
+fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_stopped_monitor_does_not_stall_the_list_and_its_container_shows_as_unknown() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let agent = Agent::start(&pki);
+    let curl = &agent.curl;
+    let (stuck, fine) = (unique("stuck"), unique("fine"));
+    curl.run(run_body(&stuck, "sleep 1000"));
+    curl.run(run_body(&fine, "sleep 1000"));
+    // The real monitor of `stuck`, by the pid it recorded, stops answering.
+    let monitor = monitor_pid(&agent, &stuck);
+    let _continued = Continued(monitor);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    assert!(wait_until(START, || stopped(monitor)));
+
+    // The list answers (curl gives up after 60 s: a list that waits on the monitor never
+    // would), with `stuck` in it as unknown and `fine` as running.
+    for path in ["/v1/containers", "/v1/containers?stats=true"] {
+        let list = curl.get(path);
+        assert_eq!(list.status, 200, "{list:?}");
+        let list = list.json();
+        let find = |id: &str| {
+            list["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} is missing from the list: {list}"))
+        };
+        let s = find(&stuck);
+        assert_eq!(s["status"], "unknown", "{s}");
+        assert!(
+            s["reason"].as_str().unwrap().contains("did not answer"),
+            "{s}"
+        );
+        assert_eq!(s["labels"]["test"], "shim_agent", "{s}");
+        assert_eq!(find(&fine)["status"], "running", "{list}");
+    }
+    let node = curl.get("/v1/node").json();
+    assert_eq!(node["containers"], 2, "{node}");
+    assert_eq!(node["containers_running"], 1, "{node}");
+    // Once it answers again, it is running as before.
+    drop(_continued);
+    assert!(wait_until(START, || curl.info(&stuck)["status"] == "running"));
+}
+
+/// The access time of `path` in seconds since the epoch.
+fn atime(path: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().atime()
+}
+
+#[test]
+fn lists_and_scrapes_read_sampled_usage_and_never_walk_a_writable_layer() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let agent = Agent::start(&pki);
+    let curl = &agent.curl;
+    let work = TempDir::new("oci");
+    let image = json!({"image": {"path": fixture_oci_archive(work.path())}});
+    let id = unique("big-layer");
+    curl.run(json!({
+        "id": id,
+        "source": image,
+        "process": {"args": ["sh", "-c",
+            "mkdir /big && cd /big && i=0; while [ $i -lt 3000 ]; do echo x > f$i; i=$((i+1)); done; echo wrote; sleep 1000"]}
+    }));
+    curl.wait_for_log(&id, "wrote");
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(
+            agent
+                .state_dir()
+                .join("containers")
+                .join(&id)
+                .join("meta.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let big = Path::new(meta["writable_layer"].as_str().expect("a writable layer")).join("big");
+    let disk = |list: &Value| -> Option<u64> {
+        list["containers"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"] == id)?["stats"]["disk_bytes"]
+            .as_u64()
+    };
+    // The background sample walks the layer once it holds the files (its first walk may
+    // have come before the container wrote them).
+    assert!(
+        wait_until(Duration::from_secs(60), || disk(
+            &curl.get("/v1/containers?stats=true").json()
+        )
+        .is_some_and(|d| d >= 3000 * 512)),
+        "no sample of the layer's disk usage"
+    );
+
+    // A directory the walk reads gets a new access time (relatime: an access time older than
+    // the change time is always updated). Lists and scrapes must not read it: the next
+    // background walk is DISK_SAMPLE (30 s) after the last.
+    let old = 946_684_800; // 2000-01-01
+    let st = Command::new("touch")
+        .args(["-a", "-d", &format!("@{old}")])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(atime(&big), old);
+    for _ in 0..3 {
+        let list = curl.get("/v1/containers?stats=true").json();
+        assert!(disk(&list).is_some_and(|d| d >= 3000 * 512), "{list}");
+        let metrics = curl.get("/metrics");
+        assert!(
+            metrics
+                .body
+                .contains("mini_container_writable_layer_bytes{"),
+            "{}",
+            metrics.body
+        );
+        curl.get("/v1/node");
+    }
+    assert_eq!(
+        atime(&big),
+        old,
+        "a list or a scrape walked the writable layer"
+    );
+    // The single container's stats are read when asked: that walk does update it.
+    curl.get(&format!("/v1/containers/{id}/stats"));
+    assert_ne!(
+        atime(&big),
+        old,
+        "the walk does not show in the access time"
+    );
 }

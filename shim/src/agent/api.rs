@@ -45,6 +45,13 @@ impl hyper::body::Body for LogBody {
 
 /// Answers one request.
 pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
+    if agent.hollow().is_some_and(|h| h.frozen()) {
+        // A frozen hollow node: as lost as a host that is gone, until it is thawed.
+        std::future::pending::<()>().await;
+    }
+    agent
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match route(&agent, req).await {
         Ok(resp) => resp,
         Err(e) => error_response(&e),

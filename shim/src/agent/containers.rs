@@ -36,6 +36,9 @@ pub const IMAGES_DIR: &str = "images";
 /// mini-run's state root in the state directory.
 pub const RUNTIME_DIR: &str = "runtime";
 
+/// How many containers' monitors a list asks at once.
+pub const LIST_PARALLEL: usize = 16;
+
 /// The directory of an image-based container's overlay rootfs (mini-image's layout: upper,
 /// work, merged) inside the container's directory.
 pub const ROOTFS_DIR: &str = "rootfs";
@@ -120,21 +123,11 @@ impl Agent {
 
     /// `GET /v1/containers/{id}`.
     pub async fn info(&self, id: &str) -> Result<ContainerInfo, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_info(h, id);
+        }
         let dir = self.existing(id)?;
-        let meta = Self::read_meta(&dir)?;
-        let mut info = ContainerInfo {
-            id: id.to_string(),
-            status: Status::Unknown,
-            pid: None,
-            started_at: None,
-            exit: None,
-            monitor_alive: false,
-            reason: None,
-            labels: meta.request.labels,
-            address: Self::address(&dir),
-            stats: None,
-            image_digest: meta.image_digest,
-        };
+        let mut info = Self::unread(id, &dir, Some(Self::read_meta(&dir)?));
         let exit = match self.inspect(&dir).await? {
             monitor::MonitorStatus::Live { .. } => {
                 let state = monitor::Client::new(&dir)
@@ -218,8 +211,8 @@ impl Agent {
         ));
     }
 
-    /// `GET /v1/containers[?stats=true]`: with `stats`, each running container's usage.
-    pub async fn list(&self, stats: bool) -> ContainerList {
+    /// The ids of the containers' directories, sorted.
+    pub(super) fn container_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.containers_dir())
             .into_iter()
             .flatten()
@@ -228,17 +221,67 @@ impl Agent {
             .filter(|id| protocol::validate_id(id).is_ok())
             .collect();
         ids.sort();
-        let mut containers = Vec::with_capacity(ids.len());
-        for id in ids {
-            // A container being created or deleted right now may have no meta.json yet.
-            if let Ok(mut info) = self.info(&id).await {
-                if stats && info.status == Status::Running {
-                    info.stats = self.stats(&id).await.ok();
-                }
-                containers.push(info);
-            }
+        ids
+    }
+
+    /// `GET /v1/containers[?stats=true]`: with `stats`, each running container's last usage
+    /// sample (see [`super::usage`]). Up to [`LIST_PARALLEL`] monitors are asked at once, each
+    /// within [`monitor::CALL_TIMEOUT`]; a container whose state cannot be read is listed as
+    /// `unknown` with the reason, never left out.
+    pub async fn list(&self, stats: bool) -> ContainerList {
+        if let Some(h) = self.hollow() {
+            return self.hollow_list(h, stats);
         }
-        ContainerList { containers }
+        use futures_util::StreamExt;
+        let entries = futures_util::stream::iter(self.container_ids())
+            .map(|id| async move {
+                match self.info(&id).await {
+                    Ok(mut info) => {
+                        if stats && info.status == Status::Running {
+                            info.stats = self.last_stats(&id);
+                        }
+                        Some(info)
+                    }
+                    // A container being created or deleted right now may have no meta.json yet.
+                    Err(Error::NotFound(_)) => None,
+                    Err(e) => self.unknown(&id, &e),
+                }
+            })
+            .buffered(LIST_PARALLEL)
+            .collect::<Vec<_>>()
+            .await;
+        ContainerList {
+            containers: entries.into_iter().flatten().collect(),
+        }
+    }
+
+    /// A container whose state could not be read: `unknown`, with why (`None` if its
+    /// directory is gone meanwhile).
+    fn unknown(&self, id: &str, e: &Error) -> Option<ContainerInfo> {
+        let dir = self.existing(id).ok()?;
+        let mut info = Self::unread(id, &dir, Self::read_meta(&dir).ok());
+        info.reason = Some(format!("its state could not be read: {e}"));
+        Some(info)
+    }
+
+    /// What a container's directory says of it before its monitor is asked: `unknown`, with
+    /// its labels and address.
+    fn unread(id: &str, dir: &Path, meta: Option<Meta>) -> ContainerInfo {
+        let (labels, image_digest) =
+            meta.map_or_else(Default::default, |m| (m.request.labels, m.image_digest));
+        ContainerInfo {
+            id: id.to_string(),
+            status: Status::Unknown,
+            pid: None,
+            started_at: None,
+            exit: None,
+            monitor_alive: false,
+            reason: None,
+            labels,
+            address: Self::address(dir),
+            stats: None,
+            image_digest,
+        }
     }
 
     /// The client of a running container's monitor.

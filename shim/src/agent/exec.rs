@@ -9,6 +9,9 @@ use crate::protocol::{ExecRequest, ExecResult, LogLine};
 impl Agent {
     /// `POST /v1/containers/{id}/exec`.
     pub async fn exec(&self, id: &str, request: ExecRequest) -> Result<ExecResult, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_exec(h, id, &request);
+        }
         if request.args.is_empty() {
             return Err(Error::BadRequest("exec needs a command in args".into()));
         }
@@ -51,6 +54,9 @@ impl Agent {
         follow: bool,
         tail: Option<usize>,
     ) -> Result<tokio::sync::mpsc::Receiver<LogLine>, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_logs(h, id);
+        }
         let dir = self.existing(id)?;
         let client = monitor::Client::new(&dir);
         // With a tail, count the records kept so far, to skip all but the last `tail` of them.

@@ -109,8 +109,11 @@ async fn serve_on<L: Accept>(agent: &Arc<Agent>, listener: L, limits: Limits, tl
         let agent = agent.clone();
         Arc::new(move |line: &str| agent.log(line))
     };
+    let gate = Gate::new(limits);
+    // The first listener's gate is the one `/metrics` counts.
+    let _ = agent.gate.set(gate.clone());
     let agent = agent.clone();
-    connection_limits::serve(listener, Gate::new(limits), tls, log, move |_peer| {
+    connection_limits::serve(listener, gate, tls, log, move |_peer| {
         let agent = agent.clone();
         service_fn(move |req| {
             let agent = agent.clone();

@@ -26,6 +26,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Agent {
     /// `POST /v1/containers/{id}/probe`: runs one probe against a running container.
     pub async fn probe(&self, id: &str, probe: Probe) -> Result<ProbeResult, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_probe(h, id, &probe);
+        }
         let info = self.info(id).await?;
         let (Status::Running, Some(pid)) = (info.status, info.pid) else {
             return Ok(ProbeResult {

@@ -64,6 +64,9 @@ fn overlay_root(
 impl Agent {
     /// `POST /v1/containers`.
     pub async fn run(&self, request: RunRequest) -> Result<ContainerInfo, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_run(h, request);
+        }
         let dir = self.container_dir(&request.id)?;
         let _claim = self.claim(&request.id)?;
         if dir.exists() {

@@ -12,6 +12,9 @@ use std::time::Duration;
 impl Agent {
     /// `POST /v1/containers/{id}/kill`.
     pub async fn kill(&self, id: &str, signal: &str) -> Result<(), Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_kill(h, id, signal);
+        }
         let signal = parse_signal(signal)?;
         self.running(id)
             .await?
@@ -22,6 +25,9 @@ impl Agent {
 
     /// `POST /v1/containers/{id}/wait`: until the process ended.
     pub async fn wait(&self, id: &str) -> Result<ContainerInfo, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_wait(h, id).await;
+        }
         let dir = self.existing(id)?;
         if let monitor::MonitorStatus::Live { .. } = self.inspect(&dir).await? {
             monitor::Client::new(&dir)
@@ -35,6 +41,9 @@ impl Agent {
     /// `POST /v1/containers/{id}/stop`: the signal, then SIGKILL to every process of the
     /// container after the grace period.
     pub async fn stop(&self, id: &str, request: StopRequest) -> Result<ContainerInfo, Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_stop(h, id, &request);
+        }
         let signal = parse_signal(request.signal.as_deref().unwrap_or("SIGTERM"))?;
         let grace = Duration::from_secs(request.timeout_secs.unwrap_or(10));
         let info = self.info(id).await?;
@@ -58,6 +67,9 @@ impl Agent {
     /// `DELETE /v1/containers/{id}`: refuses a running container unless `force` (then it is
     /// killed first), and removes everything of it.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        if let Some(h) = self.hollow() {
+            return self.hollow_delete(h, id, force);
+        }
         let dir = self.existing(id)?;
         let _claim = self.claim(id)?;
         let info = self.info(id).await?;

@@ -21,6 +21,8 @@ pub struct Gate {
 
 #[derive(Default)]
 struct Counts {
+    /// Connections admitted since the listener started.
+    admitted: u64,
     open: usize,
     unauthenticated: usize,
     per_peer: HashMap<PeerKey, usize>,
@@ -90,6 +92,11 @@ impl Gate {
         &self.limits
     }
 
+    /// How many connections it has admitted since it was made.
+    pub fn admitted(&self) -> u64 {
+        self.counts().admitted
+    }
+
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -112,6 +119,7 @@ impl Gate {
             }
             *n += 1;
         }
+        counts.admitted += 1;
         counts.open += 1;
         counts.unauthenticated += 1;
         Ok(Permit {

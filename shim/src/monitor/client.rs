@@ -3,6 +3,11 @@
 //! polls). When no monitor answers because the container ended and its monitor exited, the
 //! client answers from the directory: `state` and `wait` from `exit.json`, `logs` from the
 //! files. A monitor that died without an exit record yields [`Error::MonitorGone`].
+//!
+//! Every call but `wait` and `logs` (which last as long as the container) has a deadline:
+//! [`CALL_TIMEOUT`] for `state`, `kill` and `stats`, the exec's own timeout plus
+//! [`CALL_TIMEOUT`] for `exec`. A monitor that does not answer in time (stopped, or stuck)
+//! yields [`Error::Timeout`], so no agent request waits on it for ever.
 
 use super::error::{Error, Result};
 use super::exit::{self, ExitRecord};
@@ -13,8 +18,13 @@ use super::MonitorInfo;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
+
+/// How long a monitor may take to answer `state`, `kill` or `stats` (the agent's list and the
+/// scheduler's heartbeat wait on these).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client of one container's monitor.
 #[derive(Debug, Clone)]
@@ -79,6 +89,25 @@ impl Client {
         Ok(BufReader::new(sock).lines())
     }
 
+    /// [`Client::call`] with a deadline for the whole exchange (`None`: as long as it takes).
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+        timeout: Option<Duration>,
+    ) -> Result<T, Unanswered> {
+        let Some(timeout) = timeout else {
+            return self.call(request).await;
+        };
+        tokio::time::timeout(timeout, self.call(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Unanswered::Failed(Error::Timeout(
+                    self.dir.clone(),
+                    timeout,
+                )))
+            })
+    }
+
     async fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Unanswered> {
         let mut lines = self.send(request).await?;
         let line = match lines.next_line().await {
@@ -124,7 +153,7 @@ impl Client {
 
     /// The container's state.
     pub async fn state(&self) -> Result<State> {
-        match self.call(&Request::State).await {
+        match self.call_within(&Request::State, Some(CALL_TIMEOUT)).await {
             Ok(s) => Ok(s),
             Err(Unanswered::Failed(e)) => Err(e),
             Err(Unanswered::Gone) => {
@@ -161,21 +190,24 @@ impl Client {
     /// Sends signal number `signal` to the container's init, or with `all` to every process of
     /// its cgroup.
     pub async fn kill(&self, signal: i32, all: bool) -> Result<()> {
-        self.call(&Request::Kill { signal, all })
+        self.call_within(&Request::Kill { signal, all }, Some(CALL_TIMEOUT))
             .await
             .or_else(|u| self.not_running(u))
     }
 
     /// Runs a process in the container and waits for it.
     pub async fn exec(&self, spec: &ExecSpec) -> Result<ExecResult> {
-        self.call(&Request::Exec(spec.clone()))
+        let timeout = spec
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms).saturating_add(CALL_TIMEOUT));
+        self.call_within(&Request::Exec(spec.clone()), timeout)
             .await
             .or_else(|u| self.not_running(u))
     }
 
     /// The container's cgroup statistics (the `data` object of runc's `events --stats`).
     pub async fn stats(&self) -> Result<serde_json::Value> {
-        self.call(&Request::Stats)
+        self.call_within(&Request::Stats, Some(CALL_TIMEOUT))
             .await
             .or_else(|u| self.not_running(u))
     }

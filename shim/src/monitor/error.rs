@@ -29,6 +29,10 @@ pub enum Error {
         "the monitor of {0} is gone and left no exit record: adopt the directory to settle it"
     )]
     MonitorGone(std::path::PathBuf),
+    /// The monitor of the directory did not answer within the deadline (it is stopped or
+    /// stuck); the container may still run.
+    #[error("the monitor of {} did not answer within {}", .0.display(), humantime::format_duration(*.1))]
+    Timeout(std::path::PathBuf, std::time::Duration),
     /// A request, an option or a file was not what it must be.
     #[error("{0}")]
     Invalid(String),
