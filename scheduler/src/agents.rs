@@ -156,30 +156,17 @@ impl Agents {
             .await
     }
 
-    /// `PUT path` with `body` as JSON.
-    pub async fn put<B: Serialize, T: DeserializeOwned>(
+    /// `method path` with `body` as JSON (`PUT` and `PATCH /v1/services`).
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         addr: SocketAddr,
+        method: Method,
         path: &str,
         body: &B,
         timeout: Duration,
     ) -> Result<T, CallError> {
         let body = serde_json::to_vec(body).expect("request types serialize");
-        self.call(addr, Method::PUT, path, Some(body), timeout)
-            .await
-    }
-
-    /// `PATCH path` with `body` as JSON.
-    pub async fn patch<B: Serialize, T: DeserializeOwned>(
-        &self,
-        addr: SocketAddr,
-        path: &str,
-        body: &B,
-        timeout: Duration,
-    ) -> Result<T, CallError> {
-        let body = serde_json::to_vec(body).expect("request types serialize");
-        self.call(addr, Method::PATCH, path, Some(body), timeout)
-            .await
+        self.call(addr, method, path, Some(body), timeout).await
     }
 
     /// `DELETE path`.

@@ -13,11 +13,14 @@ use super::Services;
 use crate::controller::endpoints::targets;
 use crate::controller::Daemon;
 use crate::state::State;
+use hyper::Method;
 use mini_shim::protocol::{ServiceChanges, ServiceTable, ServicesState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The agents' route.
+const PATH: &str = "/v1/services";
 /// How long one push may take.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the pusher looks again without being woken (retries after failures).
@@ -130,14 +133,14 @@ async fn send(daemon: Arc<Daemon>, call: Call) {
             t.generation,
             true,
             agents
-                .put::<_, ServicesState>(call.addr, "/v1/services", t, PUSH_TIMEOUT)
+                .send_json::<_, ServicesState>(call.addr, Method::PUT, PATH, t, PUSH_TIMEOUT)
                 .await,
         ),
         Body::Changes(c) => (
             c.generation,
             false,
             agents
-                .patch::<_, ServicesState>(call.addr, "/v1/services", c, PUSH_TIMEOUT)
+                .send_json::<_, ServicesState>(call.addr, Method::PATCH, PATH, c, PUSH_TIMEOUT)
                 .await,
         ),
     };
