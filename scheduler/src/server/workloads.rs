@@ -50,7 +50,7 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
         super::services::invalid(problems.list().iter().map(|p| p.to_string()).collect())
     })?;
     let spec = match object {
-        spec::Object::Workload(spec) => spec,
+        spec::Object::Workload(spec) => *spec,
         spec::Object::Service(spec) => return super::services::apply(daemon, spec, dry_run),
     };
     let name = spec.name.clone();

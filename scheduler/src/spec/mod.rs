@@ -32,7 +32,7 @@ pub use validate::{workload_name, MAX_NAME_LEN};
 /// Reads a workload spec from YAML or JSON text and checks it, listing every problem found.
 pub fn parse(text: &str) -> Result<WorkloadSpec, Problems> {
     match parse_object(text)? {
-        Object::Workload(spec) => Ok(spec),
+        Object::Workload(spec) => Ok(*spec),
         Object::Service(spec) => Err(Problems::document(format!(
             "{:?} is a service (kind: service), not a workload",
             spec.name
@@ -44,7 +44,7 @@ pub fn parse(text: &str) -> Result<WorkloadSpec, Problems> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     /// `kind: workload`, or no kind.
-    Workload(WorkloadSpec),
+    Workload(Box<WorkloadSpec>),
     /// `kind: service`.
     Service(service::ServiceSpec),
 }
@@ -70,9 +70,11 @@ pub fn parse_object_against(
 ) -> Result<Object, Problems> {
     let value = text::document(text)?;
     match value.get("kind") {
-        None | Some(serde_json::Value::Null) => decode::from_value(&value).map(Object::Workload),
+        None | Some(serde_json::Value::Null) => {
+            decode::from_value(&value).map(|w| Object::Workload(Box::new(w)))
+        }
         Some(serde_json::Value::String(k)) if k == "workload" => {
-            decode::from_value(&value).map(Object::Workload)
+            decode::from_value(&value).map(|w| Object::Workload(Box::new(w)))
         }
         Some(serde_json::Value::String(k)) if k == "service" => {
             service::from_value(&value, cluster).map(Object::Service)
