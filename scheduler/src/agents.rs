@@ -230,6 +230,19 @@ impl Agents {
             .await
     }
 
+    /// `method path` with `body` as JSON (`PUT` and `PATCH /v1/services`).
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let body = serde_json::to_vec(body).expect("request types serialize");
+        self.call(addr, method, path, Some(body), timeout).await
+    }
+
     /// `DELETE path`.
     pub async fn delete(
         &self,

@@ -5,7 +5,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `POST /v1/apply[?dry_run=true]` | the spec text (YAML or JSON) | [`ApplyResult`] |
+//! | `POST /v1/apply[?dry_run=true]` | a workload or service spec (YAML or JSON) | [`ApplyResult`] |
 //! | `GET /v1/nodes` | | `[NodeView]` |
 //! | `GET /v1/nodes/{n}` | | [`NodeDetail`] |
 //! | `POST /v1/nodes/{n}/cordon`, `/uncordon`, `/drain` | | [`NodeView`] |
@@ -24,6 +24,9 @@
 //! | `GET /v1/instances/{i}/logs[?tail=N][&follow=true]` | | the agent's NDJSON log lines |
 //! | `POST /v1/instances/{i}/exec` | `mini_shim::protocol::ExecRequest` | `ExecResult` |
 //! | `POST /v1/rebalance` | | [`RebalanceResult`] |
+//! | `GET /v1/services` | | `[ServiceView]` |
+//! | `GET /v1/services/{s}` | | [`ServiceDetail`] |
+//! | `DELETE /v1/services/{s}` | | [`ServiceView`] |
 //! | `GET /v1/events[?workload=w]` | | `[Event]` |
 //! | `GET /metrics` | | Prometheus text |
 
@@ -38,14 +41,111 @@ pub const DEFAULT_SOCKET: &str = "/run/mini-sched.sock";
 /// What `apply` did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApplyResult {
-    /// The workload's name.
+    /// What was applied: `workload` or `service`.
+    #[serde(default = "workload_kind")]
+    pub kind: String,
+    /// The workload's (or service's) name.
     pub workload: String,
+    /// A service's virtual address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Its current revision after the apply (a new one when the template changed).
     pub revision: u64,
     /// `created`, `updated` (a new revision: a rolling update starts), `scaled` (only the
     /// replica count changed), `configured` (other settings without a new revision) or
     /// `unchanged`; with `dry_run`, what would have happened.
     pub action: String,
+}
+
+fn workload_kind() -> String {
+    "workload".into()
+}
+
+/// A port of a service as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServicePortView {
+    /// The port on the virtual address.
+    pub port: u16,
+    /// The port the instances listen on.
+    pub target_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The port on every node, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+/// One row of `get services`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceView {
+    /// Name.
+    pub name: String,
+    /// Its virtual address.
+    pub address: String,
+    /// `<name>.<cluster domain>`.
+    pub dns_name: String,
+    /// Its ports.
+    pub ports: Vec<ServicePortView>,
+    /// What it selects: `workload=W` or `k=v,...`.
+    pub selector: String,
+    /// `even` or `load`.
+    pub balance: String,
+    /// Endpoints ready (receiving new connections).
+    pub ready: u32,
+    /// Instances the selector picks (not ended).
+    pub total: u32,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// An instance a service selects, for `describe service`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EndpointView {
+    /// The instance.
+    pub instance: String,
+    /// Its node.
+    pub node: Option<String>,
+    /// Its cluster-network address.
+    pub address: Option<String>,
+    /// Whether it receives new connections.
+    pub ready: bool,
+    /// Why not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its current weight (1–100), when ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+}
+
+/// What an agent holds of the service table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceNodeView {
+    /// The node.
+    pub node: String,
+    /// The generation it acknowledged, if known.
+    pub generation: Option<u64>,
+    /// Why the last push to it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `describe service`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceDetail {
+    /// The row.
+    #[serde(flatten)]
+    pub service: ServiceView,
+    /// Seconds a client stays with its endpoint, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_seconds: Option<u64>,
+    /// Every instance the selector picks.
+    pub endpoints: Vec<EndpointView>,
+    /// The table's current generation.
+    pub generation: u64,
+    /// What each agent holds.
+    pub nodes: Vec<ServiceNodeView>,
+    /// Recent events about it.
+    pub events: Vec<Event>,
 }
 
 /// Amounts of the resources placement accounts for.
@@ -412,7 +512,7 @@ pub struct Event {
     pub seq: u64,
     /// When (RFC 3339).
     pub time: String,
-    /// `workload/<w>`, `instance/<i>` or `node/<n>`.
+    /// `workload/<w>`, `instance/<i>`, `node/<n>` or `service/<s>`.
     pub object: String,
     /// A short CamelCase reason (`Scheduled`, `Started`, `Exited`, `BackOff`, `NodeLost`, ...).
     pub reason: String,

@@ -85,6 +85,22 @@ pub fn load(store: &Store) -> Result<State, Error> {
         let live = InstanceLive::default();
         state.instances.insert(id, Instance { record, live });
     }
+    state.services.records = readable(store, Table::Services, "service", &mut unreadable)?
+        .into_iter()
+        .collect();
+    for (key, value) in store.load::<serde_json::Value>(Table::Meta)?.records {
+        match key.as_str() {
+            crate::service::GENERATION_KEY => {
+                state.services.generation = value.as_u64().unwrap_or(0);
+                // What came before the restart is told to agents as a whole table.
+                state.services.horizon = state.services.generation;
+            }
+            crate::service::LAST_ADDRESS_KEY => {
+                state.services.last_address = serde_json::from_value(value).ok();
+            }
+            _ => {}
+        }
+    }
     let events = store.load::<Event>(Table::Events)?;
     for (key, why) in &events.unreadable {
         eprintln!("mini-sched: skipping stored event {key}: it cannot be read: {why}");
@@ -213,7 +229,9 @@ pub fn run(config: Config) -> Result<(), Error> {
     renewal.own();
     let network = crate::network::Settings::load(&config.state_dir).map_err(Error::Other)?;
     let store = Store::open(&config.state_dir.join("state.redb"))?;
-    let state = load(&store)?;
+    let mut state = load(&store)?;
+    state.services.settings =
+        crate::service::settings::Settings::load(&config.state_dir).map_err(Error::Other)?;
     let agents = Agents::new(&pki.scheduler_tls())?;
     let tokens = Tokens::new(&pki);
     let settings = Settings {
@@ -251,6 +269,7 @@ pub fn run(config: Config) -> Result<(), Error> {
             ));
         }
         tokio::spawn(daemon.clone().run());
+        tokio::spawn(crate::service::push::run(daemon.clone()));
         let socket = config.socket.clone();
         let api = crate::server::serve(daemon, &socket, limits);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -19,6 +19,7 @@ pub mod placement;
 pub mod renewal;
 pub mod resources;
 pub mod server;
+pub mod service;
 pub mod simulation;
 pub mod socket;
 pub mod spec;

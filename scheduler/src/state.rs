@@ -280,6 +280,8 @@ pub struct State {
     pub removing: HashSet<(String, String)>,
     /// When the rebalancer last ran.
     pub last_rebalance: Option<Instant>,
+    /// Services, their endpoints and what each agent holds of them.
+    pub services: crate::service::Services,
 }
 
 /// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.

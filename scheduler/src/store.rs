@@ -1,7 +1,7 @@
 //! The scheduler's durable state: an embedded redb database of JSON records.
 //!
-//! Tables: `nodes`, `workloads`, `instances` (keyed by name/id), `events` (keyed by a
-//! zero-padded sequence number, so keys sort in order) and `meta`. The daemon changes its
+//! Tables: `nodes`, `workloads`, `instances`, `services` (keyed by name/id), `events` (keyed
+//! by a zero-padded sequence number, so keys sort in order) and `meta`. The daemon changes its
 //! in-memory state and records each change in a [`Batch`]; the batch is committed in one write
 //! transaction (fsync'd: redb's default durability) *before* the daemon acts on the change, so a
 //! `kill -9` at any moment leaves either the state before the step or after it, and an instance
@@ -25,15 +25,18 @@ pub enum Table {
     Events,
     /// Counters and settings.
     Meta,
+    /// Services, by name.
+    Services,
 }
 
 impl Table {
-    const ALL: [Table; 5] = [
+    const ALL: [Table; 6] = [
         Table::Nodes,
         Table::Workloads,
         Table::Instances,
         Table::Events,
         Table::Meta,
+        Table::Services,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -43,6 +46,7 @@ impl Table {
             Table::Instances => "instances",
             Table::Events => "events",
             Table::Meta => "meta",
+            Table::Services => "services",
         })
     }
 }

@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Creates or updates the workload a spec file describes.
+    /// Creates or updates the workload or service (`kind: service`) a spec file describes.
     Apply {
         /// The spec (YAML or JSON); `-` reads stdin.
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
@@ -36,7 +36,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Lists nodes, workloads or instances.
+    /// Lists nodes, workloads, instances or services.
     Get {
         /// What to list.
         kind: Kind,
@@ -50,7 +50,7 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Shows one node, workload or instance in detail, with its events.
+    /// Shows one node, workload, instance or service in detail, with its events.
     Describe {
         /// What kind of object.
         kind: Kind,
@@ -70,10 +70,10 @@ enum Command {
         /// The workload a spec file names.
         #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with_all = ["kind", "name"])]
         file: Option<String>,
-        /// `workload` or `node`.
+        /// `workload`, `service` or `node`.
         #[arg(required_unless_present = "file", requires = "name")]
         kind: Option<DeleteKind>,
-        /// The workload's or node's name.
+        /// The workload's, service's or node's name.
         #[arg(required_unless_present = "file")]
         name: Option<String>,
     },
@@ -188,6 +188,15 @@ enum Command {
         /// Do not masquerade instances' traffic to addresses outside the cluster CIDR.
         #[arg(long)]
         no_masquerade: bool,
+        /// Where services' virtual addresses come from (must not overlap the cluster CIDR).
+        #[arg(long, value_name = "CIDR", default_value = mini_sched::service::settings::DEFAULT_SERVICE_CIDR)]
+        service_cidr: String,
+        /// The ports a service's `node_port` may use (LOW-HIGH).
+        #[arg(long, value_name = "LOW-HIGH", default_value = mini_sched::service::settings::DEFAULT_NODE_PORTS)]
+        node_port_range: String,
+        /// The DNS domain services answer under (`<service>.<domain>`).
+        #[arg(long, value_name = "DOMAIN", default_value = mini_sched::service::settings::DEFAULT_DOMAIN)]
+        cluster_domain: String,
     },
     /// Creates, lists or revokes join tokens.
     Token {
@@ -362,6 +371,8 @@ enum DeleteKind {
     Workload,
     #[value(alias = "nodes")]
     Node,
+    #[value(alias = "services", alias = "svc")]
+    Service,
 }
 
 fn main() -> ExitCode {
@@ -411,12 +422,21 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
             subnet_size,
             network_backend,
             no_masquerade,
+            service_cidr,
+            node_port_range,
+            cluster_domain,
         } => {
             let network = mini_sched::network::Settings::new(
                 &cluster_cidr,
                 subnet_size,
                 network_backend.into(),
                 !no_masquerade,
+            )?;
+            let services = mini_sched::service::settings::Settings::new(
+                &service_cidr,
+                &node_port_range,
+                &cluster_domain,
+                network.cluster_cidr,
             )?;
             let options = join::InitOptions {
                 token: join::TokenSpec {
@@ -431,6 +451,14 @@ fn local(command: Command, socket: PathBuf) -> Result<Option<Command>, String> {
                 network,
             };
             let text = cluster::init(&state_dir, advertise, &options).map_err(|e| e.to_string())?;
+            services.save(&state_dir).map_err(|e| {
+                format!(
+                    "writing {}: {e}",
+                    state_dir
+                        .join(mini_sched::service::settings::SETTINGS_FILE)
+                        .display()
+                )
+            })?;
             emit(&text).map_err(|e| e.to_string())?;
         }
         Command::Token {
@@ -591,6 +619,9 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
                 }
                 (None, Some(DeleteKind::Node), Some(name)) => {
                     commands::delete_node(client, &name).await?
+                }
+                (None, Some(DeleteKind::Service), Some(name)) => {
+                    commands::delete_service(client, &name).await?
                 }
                 (None, _, Some(name)) => commands::delete_workload(client, &name).await?,
                 (None, _, None) => unreachable!("clap requires a file or a name"),

@@ -4,8 +4,8 @@ use super::client::{encode, Client};
 use super::{describe, edits, json, tables, Error};
 use crate::api::{
     ApplyResult, Event, InstanceDetail, InstanceView, MigrateRequest, MigrateResult, NodeDetail,
-    NodeView, RebalanceResult, RollbackRequest, RolloutStatus, ScaleRequest, WorkloadDetail,
-    WorkloadView,
+    NodeView, RebalanceResult, RollbackRequest, RolloutStatus, ScaleRequest, ServiceDetail,
+    ServiceView, WorkloadDetail, WorkloadView,
 };
 use mini_shim::protocol::{ExecRequest, ExecResult, LogLine};
 use serde::de::DeserializeOwned;
@@ -24,6 +24,9 @@ pub enum Kind {
     /// Instances of workloads.
     #[value(alias = "instance", alias = "inst")]
     Instances,
+    /// Services.
+    #[value(alias = "service", alias = "svc")]
+    Services,
 }
 
 /// How `get` and `events` print.
@@ -90,12 +93,15 @@ async fn apply_call(
     dry_run: bool,
 ) -> Result<ApplyResult, Error> {
     // Checked here first, as the daemon will: every problem is reported even without a
-    // daemon to ask.
-    if let Err(problems) = crate::spec::parse(&text) {
-        return Err(Error::Invalid {
-            what: what.to_string(),
-            problems: problems.list().iter().map(ToString::to_string).collect(),
-        });
+    // daemon to ask. A service is left to the daemon, which lists its problems against the
+    // cluster (addresses and node ports taken) with the others.
+    if !crate::spec::is_service(&text) {
+        if let Err(problems) = crate::spec::parse_object(&text) {
+            return Err(Error::Invalid {
+                what: what.to_string(),
+                problems: problems.list().iter().map(ToString::to_string).collect(),
+            });
+        }
     }
     let path = if dry_run {
         "/v1/apply?dry_run=true"
@@ -114,7 +120,7 @@ async fn apply_call(
                 .filter(|l| !l.is_empty())
                 .map(str::to_string)
                 .collect();
-            // The daemon's own heading ("the workload spec is invalid:") repeats ours.
+            // The daemon's own heading ("the spec is invalid:") repeats ours.
             if problems.len() > 1 && problems[0].ends_with(':') {
                 problems.remove(0);
             }
@@ -136,6 +142,12 @@ pub async fn apply(
 ) -> Result<String, Error> {
     let r = apply_call(client, what, text, dry_run).await?;
     let dry = if dry_run { " (dry run)" } else { "" };
+    if let Some(address) = &r.address {
+        return Ok(format!(
+            "{}/{} {} (address {address}){dry}",
+            r.kind, r.workload, r.action
+        ));
+    }
     Ok(format!(
         "workload/{} {} (revision {}){dry}",
         r.workload, r.action, r.revision
@@ -197,6 +209,10 @@ pub async fn get(
             Ok(rows) => listing(tables::workloads(&rows, now), "workloads"),
             Err(json) => Listing::Text(json),
         },
+        Kind::Services => match list::<ServiceView>(client, "/v1/services", output).await? {
+            Ok(rows) => listing(tables::services(&rows, now), "services"),
+            Err(json) => Listing::Text(json),
+        },
         Kind::Instances => {
             let mut query = Vec::new();
             if let Some(w) = workload {
@@ -247,6 +263,10 @@ pub async fn describe(client: &Client, kind: Kind, name: &str) -> Result<String,
             let d: InstanceDetail = client.get(&format!("/v1/instances/{name}")).await?;
             describe::instance(&d, now)
         }
+        Kind::Services => {
+            let d: ServiceDetail = client.get(&format!("/v1/services/{name}")).await?;
+            describe::service(&d, now)
+        }
     })
 }
 
@@ -279,9 +299,24 @@ pub async fn delete_node(client: &Client, node: &str) -> Result<String, Error> {
     ))
 }
 
-/// `delete -f FILE`: deletes the workload the spec names (learned from a dry-run apply).
+/// `delete service S`.
+pub async fn delete_service(client: &Client, service: &str) -> Result<String, Error> {
+    let s: ServiceView = client
+        .delete(&format!("/v1/services/{}", encode(service)))
+        .await?;
+    Ok(format!(
+        "service/{} deleted (address {} freed)",
+        s.name, s.address
+    ))
+}
+
+/// `delete -f FILE`: deletes the workload or service the spec names (learned from a dry-run
+/// apply).
 pub async fn delete_spec(client: &Client, what: &str, text: String) -> Result<String, Error> {
     let r = apply_call(client, what, text, true).await?;
+    if r.kind == "service" {
+        return delete_service(client, &r.workload).await;
+    }
     delete_workload(client, &r.workload).await
 }
 

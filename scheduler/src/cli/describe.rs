@@ -5,7 +5,8 @@ use super::table::Table;
 use super::tables;
 use super::tree;
 use crate::api::{
-    Amounts, Event, ExitView, InstanceDetail, InstanceView, NodeDetail, WorkloadDetail,
+    Amounts, Event, ExitView, InstanceDetail, InstanceView, NodeDetail, ServiceDetail,
+    WorkloadDetail,
 };
 use std::time::SystemTime;
 
@@ -236,6 +237,50 @@ pub fn instance(d: &InstanceDetail, now: SystemTime) -> String {
         }
         out.push_str(&section("Placement", &table));
     }
+    out.push_str(&events(&d.events, now));
+    out
+}
+
+/// `describe service`.
+pub fn service(d: &ServiceDetail, now: SystemTime) -> String {
+    let s = &d.service;
+    let mut f = Fields::new();
+    f.add("Name", &s.name)
+        .add("Address", &s.address)
+        .add("DNS name", &s.dns_name)
+        .add("Ports", tables::service_ports(&s.ports))
+        .add("Selector", &s.selector)
+        .add("Balance", &s.balance)
+        .add(
+            "Session affinity",
+            d.session_affinity_seconds
+                .map_or_else(|| NONE.to_string(), |secs| format!("{secs}s")),
+        )
+        .add("Endpoints", format!("{} ready of {}", s.ready, s.total))
+        .add("Created", format::when(&s.created_at, now));
+    let mut out = f.render();
+    let mut endpoints = Table::new(&["INSTANCE", "NODE", "ADDRESS", "READY", "WEIGHT", "REASON"]);
+    for e in &d.endpoints {
+        endpoints.row(vec![
+            e.instance.clone(),
+            e.node.clone().unwrap_or_else(|| NONE.into()),
+            e.address.clone().unwrap_or_else(|| NONE.into()),
+            format::yes_no(e.ready).to_string(),
+            e.weight.map_or_else(|| NONE.into(), |w| w.to_string()),
+            e.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&section("Endpoints", &endpoints));
+    let mut nodes = Table::new(&["NODE", "GENERATION", "ERROR"]);
+    for n in &d.nodes {
+        nodes.row(vec![
+            n.node.clone(),
+            n.generation
+                .map_or_else(|| "pending".into(), |g| format!("{g}/{}", d.generation)),
+            n.error.clone().unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&section("Nodes", &nodes));
     out.push_str(&events(&d.events, now));
     out
 }

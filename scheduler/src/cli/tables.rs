@@ -2,7 +2,7 @@
 
 use super::format::{self, NONE};
 use super::table::Table;
-use crate::api::{Event, InstanceView, NodeView, RevisionView, WorkloadView};
+use crate::api::{Event, InstanceView, NodeView, RevisionView, ServiceView, WorkloadView};
 use std::time::SystemTime;
 
 /// `get nodes`; `wide` adds labels, taints, address and measured CPU.
@@ -51,6 +51,41 @@ pub fn nodes(nodes: &[NodeView], wide: bool, now: SystemTime) -> Table {
         table.row(row);
     }
     table
+}
+
+/// `get services`.
+pub fn services(services: &[ServiceView], now: SystemTime) -> Table {
+    let mut table = Table::new(&["NAME", "ADDRESS", "PORTS", "ENDPOINTS", "BALANCE", "AGE"]);
+    for s in services {
+        table.row(vec![
+            s.name.clone(),
+            s.address.clone(),
+            service_ports(&s.ports),
+            format!("{}/{}", s.ready, s.total),
+            s.balance.clone(),
+            format::age(&s.created_at, now),
+        ]);
+    }
+    table
+}
+
+/// `80:8080/tcp,53/udp(node 30053)`.
+pub fn service_ports(ports: &[crate::api::ServicePortView]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let mut text = p.port.to_string();
+            if p.target_port != p.port {
+                text.push_str(&format!(":{}", p.target_port));
+            }
+            text.push_str(&format!("/{}", p.protocol));
+            if let Some(n) = p.node_port {
+                text.push_str(&format!("(node {n})"));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `get workloads`.

@@ -176,6 +176,10 @@ pub fn restarts_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) 
         .map(|i| i.record.id.clone())
         .collect();
     for id in ids {
+        // Out of every service's endpoints on every node first, then `stop_drain`.
+        if super::endpoints::holds(state, &id, now) {
+            continue;
+        }
         if awaits_image_digest(state, &id) {
             continue;
         }

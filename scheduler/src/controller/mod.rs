@@ -11,8 +11,10 @@
 //! - [`placing`]: places pending instances (priority order, preemption, `depends_on`).
 //! - [`lifecycle`]: restarts with back-off, liveness and readiness probes.
 //! - [`migration`]: make-before-break moves, drain and the rebalancer.
+//! - [`endpoints`]: services' endpoints after every change, and draining before stops.
 
 pub mod actions;
+pub mod endpoints;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod migration;
@@ -112,6 +114,7 @@ impl Daemon {
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let result = f(&mut state);
+        endpoints::refresh(&mut state, Instant::now());
         let batch = std::mem::take(&mut state.batch);
         if let Err(e) = self.store.commit(batch) {
             eprintln!("mini-sched: {e}; stopping (the store must record every decision)");

@@ -134,5 +134,7 @@ pub fn render(daemon: &Daemon) -> String {
             vec![(String::new(), value as f64)],
         );
     }
+    drop(c);
+    out.push_str(&daemon.with(|s| super::services::metrics(s)));
     out
 }

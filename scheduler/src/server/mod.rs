@@ -2,6 +2,7 @@
 //! [`crate::api`]).
 
 pub mod metrics;
+pub mod services;
 pub mod views;
 pub mod workloads;
 
@@ -354,6 +355,9 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
             spawn(d, actions);
             ok(&result)
         }
+        (&Method::GET, ["v1", "services"]) => ok(&d.with(|s| services::list(s))),
+        (&Method::GET, ["v1", "services", name]) => d.with(|s| ok(&services::detail(s, name)?)),
+        (&Method::DELETE, ["v1", "services", name]) => d.with(|s| ok(&services::delete(s, name)?)),
         (&Method::GET, ["v1", "events"]) => {
             let q = query(&req);
             let workload = q.get("workload").cloned();

@@ -36,20 +36,23 @@ fn push_revision(
 /// parsed on a blocking thread: a large or odd document never stalls the daemon's async
 /// workers (its size and depth are bounded too: [`spec::limits`]).
 pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<ApplyResult, ApiError> {
-    let parsed = tokio::task::spawn_blocking(move || spec::parse(&text))
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the spec failed: {e}")))?;
-    let spec = parsed.map_err(|problems| {
-        ApiError::bad_request(format!(
-            "the workload spec is invalid:\n{}",
-            problems
-                .list()
-                .iter()
-                .map(|p| format!("  {}: {}", p.path, p.message))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))
+    let (settings, records) =
+        daemon.with(|s| (s.services.settings.clone(), s.services.records.clone()));
+    let parsed = tokio::task::spawn_blocking(move || {
+        let cluster = |spec: &spec::service::ServiceSpec| {
+            crate::service::check_against(&settings, &records, spec)
+        };
+        spec::parse_object_against(&text, &cluster)
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(format!("reading the spec failed: {e}")))?;
+    let object = parsed.map_err(|problems| {
+        super::services::invalid(problems.list().iter().map(|p| p.to_string()).collect())
     })?;
+    let spec = match object {
+        spec::Object::Workload(spec) => *spec,
+        spec::Object::Service(spec) => return super::services::apply(daemon, spec, dry_run),
+    };
     let name = spec.name.clone();
     daemon.with(|s| {
         let action = match s.workloads.get(&name) {
@@ -77,6 +80,8 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
                 .get(&name)
                 .map_or(1, |w| w.revision + u64::from(action == "updated"));
             return Ok(ApplyResult {
+                kind: "workload".into(),
+                address: None,
                 workload: name,
                 revision,
                 action: action.into(),
@@ -127,6 +132,8 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
             }
         };
         Ok(ApplyResult {
+            kind: "workload".into(),
+            address: None,
             workload: name,
             revision,
             action: action.into(),

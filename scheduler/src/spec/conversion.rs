@@ -95,6 +95,8 @@ impl WorkloadSpec {
     pub fn template_eq(&self, other: &WorkloadSpec) -> bool {
         let template = |s: &WorkloadSpec| WorkloadSpec {
             name: String::new(),
+            labels: Default::default(),
+            stop_drain: Default::default(),
             replicas: 0,
             priority: 0,
             depends_on: Vec::new(),

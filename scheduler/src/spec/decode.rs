@@ -18,7 +18,9 @@ use super::{
 
 /// The fields of a workload, in the order SPEC.md lists them.
 const WORKLOAD_FIELDS: &[&str] = &[
+    "kind",
     "name",
+    "labels",
     "source",
     "command",
     "env",
@@ -39,7 +41,11 @@ const WORKLOAD_FIELDS: &[&str] = &[
     "readiness",
     "update",
     "stop_timeout",
+    "stop_drain",
 ];
+
+/// How long a stopping instance is kept out of the services' endpoints before SIGTERM.
+pub const DEFAULT_STOP_DRAIN: Duration = Duration::from_secs(2);
 
 const PROBE_CHECKS: &[&str] = &["exec", "tcp", "http"];
 
@@ -89,6 +95,9 @@ impl Reader {
             name: self
                 .required(m, p, "name", Self::string)
                 .unwrap_or_default(),
+            labels: self
+                .optional(m, p, "labels", Self::string_map)
+                .unwrap_or_default(),
             source: self
                 .required(m, p, "source", Self::source)
                 .unwrap_or_else(|| Source::Rootfs(String::new())),
@@ -135,6 +144,9 @@ impl Reader {
             stop_timeout: self
                 .optional(m, p, "stop_timeout", Self::duration)
                 .unwrap_or(Duration::from_secs(10)),
+            stop_drain: self
+                .optional(m, p, "stop_drain", Self::duration)
+                .unwrap_or(DEFAULT_STOP_DRAIN),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod limits;
 mod problems;
 pub mod quantity;
 mod read;
+pub mod service;
 mod text;
 mod validate;
 
@@ -24,12 +25,65 @@ use mini_shim::protocol::{Network, Source};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use conversion::ProbeKind;
+pub use decode::DEFAULT_STOP_DRAIN;
 pub use problems::{Problem, Problems};
 pub use validate::{workload_name, MAX_NAME_LEN};
 
-/// Reads a spec from YAML or JSON text and checks it, listing every problem found.
+/// Reads a workload spec from YAML or JSON text and checks it, listing every problem found.
 pub fn parse(text: &str) -> Result<WorkloadSpec, Problems> {
-    decode::from_value(&text::document(text)?)
+    match parse_object(text)? {
+        Object::Workload(spec) => Ok(*spec),
+        Object::Service(spec) => Err(Problems::document(format!(
+            "{:?} is a service (kind: service), not a workload",
+            spec.name
+        ))),
+    }
+}
+
+/// What one spec file describes, by its `kind` (default `workload`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    /// `kind: workload`, or no kind.
+    Workload(Box<WorkloadSpec>),
+    /// `kind: service`.
+    Service(service::ServiceSpec),
+}
+
+/// Reads one object (a workload or a service, by its `kind`) from YAML or JSON text, listing
+/// every problem found.
+pub fn parse_object(text: &str) -> Result<Object, Problems> {
+    parse_object_against(text, &|_| Vec::new())
+}
+
+/// Whether `text` is a service's spec (`kind: service`), however wrong it is otherwise.
+pub fn is_service(text: &str) -> bool {
+    text::document(text)
+        .ok()
+        .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("service"))
+}
+
+/// As [`parse_object`], a service's problems against the cluster (`cluster`: its address and
+/// node ports) listed with the others.
+pub fn parse_object_against(
+    text: &str,
+    cluster: service::ClusterCheck,
+) -> Result<Object, Problems> {
+    let value = text::document(text)?;
+    match value.get("kind") {
+        None | Some(serde_json::Value::Null) => {
+            decode::from_value(&value).map(|w| Object::Workload(Box::new(w)))
+        }
+        Some(serde_json::Value::String(k)) if k == "workload" => {
+            decode::from_value(&value).map(|w| Object::Workload(Box::new(w)))
+        }
+        Some(serde_json::Value::String(k)) if k == "service" => {
+            service::from_value(&value, cluster).map(Object::Service)
+        }
+        Some(other) => Err(Problems::at(
+            "kind".into(),
+            format!("{} is not one of workload, service", quantity::show(other)),
+        )),
+    }
 }
 
 /// One workload: what to run, how many, where, and how to keep it healthy and update it.
@@ -42,6 +96,9 @@ pub struct WorkloadSpec {
     /// The workload's name: 1–40 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
     /// Instances are named `<name>-<seq>`.
     pub name: String,
+    /// Labels services select this workload's instances by (`selector: {labels: ...}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Where the root filesystem comes from.
     #[serde(serialize_with = "source")]
     pub source: Source,
@@ -97,6 +154,10 @@ pub struct WorkloadSpec {
     /// seconds).
     #[serde(serialize_with = "duration")]
     pub stop_timeout: Duration,
+    /// How long an instance that is to stop stays out of every service's endpoints, on every
+    /// node, before it is sent SIGTERM (default 2s), so new connections move away first.
+    #[serde(serialize_with = "duration")]
+    pub stop_drain: Duration,
 }
 
 impl<'de> Deserialize<'de> for WorkloadSpec {

@@ -424,7 +424,7 @@ fn unknown_fields_are_problems_wherever_they_are() {
     assert!(found[0].1.contains("expected one of cpu, memory, pids"));
     assert!(found[2]
         .1
-        .contains("unknown field: expected one of name, source"));
+        .contains("unknown field: expected one of kind, name, labels, source"));
 }
 
 #[test]

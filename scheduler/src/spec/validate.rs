@@ -14,6 +14,9 @@ use super::{Amount, ProbeCheck, ProbeSpec, TopologySpec, WorkloadSpec, WorkloadT
 /// The longest workload name: `<name>-<seq>` must stay a short container id.
 pub const MAX_NAME_LEN: usize = 40;
 
+/// The longest `stop_drain`.
+const MAX_STOP_DRAIN: Duration = Duration::from_secs(300);
+
 impl WorkloadSpec {
     /// Checks the rules of SPEC.md ("Validation"), listing every breach. [`super::parse`]
     /// already does; this is for specs built or changed in code.
@@ -27,6 +30,9 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
     let mut out = Collector::default();
     if let Err(message) = workload_name(&spec.name) {
         out.add("name", message);
+    }
+    if let Err(message) = crate::labels::validate_all(&spec.labels) {
+        out.add("labels", message);
     }
     source(&spec.source, &mut out);
     for (i, arg) in spec.command.iter().enumerate() {
@@ -103,6 +109,12 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
     }
     update(spec, &mut out);
     whole_seconds(spec.stop_timeout, "stop_timeout", &mut out);
+    if spec.stop_drain > MAX_STOP_DRAIN {
+        out.add(
+            "stop_drain",
+            "must be at most 5m: a longer drain holds every stop (and rollout) back",
+        );
+    }
     limits::check(spec, &mut out);
     out.into_vec()
 }
