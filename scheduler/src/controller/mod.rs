@@ -11,8 +11,10 @@
 //! - [`placing`]: places pending instances (priority order, preemption, `depends_on`).
 //! - [`lifecycle`]: restarts with back-off, liveness and readiness probes.
 //! - [`migration`]: make-before-break moves, drain and the rebalancer.
+//! - [`autoscale`]: replica counts that follow the measured load.
 
 pub mod actions;
+pub mod autoscale;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod migration;
@@ -130,6 +132,7 @@ impl Daemon {
         let mut actions = Vec::new();
         heartbeat::due(self, state, now, &mut actions);
         heartbeat::detect_lost(self, state, now);
+        autoscale::evaluate_due(self, state, now);
         replicas::reconcile(state);
         migration::finish(state);
         placing::place_pending(self, state, now, &mut actions);

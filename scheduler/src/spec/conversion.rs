@@ -96,6 +96,7 @@ impl WorkloadSpec {
         let template = |s: &WorkloadSpec| WorkloadSpec {
             name: String::new(),
             replicas: 0,
+            autoscale: None,
             priority: 0,
             depends_on: Vec::new(),
             update: Default::default(),

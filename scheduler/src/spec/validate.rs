@@ -104,6 +104,7 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
     update(spec, &mut out);
     whole_seconds(spec.stop_timeout, "stop_timeout", &mut out);
     limits::check(spec, &mut out);
+    super::autoscale::check(spec, &mut out);
     out.into_vec()
 }
 
