@@ -19,6 +19,8 @@ pub const MEMORY_MARGIN: f64 = 0.15;
 /// The smallest recommendations: 1 millicore, 4 MiB (below that a container hardly starts).
 const MIN_CPU_MILLIS: u64 = 1;
 const MIN_MEMORY_BYTES: u64 = 4 << 20;
+/// The smallest cpu limit: the kernel refuses a CFS quota under 1 ms per 100 ms period.
+const MIN_CPU_LIMIT_MILLIS: u64 = 10;
 /// A memory bucket counts toward the peak while its weight is at least this share of the
 /// heaviest bucket's (older peaks fade out).
 const PEAK_FLOOR: f64 = 1e-3;
@@ -86,7 +88,8 @@ impl UsageHistograms {
         Some(Rightsizing {
             cpu_request_millis: cpu,
             memory_request_bytes: memory,
-            cpu_limit_millis: scaled(limits.cpu, requests.cpu, cpu),
+            cpu_limit_millis: scaled(limits.cpu, requests.cpu, cpu)
+                .map(|l| l.max(MIN_CPU_LIMIT_MILLIS)),
             memory_limit_bytes: scaled(limits.memory, requests.memory, memory)
                 .map(|l| l.div_ceil(mib) * mib),
             samples: self.samples,
@@ -131,5 +134,11 @@ mod tests {
         assert_eq!(r.memory_limit_bytes, Some(2 * r.memory_request_bytes));
         assert_eq!(r.samples, 100);
         assert!(UsageHistograms::new(t0).recommend(&resources).is_none());
+        // An idle instance: the cpu limit stays at the kernel's smallest quota, 10m.
+        let mut idle = UsageHistograms::new(t0);
+        idle.add(0, 1 << 20, t0);
+        let r = idle.recommend(&resources).unwrap();
+        assert_eq!((r.cpu_request_millis, r.cpu_limit_millis), (1, Some(10)));
+        assert_eq!(r.memory_request_bytes, 4 << 20);
     }
 }
