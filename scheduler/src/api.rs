@@ -273,6 +273,9 @@ pub struct WorkloadView {
     pub status: String,
     /// When it was created (RFC 3339).
     pub created_at: String,
+    /// Its autoscaling, if it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<crate::autoscale::AutoscaleStatus>,
 }
 
 /// A revision of a workload's template.
@@ -302,6 +305,9 @@ pub struct WorkloadDetail {
     pub instances: Vec<InstanceView>,
     /// Recent events about it and its instances.
     pub events: Vec<Event>,
+    /// The requests and limits its measured usage calls for, once measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rightsizing: Option<crate::autoscale::Rightsizing>,
 }
 
 /// Where an instance is in its life.

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod autoscale;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -126,6 +126,9 @@ pub struct WorkloadRecord {
     pub created_at: String,
     /// Being deleted: every instance is stopped, then the record goes.
     pub deleting: bool,
+    /// A `scale` by hand paused autoscaling until the next `apply`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub autoscale_paused: bool,
 }
 
 impl WorkloadRecord {
@@ -145,6 +148,7 @@ impl WorkloadRecord {
             next_seq,
             created_at: now_rfc3339(),
             deleting: false,
+            autoscale_paused: false,
         }
     }
 }
@@ -282,6 +286,8 @@ pub struct State {
     pub last_rebalance: Option<Instant>,
     /// Services, their endpoints and what each agent holds of them.
     pub services: crate::service::Services,
+    /// The horizontal autoscalers, by workload.
+    pub autoscalers: crate::controller::autoscale::Autoscalers,
 }
 
 /// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.

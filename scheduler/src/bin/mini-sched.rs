@@ -64,6 +64,15 @@ enum Command {
         /// The new count.
         replicas: u32,
     },
+    /// Shows the requests and limits a workload's measured usage calls for (p90 cpu, peak
+    /// memory + 15%) against its spec; `--apply` rolls them out as a new revision.
+    Rightsize {
+        /// The workload.
+        workload: String,
+        /// Apply the recommendation (a rolling update).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Deletes a workload (`delete workload W` or `delete -f FILE`) or a node (`delete node
     /// N`: it is forgotten, its certificate with it, and its instances are replaced elsewhere).
     Delete {
@@ -610,6 +619,9 @@ async fn run(client: &Client, command: Command) -> Result<ExitCode, Error> {
         }
         Command::Scale { workload, replicas } => {
             emit(&commands::scale(client, &workload, replicas).await?)?;
+        }
+        Command::Rightsize { workload, apply } => {
+            emit(&commands::rightsize(client, &workload, apply).await?)?;
         }
         Command::Delete { file, kind, name } => {
             let text = match (file, kind, name) {

@@ -281,6 +281,29 @@ pub async fn scale(client: &Client, workload: &str, replicas: u32) -> Result<Str
     Ok(format!("workload/{} scaled to {}", w.name, w.replicas))
 }
 
+/// `rightsize W [--apply]`: the recommendation's changes to the spec, applied with `apply`.
+pub async fn rightsize(client: &Client, workload: &str, apply: bool) -> Result<String, Error> {
+    let d: WorkloadDetail = client
+        .get(&format!("/v1/workloads/{}", encode(workload)))
+        .await?;
+    let Some(r) = d.rightsizing else {
+        return Err(Error::Usage(format!(
+            "workload {workload} has no measurements yet: wait until its instances have run for a few heartbeats"
+        )));
+    };
+    let (changes, spec) = super::autoscale::rightsize(&d.spec, &r);
+    if changes.is_empty() {
+        return Ok(format!("workload/{workload} already requests what it uses"));
+    }
+    let mut out = changes.join("\n");
+    if apply {
+        let text = serde_json::to_string(&spec).expect("a spec serializes");
+        out.push('\n');
+        out.push_str(&self::apply(client, workload, text, false).await?);
+    }
+    Ok(out)
+}
+
 /// `delete workload W`.
 pub async fn delete_workload(client: &Client, workload: &str) -> Result<String, Error> {
     let w: WorkloadView = client

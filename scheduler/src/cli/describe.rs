@@ -170,6 +170,12 @@ pub fn workload(d: &WorkloadDetail, now: SystemTime) -> String {
             ),
         );
     let mut out = f.render();
+    if let Some(a) = &w.autoscale {
+        out.push_str(&super::autoscale::section(a, now));
+    }
+    if let Some(r) = &d.rightsizing {
+        out.push_str(&super::autoscale::rightsizing(r));
+    }
     out.push_str("Spec:\n");
     out.push_str(&tree::outline(&d.spec, 2));
     let revisions = tables::revisions(&d.revisions, w.revision, now);
@@ -430,6 +436,7 @@ mod tests {
                 priority: 10,
                 status: "progressing".into(),
                 created_at: "2023-11-14T20:13:20Z".into(),
+                autoscale: None,
             },
             spec: serde_json::json!({"name": "web", "replicas": 3}),
             revisions: vec![
@@ -458,6 +465,7 @@ mod tests {
             },
             instances: vec![view("web-4", Phase::Running)],
             events: vec![event(3, "workload/web", "RolloutStarted", "revision 2")],
+            rightsizing: None,
         };
         assert_eq!(
             workload(&d, now()),

@@ -2,6 +2,7 @@
 //! ([`client`]), the commands ([`commands`], [`rollout`]) and how their answers print
 //! ([`tables`], [`describe`], [`format`]). The binary only parses arguments and prints.
 
+pub mod autoscale;
 pub mod client;
 pub mod cluster;
 pub mod commands;

@@ -90,7 +90,15 @@ pub fn service_ports(ports: &[crate::api::ServicePortView]) -> String {
 
 /// `get workloads`.
 pub fn workloads(workloads: &[WorkloadView], now: SystemTime) -> Table {
-    let mut table = Table::new(&["NAME", "READY", "UP-TO-DATE", "REVISION", "STATUS", "AGE"]);
+    let mut table = Table::new(&[
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "REVISION",
+        "STATUS",
+        "AUTOSCALE",
+        "AGE",
+    ]);
     for w in workloads {
         table.row(vec![
             w.name.clone(),
@@ -98,6 +106,7 @@ pub fn workloads(workloads: &[WorkloadView], now: SystemTime) -> Table {
             w.up_to_date.to_string(),
             w.revision.to_string(),
             w.status.clone(),
+            super::autoscale::cell(w.autoscale.as_ref()),
             format::age(&w.created_at, now),
         ]);
     }
@@ -289,11 +298,25 @@ pub(crate) mod tests {
             priority: 0,
             status: "progressing".into(),
             created_at: "2023-11-14T20:13:20Z".into(),
+            autoscale: None,
+        };
+        let scaled = WorkloadView {
+            name: "api".into(),
+            autoscale: Some(crate::autoscale::AutoscaleStatus {
+                min: 1,
+                max: 4,
+                metric: "cpu".into(),
+                target_percent: 50,
+                measured_percent: Some(63.4),
+                ..Default::default()
+            }),
+            ..w.clone()
         };
         assert_eq!(
-            workloads(&[w], now()).render(),
-            "NAME  READY  UP-TO-DATE  REVISION  STATUS       AGE\n\
-             web   2/3    1           2         progressing  2h\n"
+            workloads(&[w, scaled], now()).render(),
+            "NAME  READY  UP-TO-DATE  REVISION  STATUS       AUTOSCALE        AGE\n\
+             web   2/3    1           2         progressing  <none>           2h\n\
+             api   2/3    1           2         progressing  1–4 cpu 63%/50%  2h\n"
         );
     }
 

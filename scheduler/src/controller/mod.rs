@@ -12,8 +12,10 @@
 //! - [`lifecycle`]: restarts with back-off, liveness and readiness probes.
 //! - [`migration`]: make-before-break moves, drain and the rebalancer.
 //! - [`endpoints`]: services' endpoints after every change, and draining before stops.
+//! - [`autoscale`]: replica counts that follow the measured load.
 
 pub mod actions;
+pub mod autoscale;
 pub mod endpoints;
 pub mod heartbeat;
 pub mod lifecycle;
@@ -133,6 +135,7 @@ impl Daemon {
         let mut actions = Vec::new();
         heartbeat::due(self, state, now, &mut actions);
         heartbeat::detect_lost(self, state, now);
+        autoscale::evaluate_due(self, state, now);
         replicas::reconcile(state);
         migration::finish(state);
         placing::place_pending(self, state, now, &mut actions);

@@ -100,6 +100,7 @@ pub fn render(daemon: &Daemon) -> String {
             .map(|(w, _, r)| (format!("{{workload=\"{}\"}}", escape(w)), *r as f64))
             .collect(),
     );
+    autoscaling(daemon, &mut metric);
     let c = daemon.counters.lock().unwrap_or_else(|e| e.into_inner());
     for (name, help, value) in [
         ("placements", "Instances placed on a node.", c.placements),
@@ -137,4 +138,51 @@ pub fn render(daemon: &Daemon) -> String {
     drop(c);
     out.push_str(&daemon.with(|s| super::services::metrics(s)));
     out
+}
+
+/// The autoscaled workloads' metric (as measured), target and desired replicas, labelled
+/// with the metric's name.
+fn autoscaling(daemon: &Daemon, metric: &mut impl FnMut(&str, &str, &str, Vec<(String, f64)>)) {
+    let statuses: Vec<(String, crate::autoscale::AutoscaleStatus)> = daemon.with(|s| {
+        s.workloads
+            .keys()
+            .filter_map(|name| {
+                crate::controller::autoscale::status(s, name).map(|a| (name.clone(), a))
+            })
+            .collect()
+    });
+    let labels = |w: &str, a: &crate::autoscale::AutoscaleStatus| {
+        format!(
+            "{{workload=\"{}\",metric=\"{}\"}}",
+            escape(w),
+            escape(&a.metric)
+        )
+    };
+    metric(
+        "mini_sched_autoscale_metric_percent",
+        "gauge",
+        "The autoscaled metric's mean over the ready instances, percent (of the request for cpu and memory).",
+        statuses
+            .iter()
+            .filter_map(|(w, a)| Some((labels(w, a), a.measured_percent?)))
+            .collect(),
+    );
+    metric(
+        "mini_sched_autoscale_target_percent",
+        "gauge",
+        "The autoscaling target, percent.",
+        statuses
+            .iter()
+            .map(|(w, a)| (labels(w, a), f64::from(a.target_percent)))
+            .collect(),
+    );
+    metric(
+        "mini_sched_autoscale_desired_replicas",
+        "gauge",
+        "The replica count the autoscaler settled on at its last evaluation.",
+        statuses
+            .iter()
+            .filter_map(|(w, a)| Some((labels(w, a), f64::from(a.desired?))))
+            .collect(),
+    );
 }

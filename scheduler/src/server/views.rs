@@ -247,6 +247,7 @@ pub fn workload_view(state: &State, w: &WorkloadRecord) -> WorkloadView {
         priority: w.spec.priority,
         status: status.into(),
         created_at: w.created_at.clone(),
+        autoscale: crate::controller::autoscale::status(state, &w.name),
     }
 }
 
@@ -272,6 +273,7 @@ pub fn workload_detail(state: &State, w: &WorkloadRecord) -> WorkloadDetail {
             rows
         },
         events: events_about(state, &[format!("workload/{}", w.name)], Some(&w.name)),
+        rightsizing: crate::controller::autoscale::rightsizing(state, &w.name),
     }
 }
 

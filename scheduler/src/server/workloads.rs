@@ -49,12 +49,24 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
     let object = parsed.map_err(|problems| {
         super::services::invalid(problems.list().iter().map(|p| p.to_string()).collect())
     })?;
-    let spec = match object {
+    let mut spec = match object {
         spec::Object::Workload(spec) => *spec,
         spec::Object::Service(spec) => return super::services::apply(daemon, spec, dry_run),
     };
     let name = spec.name.clone();
     daemon.with(|s| {
+        if let Some(why) = crate::controller::autoscale::pressure_refused(s, &spec) {
+            return Err(ApiError::bad_request(format!(
+                "the workload spec is invalid:\n  {why}"
+            )));
+        }
+        if let (Some(w), Some(a)) = (s.workloads.get(&name), &spec.autoscale) {
+            // Autoscaled already: `replicas` was only the starting point; the count the
+            // autoscaler (or a `scale`) reached stays, within the new bounds.
+            if w.spec.autoscale.is_some() {
+                spec.replicas = w.spec.replicas.clamp(a.min, a.max);
+            }
+        }
         let action = match s.workloads.get(&name) {
             None => "created",
             Some(w) if w.deleting => {
@@ -86,6 +98,16 @@ pub async fn apply(daemon: &Daemon, text: String, dry_run: bool) -> Result<Apply
                 revision,
                 action: action.into(),
             });
+        }
+        if s.workloads.get(&name).is_some_and(|w| w.autoscale_paused) {
+            let w = s.workloads.get_mut(&name).expect("exists");
+            w.autoscale_paused = false;
+            s.save_workload(&name);
+            s.event(
+                format!("workload/{name}"),
+                "AutoscaleResumed",
+                "apply resumes the autoscaling a `scale` paused".into(),
+            );
         }
         let revision = match action {
             "created" => {
@@ -162,10 +184,15 @@ pub fn scale(daemon: &Daemon, name: &str, replicas: u32) -> Result<WorkloadView,
             current.spec.replicas = replicas;
         }
         s.save_workload(name);
+        let paused = crate::controller::autoscale::pause(s, name);
         s.event(
             format!("workload/{name}"),
             "Scaled",
-            format!("replicas {from} → {replicas}"),
+            if paused {
+                format!("replicas {from} → {replicas}; autoscaling paused until the next apply")
+            } else {
+                format!("replicas {from} → {replicas}")
+            },
         );
         Ok(workload_view(s, &s.workloads[name]))
     })

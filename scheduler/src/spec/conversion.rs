@@ -98,6 +98,7 @@ impl WorkloadSpec {
             labels: Default::default(),
             stop_drain: Default::default(),
             replicas: 0,
+            autoscale: None,
             priority: 0,
             depends_on: Vec::new(),
             update: Default::default(),

@@ -29,6 +29,7 @@ const WORKLOAD_FIELDS: &[&str] = &[
     "network",
     "resources",
     "replicas",
+    "autoscale",
     "priority",
     "node_selector",
     "affinity",
@@ -116,6 +117,7 @@ impl Reader {
                 .optional(m, p, "resources", Self::resources)
                 .unwrap_or_default(),
             replicas: self.optional(m, p, "replicas", Self::uint).unwrap_or(1),
+            autoscale: self.optional(m, p, "autoscale", Self::autoscale),
             priority: self.optional(m, p, "priority", Self::int).unwrap_or(0),
             node_selector: self
                 .optional(m, p, "node_selector", Self::string_map)
@@ -474,7 +476,7 @@ impl Reader {
     }
 
     /// A count (`2`) or a percentage (`"25%"`).
-    fn amount(&mut self, value: &Value, path: &str) -> Option<Amount> {
+    pub(super) fn amount(&mut self, value: &Value, path: &str) -> Option<Amount> {
         let amount = match value {
             Value::Number(n) => n
                 .as_u64()

@@ -5,6 +5,7 @@
 //! ([`WorkloadSpec::run_request`], [`WorkloadSpec::probe`]) need. Reading never stops at the
 //! first mistake: [`Problems`] lists every one, each at the path of its field.
 
+pub mod autoscale;
 mod conversion;
 mod decode;
 pub mod limits;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use mini_shim::protocol::{Network, Source};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use autoscale::{AutoscaleSpec, Behavior, PressureResource, Rules, Target};
 pub use conversion::ProbeKind;
 pub use decode::DEFAULT_STOP_DRAIN;
 pub use problems::{Problem, Problems};
@@ -118,8 +120,11 @@ pub struct WorkloadSpec {
     pub network: Network,
     /// What each instance reserves and may use.
     pub resources: ResourceSpec,
-    /// How many instances to run (default 1).
+    /// How many instances to run (default 1); with `autoscale`, the count to start from.
     pub replicas: u32,
+    /// Follow the measured load with the replica count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleSpec>,
     /// Higher places first and may preempt lower priorities (default 0).
     pub priority: i32,
     /// Labels a node must carry, all of them.

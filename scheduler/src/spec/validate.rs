@@ -116,6 +116,7 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
         );
     }
     limits::check(spec, &mut out);
+    super::autoscale::check(spec, &mut out);
     out.into_vec()
 }
 
