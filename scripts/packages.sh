@@ -22,6 +22,8 @@
 #                    portmap in /usr/lib/cni) the agent runs for `network: cluster`
 #                    (tests/tests/cluster_network.rs)
 #   nftables         nft, which writes the agent's masquerading table (cluster network)
+#   iptables         the portmap CNI plugin (Debian's 1.1.1) writes host ports' DNAT rules
+#                    with iptables (the nft backend): `ports:` in a workload
 #   docker-registry, skopeo   registry pulls (tests/tests/registry_pull.rs): the CNCF
 #                    distribution registry the tests start (TLS, htpasswd), and skopeo to push
 #                    the locally built busybox images into it
@@ -31,7 +33,7 @@ readonly PACKAGES=(
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
     uidmap
-    containernetworking-plugins nftables
+    containernetworking-plugins nftables iptables
     docker-registry skopeo
 )
 
