@@ -144,6 +144,10 @@ async fn entries(
         for attr in &entry.attributes {
             match attr {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => address = Some(*a),
+                // A forwarding entry's (family bridge) remote address is not parsed as IPv4.
+                NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                    address = <[u8; 4]>::try_from(&bytes[..]).ok().map(Ipv4Addr::from);
+                }
                 NeighbourAttribute::LinkLayerAddress(m) => lladdr = m.clone(),
                 _ => {}
             }
