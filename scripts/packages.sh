@@ -25,6 +25,8 @@
 #   conntrack        the agent flushes the connection-tracking entries of a removed service's
 #                    address with it (shim/src/agent/service/conntrack.rs; no maintained Rust
 #                    crate deletes conntrack entries over netlink)
+#   iptables         the portmap CNI plugin (Debian's 1.1.1) writes host ports' DNAT rules
+#                    with iptables (the nft backend): `ports:` in a workload
 #   docker-registry, skopeo   registry pulls (tests/tests/registry_pull.rs): the CNCF
 #                    distribution registry the tests start (TLS, htpasswd), and skopeo to push
 #                    the locally built busybox images into it
@@ -34,7 +36,7 @@ readonly PACKAGES=(
     util-linux procps kmod xz-utils zstd
     libseccomp-dev golang-github-containers-common podman conmon containerd docker.io curl
     uidmap
-    containernetworking-plugins nftables conntrack
+    containernetworking-plugins nftables conntrack iptables
     docker-registry skopeo
 )
 

@@ -47,6 +47,10 @@ pub struct RunRequest {
     /// The container's network.
     #[serde(default)]
     pub network: Network,
+    /// Ports of the node forwarded to the container (`network: cluster` only), by the
+    /// `portmap` CNI plugin of the node's configuration list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
     /// Free-form labels, returned as given (the scheduler stores its workload name here).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -169,6 +173,40 @@ pub enum Network {
     Cluster,
 }
 
+/// A port of the node forwarded to a container's port (the CNI `portMappings` capability).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// The port on every address of the node.
+    pub host_port: u16,
+    /// `tcp` (the default) or `udp`.
+    #[serde(default)]
+    pub protocol: PortProtocol,
+}
+
+/// The transport protocol of a [`PortMapping`].
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PortProtocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl PortProtocol {
+    /// The name the spec and CNI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+        }
+    }
+}
+
 /// `POST /v1/network`: the node's place on the cluster network, which the scheduler sends
 /// with every heartbeat (so routes follow the node list). `GET /v1/network` answers
 /// [`NetworkState`].
@@ -198,6 +236,9 @@ pub enum NetworkBackend {
     /// A route per peer subnet via the peer node's address (the nodes share an L2 segment).
     #[default]
     HostGw,
+    /// A kernel VXLAN device per node with a forwarding entry for each peer (the nodes are
+    /// only routed to each other).
+    Vxlan,
 }
 
 /// Another node on the cluster network.

@@ -2,7 +2,9 @@
 //! namespace holding a bridge and the scheduler daemon, and one network namespace per agent
 //! (`mini-shim join`) wired to the bridge by a veth pair. No interface is added to the root
 //! namespace, so every cluster can use the same subnet (10.77.0.0/24): the scheduler at
-//! 10.77.0.1, agent `i` (node `n<i>`) at 10.77.0.(10+i).
+//! 10.77.0.1, agent `i` (node `n<i>`) at 10.77.0.(10+i). With [`Options::routed`] the odd
+//! agents sit on a second bridge and subnet instead (10.78.0.(10+i), the hub at 10.78.0.1),
+//! and the hub routes between the two: those hosts reach the others only through a router.
 //!
 //! Everything is uniquely named and torn down on drop, even when the test panics: the daemon
 //! and the agents are killed by their pids, every container the agents made is deleted
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// The scheduler's address on the hub bridge.
 pub const SCHEDULER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// The hub's address on the second subnet of a routed cluster ([`Options::routed`]).
+pub const ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
 /// The join listener's port.
 pub const JOIN_PORT: u16 = 7440;
 /// The agents' port.
@@ -79,6 +83,10 @@ pub struct Options {
     pub node_timeout: Duration,
     /// More daemon flags (`--cert-ttl 1m`, ...).
     pub daemon_args: Vec<String>,
+    /// More `mini-sched init` flags (`--network-backend vxlan`, ...).
+    pub init_args: Vec<String>,
+    /// The odd agents on a second subnet, routed to the first by the hub.
+    pub routed: bool,
 }
 
 impl Default for Options {
@@ -87,6 +95,8 @@ impl Default for Options {
             heartbeat_interval: Duration::from_millis(500),
             node_timeout: Duration::from_secs(3),
             daemon_args: Vec::new(),
+            init_args: Vec::new(),
+            routed: false,
         }
     }
 }
@@ -181,6 +191,16 @@ impl Cluster {
         hub.ip(&["link", "add", "br0", "type", "bridge"]);
         hub.ip(&["addr", "add", &format!("{SCHEDULER_IP}/24"), "dev", "br0"]);
         hub.ip(&["link", "set", "br0", "up"]);
+        if options.routed {
+            hub.ip(&["link", "add", "br1", "type", "bridge"]);
+            hub.ip(&["addr", "add", &format!("{ROUTED_GATEWAY}/24"), "dev", "br1"]);
+            hub.ip(&["link", "set", "br1", "up"]);
+            let forwarding = captured_output(
+                hub.command(Path::new("sysctl"))
+                    .args(["-w", "net.ipv4.ip_forward=1"]),
+            );
+            assert!(forwarding.status.success(), "{forwarding:?}");
+        }
         let mut cluster = Cluster {
             dir,
             options,
@@ -192,7 +212,13 @@ impl Cluster {
         for i in 0..n_agents {
             cluster.add_agent_host(i);
         }
-        cluster.token = init(&cluster.state_dir(), &format!("{SCHEDULER_IP}:{JOIN_PORT}"));
+        let init_args = cluster.options.init_args.clone();
+        let init_args: Vec<&str> = init_args.iter().map(String::as_str).collect();
+        cluster.token = init_with(
+            &cluster.state_dir(),
+            &format!("{SCHEDULER_IP}:{JOIN_PORT}"),
+            &init_args,
+        );
         cluster.restart_scheduler();
         for i in 0..n_agents {
             cluster.restart_agent(i);
@@ -219,14 +245,26 @@ impl Cluster {
     fn add_agent_host(&mut self, i: usize) {
         let netns = Netns::new();
         let port = format!("v{i}");
-        let ip = Ipv4Addr::new(10, 77, 0, 10 + i as u8);
+        let routed = self.options.routed && i % 2 == 1;
+        let (ip, bridge, gateway) = if routed {
+            (
+                Ipv4Addr::new(10, 78, 0, 10 + i as u8),
+                "br1",
+                ROUTED_GATEWAY,
+            )
+        } else {
+            (Ipv4Addr::new(10, 77, 0, 10 + i as u8), "br0", SCHEDULER_IP)
+        };
         self.hub.ip(&[
             "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &netns.0,
         ]);
-        self.hub.ip(&["link", "set", &port, "master", "br0", "up"]);
+        self.hub.ip(&["link", "set", &port, "master", bridge, "up"]);
         netns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         netns.ip(&["link", "set", "eth0", "up"]);
         netns.ip(&["link", "set", "lo", "up"]);
+        if self.options.routed {
+            netns.ip(&["route", "add", "default", "via", &gateway.to_string()]);
+        }
         let state = self.dir.path().join(format!("agent-{i}"));
         self.agents.push(Agent {
             name: format!("n{i}"),
@@ -350,6 +388,12 @@ impl Cluster {
     /// Agent `i`'s state directory (its credentials are in `pki/`).
     pub fn agent_state_dir(&self, i: usize) -> &Path {
         &self.agents[i].state
+    }
+
+    /// `program` in the hub's network namespace: a client outside every node (and outside
+    /// the cluster network), on the nodes' own subnet.
+    pub fn hub_command(&self, program: &Path) -> Command {
+        self.hub.command(program)
     }
 
     /// The name of agent `i`'s network namespace (`/run/netns/NAME`): its host.

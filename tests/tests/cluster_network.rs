@@ -4,7 +4,8 @@
 //! from instances on the other hosts and on its own by address (busybox httpd and nc), an
 //! isolated instance still has only loopback, an agent killed with -9 re-adopts its
 //! instances (CHECK) while they stay reachable, a deleted node's routes go, and starting and
-//! deleting many instances leaves no address, interface, route or namespace behind.
+//! deleting many instances leaves no address, interface, route or namespace behind. With the
+//! `vxlan` backend, hosts on two subnets that only a router joins reach each other's instances.
 //!
 //! Everything the network makes lives in the agents' namespaces (bridge, veths, routes, the
 //! nftables table) and state directories (host-local's store, the namespaces' files), which
@@ -122,10 +123,15 @@ fn assert_reaches(c: &Cluster, from: &InstanceView, to: &InstanceView) {
 
 /// The `ip` output of agent `i`'s host namespace for `args` (`route`, `link`, ...).
 fn host_ip(c: &Cluster, i: usize, args: &[&str]) -> String {
+    host_tool(c, i, "ip", args)
+}
+
+/// The output of `tool ARGS` in agent `i`'s host namespace (`ip`, `bridge`).
+fn host_tool(c: &Cluster, i: usize, tool: &str, args: &[&str]) -> String {
     let out = captured_output(
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", c.netns_name(i)))
-            .arg("ip")
+            .arg(tool)
             .args(args),
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -188,6 +194,112 @@ fn instances_reach_each_other_by_address_across_hosts_and_on_one_host() {
         metrics.contains("mini_shim_cni_calls_total{command=\"ADD\"}"),
         "{metrics}"
     );
+    let traces = c.traces();
+    drop(c);
+    traces.assert_gone();
+}
+
+#[test]
+fn vxlan_joins_hosts_that_are_only_routed_to_each_other() {
+    // n1 sits on another subnet than n0 and n2, behind the hub as a router that knows no
+    // route to the cluster CIDR: only encapsulated traffic between the hosts' own addresses
+    // passes (a host-gw route to a peer that is not on-link cannot even be made).
+    let options = Options {
+        routed: true,
+        init_args: vec!["--network-backend".into(), "vxlan".into()],
+        ..Options::default()
+    };
+    let c = Cluster::start(3, options);
+    c.apply_ok(&web_spec("web", 3, "cluster"));
+    let web = wait_addressed(&c, "web", 3);
+    let on = |node: &str| {
+        web.iter()
+            .find(|i| i.node.as_deref() == Some(node))
+            .unwrap_or_else(|| panic!("no web instance on {node}: {web:#?}"))
+    };
+    let (a, b, cc) = (on(c.node(1)), on(c.node(0)), on(c.node(2)));
+    assert_reaches(&c, a, b);
+    assert_reaches(&c, a, cc);
+    assert_reaches(&c, b, a);
+    let link = host_ip(&c, 1, &["-d", "link", "show", "mini-vxlan"]);
+    assert!(link.contains("vxlan id 1"), "{link}");
+    // The deleted node's forwarding entry, neighbour and route go from the others.
+    let gone_host = c.agent_address(2);
+    let gone_host = gone_host.split(':').next().unwrap();
+    let gone_subnet = c
+        .nodes()
+        .into_iter()
+        .find(|n| n.name == c.node(2))
+        .and_then(|n| n.subnet)
+        .expect("a subnet");
+    let entries = || {
+        (
+            host_tool(&c, 1, "bridge", &["fdb", "show", "dev", "mini-vxlan"]),
+            host_ip(&c, 1, &["route"]),
+        )
+    };
+    let (fdb, routes) = entries();
+    assert!(fdb.contains(gone_host), "{fdb}");
+    assert!(routes.contains(&gone_subnet), "{routes}");
+    c.cli_ok(&["delete", "node", c.node(2)]);
+    let mut last = entries();
+    let cleaned = wait_until(SETTLE, || {
+        last = entries();
+        !last.0.contains(gone_host) && !last.1.contains(&gone_subnet)
+    });
+    assert!(cleaned, "the deleted node's entries stay: {last:?}");
+    // The remaining peers keep theirs.
+    assert_reaches(&c, a, b);
+    let traces = c.traces();
+    drop(c);
+    traces.assert_gone();
+}
+
+#[test]
+fn a_host_port_forwards_the_nodes_address_to_the_instance() {
+    let c = Cluster::start(2, Options::default());
+    let spec = format!(
+        "{}ports:\n  - {{container_port: 8080, host_port: 30080}}\n",
+        web_spec("published", 2, "cluster")
+    );
+    c.apply_ok(&spec);
+    let published = wait_addressed(&c, "published", 2);
+    // From the hub: a client on the nodes' own network, outside the cluster network, that
+    // knows only the nodes' addresses.
+    for instance in &published {
+        let i = c.index_of(instance.node.as_deref().unwrap());
+        let url = format!("http://{}/", c.agent_address(i).replace(":7443", ":30080"));
+        let mut last = String::new();
+        let served = wait_until(SETTLE, || {
+            let out = captured_output(c.hub_command(Path::new("curl")).args([
+                "-s",
+                "--max-time",
+                "5",
+                &url,
+            ]));
+            last = format!(
+                "{} {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim() == instance.id
+        });
+        assert!(
+            served,
+            "{url} does not serve {}: {last}\n{}",
+            instance.id,
+            c.logs()
+        );
+    }
+    // Ports outside the cluster network are refused with the reason.
+    let out = c.apply(&format!(
+        "{}ports:\n  - {{container_port: 8080, host_port: 30081}}\n",
+        web_spec("isolated-ports", 1, "isolated")
+    ));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("needs network: cluster"), "{said}");
     let traces = c.traces();
     drop(c);
     traces.assert_gone();

@@ -191,7 +191,8 @@ enum Command {
         #[arg(long, value_name = "PREFIX", default_value_t = mini_sched::network::DEFAULT_SUBNET_SIZE)]
         subnet_size: u8,
         /// How nodes reach each other's subnets: host-gw (a route per node via its address;
-        /// the nodes share one L2 segment).
+        /// the nodes share one L2 segment) or vxlan (a VXLAN device per node; the nodes are
+        /// only routed to each other).
         #[arg(long, value_enum, default_value_t = Backend::HostGw)]
         network_backend: Backend,
         /// Do not masquerade instances' traffic to addresses outside the cluster CIDR.
@@ -305,14 +306,18 @@ enum TokenCommand {
 /// `init --network-backend`.
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
-    /// A route per node's subnet via the node's address.
+    /// A route per node's subnet via the node's address (nodes on one L2 segment).
     HostGw,
+    /// A VXLAN device per node with forwarding entries for each peer (nodes only routed to
+    /// each other).
+    Vxlan,
 }
 
 impl From<Backend> for mini_shim::protocol::NetworkBackend {
     fn from(b: Backend) -> Self {
         match b {
             Backend::HostGw => mini_shim::protocol::NetworkBackend::HostGw,
+            Backend::Vxlan => mini_shim::protocol::NetworkBackend::Vxlan,
         }
     }
 }

@@ -21,8 +21,21 @@ pub enum ProbeKind {
 impl WorkloadSpec {
     /// What placement needs to place one instance. Unlimited resources are 0 in `limits`.
     /// `depends_on` is not part of it: the daemon orders starts by it and passes it as an
-    /// affinity preference itself.
+    /// affinity preference itself. A workload with host `ports` keeps its instances on
+    /// different nodes (a node's port can be forwarded to one of them only).
     pub fn instance_spec(&self) -> InstanceSpec {
+        let mut anti_affinity: Vec<WorkloadTerm> = self
+            .anti_affinity
+            .iter()
+            .map(WorkloadTermSpec::to_model)
+            .collect();
+        let apart = WorkloadTerm {
+            workload: self.name.clone(),
+            topology: Topology::Node,
+        };
+        if !self.ports.is_empty() && !anti_affinity.contains(&apart) {
+            anti_affinity.push(apart);
+        }
         let requests = &self.resources.requests;
         let limits = &self.resources.limits;
         InstanceSpec {
@@ -40,11 +53,7 @@ impl WorkloadSpec {
                 .iter()
                 .map(WorkloadTermSpec::to_model)
                 .collect(),
-            anti_affinity: self
-                .anti_affinity
-                .iter()
-                .map(WorkloadTermSpec::to_model)
-                .collect(),
+            anti_affinity,
             spread: self.spread.as_ref().map(|s| Spread {
                 topology: s.topology.to_model(),
                 max_skew: s.max_skew,
@@ -81,6 +90,7 @@ impl WorkloadSpec {
                 pids: limits.pids,
             },
             network: self.network,
+            ports: self.ports.clone(),
             labels,
         }
     }

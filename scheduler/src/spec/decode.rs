@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use mini_shim::protocol::{ImageRef, Network, PullPolicy, RegistryImage, Source};
+use mini_shim::protocol::{
+    ImageRef, Network, PortMapping, PortProtocol, PullPolicy, RegistryImage, Source,
+};
 use serde_json::Value;
 
 use super::problems::{within, Problems};
@@ -27,6 +29,7 @@ const WORKLOAD_FIELDS: &[&str] = &[
     "cwd",
     "user",
     "network",
+    "ports",
     "resources",
     "replicas",
     "autoscale",
@@ -112,6 +115,9 @@ impl Reader {
             user: self.optional(m, p, "user", Self::user),
             network: self
                 .optional(m, p, "network", Self::network)
+                .unwrap_or(Network::Cluster),
+            ports: self
+                .optional(m, p, "ports", Self::ports)
                 .unwrap_or_default(),
             resources: self
                 .optional(m, p, "resources", Self::resources)
@@ -266,6 +272,27 @@ impl Reader {
                 ("host", Network::Host),
                 ("cluster", Network::Cluster),
             ],
+        )
+    }
+
+    fn ports(&mut self, value: &Value, path: &str) -> Option<Vec<PortMapping>> {
+        self.list(
+            value,
+            path,
+            "[{container_port: 8080, host_port: 30080, protocol: tcp}]",
+            |r, v, p| {
+                let m = r.mapping(v, p, &["container_port", "host_port", "protocol"])?;
+                let protocols = [("tcp", PortProtocol::Tcp), ("udp", PortProtocol::Udp)];
+                let container_port = r.required(m, p, "container_port", Self::port);
+                let host_port = r.required(m, p, "host_port", Self::port);
+                Some(PortMapping {
+                    container_port: container_port?,
+                    host_port: host_port?,
+                    protocol: r
+                        .optional(m, p, "protocol", |r, v, p| r.choice(v, p, &protocols))
+                        .unwrap_or_default(),
+                })
+            },
         )
     }
 

@@ -22,7 +22,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mini_shim::protocol::{Network, Source};
+use mini_shim::protocol::{Network, PortMapping, Source};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use autoscale::{AutoscaleSpec, Behavior, PressureResource, Rules, Target};
@@ -116,8 +116,13 @@ pub struct WorkloadSpec {
     /// The numeric user (and group) to run as; `None` means the image's, or root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
-    /// The container's network (default isolated: its own namespace with loopback only).
+    /// The container's network (default cluster: its own namespace with an address on the
+    /// cluster network).
     pub network: Network,
+    /// Ports of the node forwarded to each instance (`network: cluster` only), by the node's
+    /// `portmap` CNI plugin.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
     /// What each instance reserves and may use.
     pub resources: ResourceSpec,
     /// How many instances to run (default 1); with `autoscale`, the count to start from.

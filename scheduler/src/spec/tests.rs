@@ -129,7 +129,7 @@ fn a_minimal_spec_takes_every_default() {
     assert!(spec.env.is_empty());
     assert_eq!(spec.cwd, None);
     assert_eq!(spec.user, None);
-    assert_eq!(spec.network, Network::Isolated);
+    assert_eq!(spec.network, Network::Cluster);
     assert_eq!(spec.resources, ResourceSpec::default());
     assert_eq!(spec.resources.limits.memory, None);
     assert_eq!(spec.replicas, 1);
@@ -310,7 +310,7 @@ fn the_json_form_writes_amounts_as_text() {
     assert_eq!(json["user"], "7");
     assert_eq!(json["stop_timeout"], "10s");
     assert_eq!(json["update"]["max_surge"], 1);
-    assert_eq!(json["network"], "isolated");
+    assert_eq!(json["network"], "cluster");
     assert_eq!(json["source"]["rootfs"], "/srv/busybox");
 }
 
@@ -861,4 +861,40 @@ fn a_registry_image_takes_kubernetes_pull_defaults_and_round_trips() {
     // The agents get the protocol's form.
     let request = spec.run_request("web-1", BTreeMap::new());
     assert_eq!(request.source, registry("reg:5000/team/app:1.4", Always));
+}
+
+#[test]
+fn host_ports_are_read_checked_and_sent_to_the_agent() {
+    let spec = ok("network: cluster\nports:\n  - {container_port: 8080, host_port: 30080}\n  - {container_port: 53, host_port: 30053, protocol: udp}\n");
+    assert_eq!(spec.ports.len(), 2);
+    assert_eq!(spec.ports[1].protocol, protocol::PortProtocol::Udp);
+    let request = spec.run_request("web-1", BTreeMap::new());
+    assert_eq!(request.ports, spec.ports);
+    // Kept apart on nodes, and written back in the form it was read.
+    assert!(spec
+        .instance_spec()
+        .anti_affinity
+        .iter()
+        .any(|t| t.workload == spec.name && t.topology == Topology::Node));
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["ports"][0]["host_port"], 30080);
+    let back: WorkloadSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, spec);
+    one_problem(
+        "network: host\nports: [{container_port: 80, host_port: 8080}]\n",
+        "ports",
+        "needs network: cluster",
+    );
+    one_problem(
+        "network: cluster\nports: [{container_port: 80, host_port: 8080}, {container_port: 81, host_port: 8080}]\n",
+        "ports[1]",
+        "given twice",
+    );
+    one_problem(
+        "network: cluster\nports: [{container_port: 0, host_port: 8080}]\n",
+        "ports[0]",
+        "from 1 to 65535",
+    );
+    let found = problems("network: cluster\nports: [{protocol: sctp}]\n");
+    assert_eq!(found.len(), 3, "{found:?}");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mini_shim::protocol::Source;
+use mini_shim::protocol::{Network, Source};
 
 use super::limits;
 use super::problems::{field, item, Collector, Problem, Problems};
@@ -51,6 +51,7 @@ pub(super) fn check(spec: &WorkloadSpec) -> Vec<Problem> {
     if let Some(cwd) = &spec.cwd {
         absolute(cwd, "cwd", &mut out);
     }
+    ports(spec, &mut out);
     resources(spec, &mut out);
     for key in spec.node_selector.keys() {
         label_key(key, &field("node_selector", key), &mut out);
@@ -136,6 +137,39 @@ pub fn workload_name(name: &str) -> Result<(), String> {
             "{name:?} is not a workload name: use 1 to {MAX_NAME_LEN} of a-z, 0-9 and '-', \
              starting with a letter and not ending with '-'"
         ))
+    }
+}
+
+/// Host ports: only on the cluster network, non-zero, each host port and protocol once.
+fn ports(spec: &WorkloadSpec, out: &mut Collector) {
+    if !spec.ports.is_empty() && spec.network != Network::Cluster {
+        out.add(
+            "ports",
+            "needs network: cluster (the node's portmap plugin forwards the ports to the \
+             instance's address)",
+        );
+    }
+    for (i, p) in spec.ports.iter().enumerate() {
+        let path = item("ports", i);
+        if p.host_port == 0 || p.container_port == 0 {
+            out.add(
+                &path,
+                "host_port and container_port must be from 1 to 65535",
+            );
+        }
+        if spec.ports[..i]
+            .iter()
+            .any(|o| o.host_port == p.host_port && o.protocol == p.protocol)
+        {
+            out.add(
+                &path,
+                format!(
+                    "host port {}/{} is given twice",
+                    p.host_port,
+                    p.protocol.name()
+                ),
+            );
+        }
     }
 }
 

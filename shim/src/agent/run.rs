@@ -78,6 +78,7 @@ impl Agent {
         if let Source::Rootfs(path) = &request.source {
             self.check_rootfs(Path::new(path))?;
         }
+        super::network::check_ports(request.network, &request.ports)?;
         private_files::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         let result = async {
             let bundle = self.prepare(&dir, &request).await?;
@@ -179,7 +180,7 @@ impl Agent {
         let cgroups_path = format!("{CGROUP_PARENT}/{}_{}", self.config.node, request.id);
         let mut config = bundle::config(request, &root, &image, &cgroups_path)?;
         if request.network == Network::Cluster {
-            self.prepare_network(dir, &mut config, &root)?;
+            self.prepare_network(dir, &mut config, &root, &request.ports)?;
         }
         let bundle_dir = dir.join("bundle");
         private_files::create_dir(&bundle_dir)

@@ -7,7 +7,9 @@
 //! A list runs its plugins in order for ADD and CHECK and in reverse for DEL; each plugin's
 //! configuration is its entry in `plugins` with the list's `name` and `cniVersion` added, and,
 //! after the first ADD, the previous plugin's result as `prevResult` (for CHECK and DEL, the
-//! list's recorded ADD result).
+//! list's recorded ADD result). The runtime's per-container settings (CNI conventions,
+//! "Dynamic plugin specific fields") go to each plugin as `runtimeConfig`, restricted to the
+//! capabilities the plugin declares in its `capabilities` (e.g. `portMappings` for `portmap`).
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -79,13 +81,15 @@ pub struct Attachment {
 pub struct CniError(pub String);
 
 /// Runs `op` for the whole network configuration list `conflist` on `attachment`. `recorded`
-/// is the list's ADD result (the `prevResult` of CHECK and DEL). Returns the list's result
-/// (ADD: the last plugin's result; CHECK/DEL: `Value::Null`).
+/// is the list's ADD result (the `prevResult` of CHECK and DEL); `runtime` maps capability
+/// names to their values. Returns the list's result (ADD: the last plugin's result;
+/// CHECK/DEL: `Value::Null`).
 pub fn run_list(
     op: Op,
     conflist: &Value,
     attachment: &Attachment,
     recorded: Option<&Value>,
+    runtime: &Value,
     plugins: &Plugins,
 ) -> Result<Value, CniError> {
     let name = conflist["name"].as_str().unwrap_or_default();
@@ -104,6 +108,13 @@ pub fn run_list(
         config["cniVersion"] = json!(version);
         if let Some(prev) = &prev {
             config["prevResult"] = prev.clone();
+        }
+        if let Some(capabilities) = runtime.as_object() {
+            for (capability, value) in capabilities {
+                if plugin["capabilities"][capability] == json!(true) {
+                    config["runtimeConfig"][capability] = value.clone();
+                }
+            }
         }
         let result = run_plugin(op, &config, attachment, plugins)?;
         if op == Op::Add {
@@ -329,9 +340,17 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.88.0.6/24"}]}'"#,
         let list = json!({"cniVersion": "1.0.0", "name": "t",
                           "plugins": [{"type": "first"}, {"type": "second"}]});
         let plugins = scripts.plugins(Duration::from_secs(10));
-        let result = run_list(Op::Add, &list, &attachment(), None, &plugins).unwrap();
+        let result = run_list(Op::Add, &list, &attachment(), None, &json!({}), &plugins).unwrap();
         assert_eq!(result_address(&result).as_deref(), Some("10.88.0.6"));
-        run_list(Op::Del, &list, &attachment(), Some(&result), &plugins).unwrap();
+        run_list(
+            Op::Del,
+            &list,
+            &attachment(),
+            Some(&result),
+            &json!({}),
+            &plugins,
+        )
+        .unwrap();
         let order = std::fs::read_to_string(scripts.0.join("del")).unwrap();
         assert_eq!(order, "second\nfirst\n");
     }
@@ -348,9 +367,25 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.88.0.6/24"}]}'"#,
         let plugins = scripts.plugins(Duration::from_secs(1));
         let list =
             |typ: &str| json!({"cniVersion": "1.0.0", "name": "t", "plugins": [{"type": typ}]});
-        let e = run_list(Op::Add, &list("failing"), &attachment(), None, &plugins).unwrap_err();
+        let e = run_list(
+            Op::Add,
+            &list("failing"),
+            &attachment(),
+            None,
+            &json!({}),
+            &plugins,
+        )
+        .unwrap_err();
         assert_eq!(e.0, "CNI plugin failing ADD: bridge mini0 is busy");
-        let e = run_list(Op::Add, &list("hanging"), &attachment(), None, &plugins).unwrap_err();
+        let e = run_list(
+            Op::Add,
+            &list("hanging"),
+            &attachment(),
+            None,
+            &json!({}),
+            &plugins,
+        )
+        .unwrap_err();
         assert!(
             e.0.contains("did not answer within 1s and was killed"),
             "{e}"

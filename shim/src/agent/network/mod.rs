@@ -2,7 +2,8 @@
 //! its own, attached by the node's CNI plugin chain (the reference `bridge` plugin with
 //! `host-local` IPAM, and `loopback`), run exactly as the CNI spec says ([`cni`]); the node's
 //! place in the cluster ([`ClusterNetwork`]: its subnet and its peers) comes from the
-//! scheduler and drives the routes to the other nodes ([`routes`]) and the masquerading of
+//! scheduler and drives the routes to the other nodes ([`routes`]; with the `vxlan` backend
+//! through the VXLAN device and its forwarding entries, [`vxlan`]) and the masquerading of
 //! outbound traffic ([`masquerade`]).
 //!
 //! Files: `<state>/network/config.json` (the [`ClusterNetwork`] last applied),
@@ -15,9 +16,10 @@ pub mod cni;
 pub mod masquerade;
 pub mod netns;
 pub mod routes;
+pub mod vxlan;
 
 use super::{Agent, Error};
-use crate::protocol::{ClusterNetwork, NetworkState};
+use crate::protocol::{ClusterNetwork, Network, NetworkBackend, NetworkState, PortMapping};
 use cni::{Attachment, Op};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,61 @@ pub struct Record {
     /// The loopback plugin's ADD succeeded.
     #[serde(default)]
     pub loopback: bool,
+    /// The runtime's part of the plugins' configuration (CNI capabilities by name, e.g.
+    /// `portMappings`), given to every plugin that declares the capability.
+    #[serde(default)]
+    pub runtime_config: Value,
+}
+
+/// Checks a request's host ports: only on the cluster network (where the `portmap` plugin
+/// forwards them), non-zero, each host port and protocol once.
+pub fn check_ports(network: Network, ports: &[PortMapping]) -> Result<(), Error> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    if network != Network::Cluster {
+        return Err(Error::BadRequest(
+            "ports need network cluster (the node's CNI plugins forward them): set network: \
+             cluster or remove ports"
+                .into(),
+        ));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        if p.host_port == 0 || p.container_port == 0 {
+            return Err(Error::BadRequest(format!(
+                "ports[{i}]: host_port and container_port must be from 1 to 65535"
+            )));
+        }
+        if ports[..i]
+            .iter()
+            .any(|o| o.host_port == p.host_port && o.protocol == p.protocol)
+        {
+            return Err(Error::BadRequest(format!(
+                "ports[{i}]: host port {}/{} is given twice",
+                p.host_port,
+                p.protocol.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The CNI `runtimeConfig` of a container's `ports` (the `portMappings` capability).
+fn runtime_config(ports: &[PortMapping]) -> Value {
+    if ports.is_empty() {
+        return json!({});
+    }
+    let mappings: Vec<Value> = ports
+        .iter()
+        .map(|p| {
+            json!({
+                "hostPort": p.host_port,
+                "containerPort": p.container_port,
+                "protocol": p.protocol.name(),
+            })
+        })
+        .collect();
+    json!({ "portMappings": mappings })
 }
 
 /// CNI calls and failures by command, for `/metrics`.
@@ -99,9 +156,10 @@ fn loopback_list() -> Value {
     json!({"cniVersion": "1.0.0", "name": "mini-loopback", "plugins": [{"type": "loopback"}]})
 }
 
-/// The generated configuration list for `config`, with host-local's state in `ipam_dir`.
+/// The generated configuration list for `config`, with host-local's state in `ipam_dir`
+/// (with `vxlan`, the instances' MTU leaves room for the encapsulation).
 pub fn generated_conflist(config: &ClusterNetwork, ipam_dir: &Path) -> Value {
-    json!({
+    let mut list = json!({
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
         "plugins": [
@@ -120,7 +178,11 @@ pub fn generated_conflist(config: &ClusterNetwork, ipam_dir: &Path) -> Value {
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
         ],
-    })
+    });
+    if config.backend == NetworkBackend::Vxlan {
+        list["plugins"][0]["mtu"] = json!(vxlan::MTU);
+    }
+    list
 }
 
 /// Parses a CIDR of `field`.
@@ -238,25 +300,19 @@ impl Agent {
                 e,
             )
         })?;
-        let wanted: Vec<routes::PeerRoute> = config
-            .peers
-            .iter()
-            .filter_map(|p| match p.address {
-                std::net::IpAddr::V4(gateway) => Some(routes::PeerRoute {
-                    subnet: p.subnet.parse::<Ipv4Net>().ok()?.trunc(),
-                    gateway,
-                }),
-                std::net::IpAddr::V6(_) => None,
-            })
-            .collect();
-        let (added, removed) = routes::sync(&wanted)
-            .await
-            .map_err(|e| Error::Config(format!("routing to the peers: {e}")))?;
+        let (added, removed) = Self::route_to_peers(&config).await?;
         if added + removed > 0 {
-            self.log(&format!("network: {added} routes added, {removed} removed"));
+            self.log(&format!(
+                "network: {added} routes and entries added, {removed} removed"
+            ));
         }
         if applied.as_ref() == Some(&config) {
             return Ok(self.network_state());
+        }
+        if config.backend != NetworkBackend::Vxlan {
+            routes::remove_link(vxlan::DEVICE)
+                .await
+                .map_err(|e| Error::Config(format!("removing {}: {e}", vxlan::DEVICE)))?;
         }
         let masquerading = config.clone();
         let nat = tokio::task::spawn_blocking(move || {
@@ -273,8 +329,55 @@ impl Agent {
         Ok(self.network_state())
     }
 
+    /// Makes the routes to the peers (and with `vxlan` the device's entries) follow
+    /// `config`'s peers; returns how many routes and entries were added and removed.
+    async fn route_to_peers(config: &ClusterNetwork) -> Result<(usize, usize), Error> {
+        let peers: Vec<vxlan::Peer> = config
+            .peers
+            .iter()
+            .filter_map(|p| match p.address {
+                std::net::IpAddr::V4(host) => Some(vxlan::Peer {
+                    subnet: p.subnet.parse::<Ipv4Net>().ok()?.trunc(),
+                    host,
+                }),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        let failed = |e: String| Error::Config(format!("routing to the peers: {e}"));
+        let (wanted, added, removed): (Vec<routes::PeerRoute>, usize, usize) = match config.backend
+        {
+            NetworkBackend::HostGw => {
+                let wanted = peers
+                    .iter()
+                    .map(|p| routes::PeerRoute {
+                        subnet: p.subnet,
+                        gateway: p.host,
+                        onlink: None,
+                    })
+                    .collect();
+                (wanted, 0, 0)
+            }
+            NetworkBackend::Vxlan => {
+                let subnet = cidr("subnet", &config.subnet)?;
+                let changes = vxlan::sync(subnet, &peers).await.map_err(failed)?;
+                let wanted = peers
+                    .iter()
+                    .map(|p| routes::PeerRoute {
+                        subnet: p.subnet,
+                        gateway: vxlan::endpoint(p.subnet),
+                        onlink: Some(changes.index),
+                    })
+                    .collect();
+                (wanted, changes.added, changes.removed)
+            }
+        };
+        let (routes_added, routes_removed) = routes::sync(&wanted).await.map_err(failed)?;
+        Ok((added + routes_added, removed + routes_removed))
+    }
+
     /// Removes what the network left in the agent's namespace: the routes to the peers, the
-    /// masquerading table and the bridge (`--cleanup`, once no container is left).
+    /// masquerading table, the VXLAN device and the bridge (`--cleanup`, once no container
+    /// is left).
     pub async fn cleanup_network(&self) -> Result<(), Error> {
         *self.network_applied.lock().await = None;
         routes::sync(&[])
@@ -284,6 +387,9 @@ impl Agent {
             .await
             .map_err(|e| Error::Config(format!("removing the nftables table: {e}")))?
             .map_err(Error::Config)?;
+        routes::remove_link(vxlan::DEVICE)
+            .await
+            .map_err(|e| Error::Config(format!("removing {}: {e}", vxlan::DEVICE)))?;
         routes::remove_link(BRIDGE)
             .await
             .map_err(|e| Error::Config(format!("removing bridge {BRIDGE}: {e}")))
@@ -297,6 +403,7 @@ impl Agent {
         dir: &Path,
         spec: &mut Value,
         root: &super::bundle::Root,
+        ports: &[PortMapping],
     ) -> Result<(), Error> {
         let conflist = self.conflist()?;
         let netns = dir.join(NETNS_FILE);
@@ -306,6 +413,7 @@ impl Agent {
             ifname: IFNAME.into(),
             result: None,
             loopback: false,
+            runtime_config: runtime_config(ports),
         };
         // Recorded before anything exists, so every later removal knows what to undo.
         super::run::write_json(&dir.join(RECORD_FILE), &record)?;
@@ -346,12 +454,20 @@ impl Agent {
         conflist: Value,
         attachment: Attachment,
         recorded: Option<Value>,
+        runtime: Value,
     ) -> Result<Value, cni::CniError> {
         let slot = Counters::slot(op);
         self.cni_counters.calls[slot].fetch_add(1, Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
             let plugins = cni::Plugins::default();
-            cni::run_list(op, &conflist, &attachment, recorded.as_ref(), &plugins)
+            cni::run_list(
+                op,
+                &conflist,
+                &attachment,
+                recorded.as_ref(),
+                &runtime,
+                &plugins,
+            )
         })
         .await
         .unwrap_or_else(|e| Err(cni::CniError(format!("the plugin call failed: {e}"))));
@@ -384,6 +500,7 @@ impl Agent {
             loopback_list(),
             Self::attachment(id, &record, "lo"),
             None,
+            json!({}),
         )
         .await
         .map_err(failed)?;
@@ -395,6 +512,7 @@ impl Agent {
                 record.conflist.clone(),
                 Self::attachment(id, &record, &record.ifname),
                 None,
+                record.runtime_config.clone(),
             )
             .await
             .map_err(failed)?;
@@ -425,7 +543,13 @@ impl Agent {
         };
         let attachment = Self::attachment(id, &record, &record.ifname);
         if let Err(e) = self
-            .cni(Op::Check, record.conflist.clone(), attachment, Some(result))
+            .cni(
+                Op::Check,
+                record.conflist.clone(),
+                attachment,
+                Some(result),
+                record.runtime_config.clone(),
+            )
             .await
         {
             self.log(&format!("{id}: the cluster network's CHECK failed: {e}"));
@@ -450,6 +574,7 @@ impl Agent {
                 record.conflist.clone(),
                 attachment,
                 record.result.clone(),
+                record.runtime_config.clone(),
             )
             .await
         {
@@ -457,7 +582,9 @@ impl Agent {
         }
         if record.loopback {
             let lo = Self::attachment(&id, &record, "lo");
-            let _ = self.cni(Op::Del, loopback_list(), lo, None).await;
+            let _ = self
+                .cni(Op::Del, loopback_list(), lo, None, json!({}))
+                .await;
         }
         if let Err(e) = netns::remove(&record.netns) {
             self.log(&format!("{id}: removing {}: {e}", record.netns.display()));

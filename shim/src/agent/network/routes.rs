@@ -1,11 +1,14 @@
-//! The `host-gw` backend: one route per peer node's subnet via that node's address, through
-//! netlink (rtnetlink). The agent's routes carry their own protocol number
+//! The routes to the peer nodes' subnets, through netlink (rtnetlink): for the `host-gw`
+//! backend one route per peer's subnet via that node's address; for `vxlan` via the peer's
+//! VXLAN endpoint, `onlink` through the VXLAN device ([`super::vxlan`]). The agent's routes carry their own protocol number
 //! ([`ROUTE_PROTOCOL`]), so it can tell them from everyone else's: a route of that protocol to
 //! a subnet no peer has any more is removed.
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol,
+};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 use std::net::Ipv4Addr;
@@ -19,15 +22,29 @@ pub const ROUTE_PROTOCOL: u8 = 77;
 pub struct PeerRoute {
     /// The peer's subnet.
     pub subnet: Ipv4Net,
-    /// The peer's host address.
+    /// The peer's host address (`host-gw`) or VXLAN endpoint (`vxlan`).
     pub gateway: Ipv4Addr,
+    /// The device the gateway is reached through without being on any of its subnets
+    /// (`onlink`): the VXLAN device's index; `None` lets the kernel find it.
+    pub onlink: Option<u32>,
 }
 
-fn netlink_error(what: &str, e: impl std::fmt::Display) -> String {
+impl PeerRoute {
+    /// Whether an existing route is this one (the kernel reports the device it chose).
+    fn same(&self, other: &PeerRoute) -> bool {
+        self.subnet == other.subnet
+            && self.gateway == other.gateway
+            && (self.onlink.is_none() || self.onlink == other.onlink)
+    }
+}
+
+/// A netlink failure of `what`.
+pub(super) fn netlink_error(what: &str, e: impl std::fmt::Display) -> String {
     format!("{what} (netlink): {e}")
 }
 
-async fn connect() -> Result<rtnetlink::Handle, String> {
+/// A netlink socket served by a task of its own.
+pub(super) async fn connect() -> Result<rtnetlink::Handle, String> {
     let (connection, handle, _) =
         rtnetlink::new_connection().map_err(|e| netlink_error("opening a socket", e))?;
     tokio::spawn(connection);
@@ -53,10 +70,12 @@ async fn current(handle: &rtnetlink::Handle) -> Result<Vec<(RouteMessage, PeerRo
         }
         let mut dst = None;
         let mut gateway = None;
+        let mut device = None;
         for attr in &route.attributes {
             match attr {
                 RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = Some(*a),
                 RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
+                RouteAttribute::Oif(i) => device = Some(*i),
                 _ => {}
             }
         }
@@ -64,7 +83,15 @@ async fn current(handle: &rtnetlink::Handle) -> Result<Vec<(RouteMessage, PeerRo
             let Ok(subnet) = Ipv4Net::new(dst, route.header.destination_prefix_length) else {
                 continue;
             };
-            found.push((route, PeerRoute { subnet, gateway }));
+            let onlink = device.filter(|_| route.header.flags.contains(RouteFlags::Onlink));
+            found.push((
+                route,
+                PeerRoute {
+                    subnet,
+                    gateway,
+                    onlink,
+                },
+            ));
         }
     }
     Ok(found)
@@ -77,7 +104,7 @@ pub async fn sync(wanted: &[PeerRoute]) -> Result<(usize, usize), String> {
     let have = current(&handle).await?;
     let mut removed = 0;
     for (message, route) in &have {
-        if !wanted.contains(route) {
+        if !wanted.iter().any(|w| w.same(route)) {
             handle
                 .route()
                 .del(message.clone())
@@ -91,14 +118,20 @@ pub async fn sync(wanted: &[PeerRoute]) -> Result<(usize, usize), String> {
     }
     let mut added = 0;
     for route in wanted {
-        if have.iter().any(|(_, r)| r == route) {
+        if have.iter().any(|(_, r)| route.same(r)) {
             continue;
         }
-        let message = RouteMessageBuilder::<Ipv4Addr>::new()
+        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(route.subnet.network(), route.subnet.prefix_len())
             .gateway(route.gateway)
-            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-            .build();
+            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL));
+        if let Some(index) = route.onlink {
+            builder = builder.output_interface(index);
+        }
+        let mut message = builder.build();
+        if route.onlink.is_some() {
+            message.header.flags |= RouteFlags::Onlink;
+        }
         handle
             .route()
             .add(message)
