@@ -62,54 +62,6 @@ pub fn section(s: &AutoscaleStatus, now: SystemTime) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::autoscale::Decision;
-    use std::time::Duration;
-
-    #[test]
-    fn describe_shows_metric_target_recommendation_windows_and_decisions() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_060);
-        let s = AutoscaleStatus {
-            min: 1,
-            max: 4,
-            metric: "cpu".into(),
-            target_percent: 50,
-            measured_percent: Some(180.0),
-            measured: 1,
-            missing: 0,
-            unready: 1,
-            recommendation: Some(4),
-            desired: Some(4),
-            scale_up_window: "0s".into(),
-            scale_down_window: "5m".into(),
-            held_by: None,
-            paused: false,
-            decisions: vec![Decision {
-                time: "2023-11-14T22:13:20Z".into(),
-                from: 1,
-                to: 4,
-                reason: "cpu 180% of the cpu request".into(),
-            }],
-        };
-        let text = section(&s, now);
-        assert!(text.contains("Bounds:          1–4 instances\n"), "{text}");
-        assert!(
-            text.contains("Metric:          cpu 180% (target 50%) over 1 ready instance(s); 0 missing, 1 not ready\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("Recommendation:  4 (settled on 4)\n"),
-            "{text}"
-        );
-        assert!(text.contains("Windows:         up 0s, down 5m\n"), "{text}");
-        assert!(
-            text.contains("1     4   cpu 180% of the cpu request"),
-            "{text}"
-        );
-    }
-}
 
 /// `Recommended:`, the vertical recommendation in `describe workload`.
 pub fn rightsizing(r: &Rightsizing) -> String {
@@ -161,4 +113,53 @@ pub fn rightsize(spec: &serde_json::Value, r: &Rightsizing) -> (Vec<String>, ser
         }
     }
     (changes, spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscale::Decision;
+    use std::time::Duration;
+
+    #[test]
+    fn describe_shows_metric_target_recommendation_windows_and_decisions() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_060);
+        let s = AutoscaleStatus {
+            min: 1,
+            max: 4,
+            metric: "cpu".into(),
+            target_percent: 50,
+            measured_percent: Some(180.0),
+            measured: 1,
+            missing: 0,
+            unready: 1,
+            recommendation: Some(4),
+            desired: Some(4),
+            scale_up_window: "0s".into(),
+            scale_down_window: "5m".into(),
+            held_by: None,
+            paused: false,
+            decisions: vec![Decision {
+                time: "2023-11-14T22:13:20Z".into(),
+                from: 1,
+                to: 4,
+                reason: "cpu 180% of the cpu request".into(),
+            }],
+        };
+        let text = section(&s, now);
+        assert!(text.contains("Bounds:          1–4 instances\n"), "{text}");
+        assert!(
+            text.contains("Metric:          cpu 180% (target 50%) over 1 ready instance(s); 0 missing, 1 not ready\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Recommendation:  4 (settled on 4)\n"),
+            "{text}"
+        );
+        assert!(text.contains("Windows:         up 0s, down 5m\n"), "{text}");
+        assert!(
+            text.contains("1     4   cpu 180% of the cpu request"),
+            "{text}"
+        );
+    }
 }

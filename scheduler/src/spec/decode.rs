@@ -117,7 +117,7 @@ impl Reader {
                 .optional(m, p, "network", Self::network)
                 .unwrap_or(Network::Cluster),
             ports: self
-                .optional(m, p, "ports", Self::ports)
+                .optional(m, p, "ports", Self::host_ports)
                 .unwrap_or_default(),
             resources: self
                 .optional(m, p, "resources", Self::resources)
@@ -275,7 +275,7 @@ impl Reader {
         )
     }
 
-    fn ports(&mut self, value: &Value, path: &str) -> Option<Vec<PortMapping>> {
+    fn host_ports(&mut self, value: &Value, path: &str) -> Option<Vec<PortMapping>> {
         self.list(
             value,
             path,
