@@ -437,7 +437,19 @@ fn execute(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// A panic aborts mini-run at once, as `panic = "abort"` would (the workspace's release
+/// profile unwinds for the daemons' sake, see Cargo.toml): a runtime half-way through setting
+/// up a container, or a forked child of it, must never unwind into code that would go on.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}
+
 fn main() {
+    abort_on_panic();
     if let Some(fd) = std::env::var_os(exe_guard::INIT_ENV) {
         let fd = fd.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
         init::main(fd);

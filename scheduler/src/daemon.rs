@@ -10,6 +10,7 @@
 
 use crate::agents::Agents;
 use crate::api::Event;
+use crate::controller::supervise::{supervise, RESTART_DELAY};
 use crate::controller::{Daemon, Settings};
 use crate::join::{self, ClusterPki, RegisterError, Registration, Tokens};
 use crate::model::Policy;
@@ -81,9 +82,9 @@ pub fn load(store: &Store) -> Result<State, Error> {
     state.workloads = readable(store, Table::Workloads, "workload", &mut unreadable)?
         .into_iter()
         .collect();
-    for (id, record) in readable(store, Table::Instances, "instance", &mut unreadable)? {
+    for (_, record) in readable(store, Table::Instances, "instance", &mut unreadable)? {
         let live = InstanceLive::default();
-        state.instances.insert(id, Instance { record, live });
+        state.insert_instance(Instance { record, live });
     }
     state.services.records = readable(store, Table::Services, "service", &mut unreadable)?
         .into_iter()
@@ -257,7 +258,13 @@ pub fn run(config: Config) -> Result<(), Error> {
         });
         let limits = config.limits;
         let _join = join::serve(join_listen, pki, tokens, config.cert_ttl, on_join, limits).await?;
-        tokio::spawn(renewal.run(daemon.clone()));
+        let renewing = daemon.clone();
+        tokio::spawn(async move {
+            supervise("certificate renewal", RESTART_DELAY, move || {
+                renewal.clone().run(renewing.clone())
+            })
+            .await
+        });
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -268,8 +275,20 @@ pub fn run(config: Config) -> Result<(), Error> {
                 limits,
             ));
         }
-        tokio::spawn(daemon.clone().run());
-        tokio::spawn(crate::service::push::run(daemon.clone()));
+        let controllers = daemon.clone();
+        tokio::spawn(async move {
+            supervise("controllers", RESTART_DELAY, move || {
+                controllers.clone().run()
+            })
+            .await
+        });
+        let pusher = daemon.clone();
+        tokio::spawn(async move {
+            supervise("service pushes", RESTART_DELAY, move || {
+                crate::service::push::run(pusher.clone())
+            })
+            .await
+        });
         let socket = config.socket.clone();
         let api = crate::server::serve(daemon, &socket, limits);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -10,7 +10,7 @@ use crate::spec::WorkloadSpec;
 use crate::store::{event_key, Batch, Table};
 use mini_shim::protocol::NodeStatus;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -56,6 +56,8 @@ pub struct NodeLive {
     pub polling: bool,
     /// When the last heartbeat call started.
     pub last_poll: Option<Instant>,
+    /// Polls made since it was lost (its polls back off).
+    pub lost_polls: u32,
     /// When it joined, if it joined while this daemon runs: the node timeout counts from here
     /// until the first heartbeat.
     pub joined: Option<Instant>,
@@ -202,6 +204,11 @@ pub struct InstanceLive {
     pub in_flight: bool,
     /// When its process was seen starting.
     pub started: Option<Instant>,
+    /// When its current start (a restart's) was asked of its node: what a container list
+    /// that began before this says is about the process before it, and is ignored.
+    pub start_issued: Option<Instant>,
+    /// Since when its node reports its state as `unknown` (cannot be read), if it does.
+    pub unknown_since: Option<Instant>,
     /// Consecutive liveness failures.
     pub liveness_failures: u32,
     /// Consecutive readiness successes and failures.
@@ -288,6 +295,11 @@ pub struct State {
     pub services: crate::service::Services,
     /// The horizontal autoscalers, by workload.
     pub autoscalers: crate::controller::autoscale::Autoscalers,
+    /// Instance ids by workload (kept by [`State::insert_instance`] and
+    /// [`State::remove_instance`]).
+    by_workload: HashMap<String, BTreeSet<String>>,
+    /// Instance ids by the node they are bound to (kept by [`State::bind`] too).
+    by_node: HashMap<String, BTreeSet<String>>,
 }
 
 /// The sequence number of instance `id` (`<workload>-<seq>`), for ordering.
@@ -428,10 +440,72 @@ impl State {
         );
     }
 
-    /// The instances of `workload`.
-    pub fn instances_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Instance> {
-        self.instances
-            .values()
-            .filter(move |i| i.record.workload == workload)
+    /// Adds `instance` (replacing one of its id), indexed by its workload and node. Every
+    /// instance enters the state here: the indexes must know it.
+    pub fn insert_instance(&mut self, instance: Instance) {
+        let id = instance.record.id.clone();
+        self.remove_instance(&id);
+        index(&mut self.by_workload, &instance.record.workload, &id);
+        if let Some(node) = &instance.record.node {
+            index(&mut self.by_node, node, &id);
+        }
+        self.instances.insert(id, instance);
+    }
+
+    /// Removes instance `id` from the state and its indexes.
+    pub fn remove_instance(&mut self, id: &str) -> Option<Instance> {
+        let instance = self.instances.remove(id)?;
+        unindex(&mut self.by_workload, &instance.record.workload, id);
+        if let Some(node) = &instance.record.node {
+            unindex(&mut self.by_node, node, id);
+        }
+        Some(instance)
+    }
+
+    /// Binds instance `id` to `node` (its placement), keeping the node index.
+    pub fn bind(&mut self, id: &str, node: &str) {
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = instance.record.node.replace(node.to_string()) {
+            unindex(&mut self.by_node, &old, id);
+        }
+        index(&mut self.by_node, node, id);
+    }
+
+    /// The instances of `workload`, in id order.
+    pub fn instances_of<'a>(&'a self, workload: &str) -> impl Iterator<Item = &'a Instance> {
+        self.indexed(&self.by_workload, workload)
+    }
+
+    /// The instances bound to `node` (finished ones included), in id order.
+    pub fn instances_on<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Instance> {
+        self.indexed(&self.by_node, node)
+    }
+
+    fn indexed<'a>(
+        &'a self,
+        by: &'a HashMap<String, BTreeSet<String>>,
+        key: &str,
+    ) -> impl Iterator<Item = &'a Instance> {
+        by.get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.instances.get(id))
+    }
+}
+
+fn index(by: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    by.entry(key.to_string())
+        .or_default()
+        .insert(id.to_string());
+}
+
+fn unindex(by: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    if let Some(ids) = by.get_mut(key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            by.remove(key);
+        }
     }
 }

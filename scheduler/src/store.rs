@@ -11,6 +11,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 
 /// The tables of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,99 @@ impl Batch {
     /// True when nothing is to be written.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Adds `later`'s changes after this batch's.
+    pub fn append(&mut self, mut later: Batch) {
+        self.ops.append(&mut later.ops);
+    }
+}
+
+/// Group commit: batches are queued in the order their changes were made (under the state's
+/// lock) and made durable outside that lock, many at once in one transaction, by whichever
+/// waiter finds no commit under way. A writer waits for its own batch, and every batch queued
+/// before it, to be durable; nobody waits for an fsync while holding the state.
+pub struct Committer {
+    store: Store,
+    queue: Mutex<Queue>,
+    durable: Condvar,
+}
+
+/// Batches queued and how far they are durable.
+#[derive(Default)]
+struct Queue {
+    /// The batches queued and not yet being committed, merged.
+    pending: Batch,
+    /// The number of the last batch queued.
+    queued: u64,
+    /// Every batch up to this number is durable.
+    durable: u64,
+    /// A commit is under way.
+    committing: bool,
+    /// Commits made (each of one or more batches).
+    commits: u64,
+}
+
+/// A place in the commit order: durable once every batch up to it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+impl Committer {
+    /// Commits to `store`.
+    pub fn new(store: Store) -> Committer {
+        Committer {
+            store,
+            queue: Mutex::new(Queue::default()),
+            durable: Condvar::new(),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `batch` (call this while holding what orders the changes); returns the ticket
+    /// to wait for, which covers every batch queued before it too.
+    pub fn queue_batch(&self, batch: Batch) -> Ticket {
+        let mut queue = self.queue();
+        if !batch.is_empty() {
+            queue.pending.append(batch);
+            queue.queued += 1;
+        }
+        Ticket(queue.queued)
+    }
+
+    /// Waits until every batch up to `ticket` is durable, committing them (and any queued
+    /// since, in the same transaction) when no other waiter is.
+    pub fn wait(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let mut queue = self.queue();
+        loop {
+            if queue.durable >= ticket.0 {
+                return Ok(());
+            }
+            if queue.committing {
+                queue = self.durable.wait(queue).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            queue.committing = true;
+            let batch = std::mem::take(&mut queue.pending);
+            let upto = queue.queued;
+            drop(queue);
+            let result = self.store.commit(batch);
+            queue = self.queue();
+            queue.committing = false;
+            if result.is_ok() {
+                queue.durable = upto;
+                queue.commits += 1;
+            }
+            self.durable.notify_all();
+            result?;
+        }
+    }
+
+    /// How many transactions have been committed.
+    pub fn commits(&self) -> u64 {
+        self.queue().commits
     }
 }
 

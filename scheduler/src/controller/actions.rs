@@ -4,15 +4,12 @@ use super::{heartbeat, lifecycle, Daemon};
 use crate::agents::CallError;
 use crate::api::Phase;
 use crate::state::State;
-use mini_shim::protocol::{
-    ClusterNetwork, ContainerInfo, ContainerList, NetworkState, NodeStatus, Probe, ProbeResult,
-    RunRequest, Status, StopRequest,
-};
+use mini_shim::protocol::{ClusterNetwork, ContainerInfo, Probe, RunRequest, Status, StopRequest};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Which probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +88,6 @@ pub enum Action {
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn path(id: &str, what: &str) -> String {
-    format!("/v1/containers/{id}{what}")
-}
-
 impl Daemon {
     /// Makes each call in a task of its own.
     pub fn spawn(self: &Arc<Self>, actions: Vec<Action>) {
@@ -115,29 +108,32 @@ impl Daemon {
             } => {
                 let timeout = (self.settings.heartbeat_interval.max(Duration::from_secs(1)))
                     .saturating_mul(2);
-                let began = Instant::now();
+                let began = self.now();
                 if let Some(network) = network {
                     let sent = self
-                        .agents
-                        .post::<_, NetworkState>(addr, "/v1/network", &*network, timeout)
+                        .calls
+                        .network(addr, &network, timeout)
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string());
                     self.with(|state| heartbeat::network_outcome(state, &node, sent));
                 }
-                let status = self.agents.get::<NodeStatus>(addr, "/v1/node", timeout);
-                let list =
-                    self.agents
-                        .get::<ContainerList>(addr, "/v1/containers?stats=true", timeout);
+                let status = self.calls.node(addr, timeout);
+                let list = self.calls.containers(addr, timeout);
                 let result = match tokio::join!(status, list) {
-                    (Ok(s), Ok(l)) => Ok((s, l.containers)),
+                    (Ok(s), Ok(l)) => Ok((s, l)),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 };
-                if result.is_err() {
-                    self.count(|c| c.agent_errors += 1);
+                let timing = heartbeat::Timing {
+                    began,
+                    arrived: self.now(),
+                };
+                match &result {
+                    Ok(_) => self.hear(&node, timing.arrived),
+                    Err(_) => self.count(|c| c.agent_errors += 1),
                 }
                 let actions =
-                    self.with(|state| heartbeat::record(&self, state, &node, began, result));
+                    self.with(|state| heartbeat::record(&self, state, &node, timing, result));
                 self.spawn(actions);
             }
             Action::Run {
@@ -147,32 +143,17 @@ impl Daemon {
                 replace,
             } => {
                 if replace {
-                    let _ = self
-                        .agents
-                        .delete(addr, &format!("{}?force=true", path(&id, "")), RUN_TIMEOUT)
-                        .await;
+                    let _ = self.calls.remove(addr, &id, RUN_TIMEOUT).await;
                 }
-                let run = || {
-                    self.agents.post::<_, ContainerInfo>(
-                        addr,
-                        "/v1/containers",
-                        &*request,
-                        RUN_TIMEOUT,
-                    )
-                };
+                let run = || self.calls.run(addr, &request, RUN_TIMEOUT);
                 let mut result = run().await;
                 if result.as_ref().is_err_and(|e| e.code() == Some("conflict")) {
                     // A container of this id is there already: a start repeated after a
                     // crash (adopt it if it runs), or an exited one not removed (replace it).
-                    match self
-                        .agents
-                        .get::<ContainerInfo>(addr, &path(&id, ""), RUN_TIMEOUT)
-                        .await
-                    {
+                    match self.calls.container(addr, &id, RUN_TIMEOUT).await {
                         Ok(info) if info.status == Status::Running => result = Ok(info),
                         _ => {
-                            let force = format!("{}?force=true", path(&id, ""));
-                            let _ = self.agents.delete(addr, &force, RUN_TIMEOUT).await;
+                            let _ = self.calls.remove(addr, &id, RUN_TIMEOUT).await;
                             result = run().await;
                         }
                     }
@@ -194,8 +175,7 @@ impl Daemon {
                             state.set_phase(&id, Phase::Stopped, reason);
                         }
                         Err(e) => {
-                            instance.live.not_before =
-                                Some(Instant::now() + Duration::from_secs(1));
+                            instance.live.not_before = Some(self.now() + Duration::from_secs(1));
                             state.event(format!("instance/{id}"), "StopFailed", e.to_string());
                         }
                     }
@@ -208,13 +188,8 @@ impl Daemon {
                     timeout_secs: Some(timeout.as_secs()),
                 };
                 let result = self
-                    .agents
-                    .post::<_, ContainerInfo>(
-                        addr,
-                        &path(&id, "/stop"),
-                        &request,
-                        timeout.saturating_add(RUN_TIMEOUT),
-                    )
+                    .calls
+                    .stop(addr, &id, &request, timeout.saturating_add(RUN_TIMEOUT))
                     .await;
                 self.with(|state| {
                     if let Some(instance) = state.instances.get_mut(&id) {
@@ -262,10 +237,10 @@ impl Daemon {
                 timeout,
             } => {
                 let result = self
-                    .agents
-                    .post::<_, ProbeResult>(
+                    .calls
+                    .probe(
                         addr,
-                        &path(&id, "/probe"),
+                        &id,
                         &probe,
                         timeout.saturating_add(Duration::from_secs(5)),
                     )
@@ -289,24 +264,15 @@ impl Daemon {
             timeout_secs: Some(timeout.as_secs()),
         };
         let stop = self
-            .agents
-            .post::<_, ContainerInfo>(
-                addr,
-                &path(id, "/stop"),
-                &request,
-                timeout.saturating_add(RUN_TIMEOUT),
-            )
+            .calls
+            .stop(addr, id, &request, timeout.saturating_add(RUN_TIMEOUT))
             .await;
         match stop {
             Err(e) if e.code() == Some("not_found") => return Ok(()),
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        match self
-            .agents
-            .delete(addr, &format!("{}?force=true", path(id, "")), RUN_TIMEOUT)
-            .await
-        {
+        match self.calls.remove(addr, id, RUN_TIMEOUT).await {
             Err(e) if e.code() != Some("not_found") => Err(e),
             _ => Ok(()),
         }
@@ -333,7 +299,7 @@ fn run_outcome(
             if let Some(digest) = &info.image_digest {
                 state.record_image_digest(id, digest);
             }
-            lifecycle::started(state, id, info.started_at);
+            lifecycle::started(state, id, info.started_at, daemon.now());
         }
         Ok(info) => {
             // It ran and already ended: the exit goes through the restart policy.
@@ -348,11 +314,11 @@ fn run_outcome(
         Err(CallError::Unreachable(..)) => {
             // Not known to have started; the next pass retries with the same id (the agent
             // refuses a second container of that id, so a retry never duplicates).
-            instance.live.not_before = Some(Instant::now() + Duration::from_secs(1));
+            instance.live.not_before = Some(daemon.now() + Duration::from_secs(1));
         }
         Err(e) if e.code() == Some("conflict") => {
             // The id is still taken (a removal under way): try again shortly.
-            instance.live.not_before = Some(Instant::now() + Duration::from_secs(1));
+            instance.live.not_before = Some(daemon.now() + Duration::from_secs(1));
             let message = format!("starting again shortly: {e}");
             state.event(format!("instance/{id}"), "StartDelayed", message);
         }

@@ -102,13 +102,16 @@ fn end_or_restart(
         state.set_phase(id, phase, Some(detail));
         return;
     }
-    let instance = state.instances.get_mut(id).expect("caller checked");
+    let now = daemon.now();
+    let Some(instance) = state.instances.get_mut(id) else {
+        return;
+    };
     let backoff_spec = spec.restart.backoff;
     // A process that ran for twice the longest back-off starts the back-off over.
     if instance
         .live
         .started
-        .is_some_and(|s| s.elapsed() > backoff_spec.max.saturating_mul(2))
+        .is_some_and(|s| now.saturating_duration_since(s) > backoff_spec.max.saturating_mul(2))
     {
         instance.live.backoff_step = 0;
     }
@@ -118,8 +121,9 @@ fn end_or_restart(
         instance.live.backoff_step,
     );
     instance.live.backoff_step = instance.live.backoff_step.saturating_add(1);
-    instance.live.not_before = Some(after(Instant::now(), delay));
+    instance.live.not_before = Some(after(now, delay));
     instance.live.started = None;
+    instance.live.unknown_since = None;
     instance.record.next_restart_at = Some(rfc3339(wall_after(delay)));
     state.set_phase(
         id,
@@ -129,13 +133,13 @@ fn end_or_restart(
     daemon.count(|c| c.restarts += 1);
 }
 
-/// A starting instance's process runs (since `started_at`, RFC 3339, if the agent said):
-/// `Running`, and ready at once when its workload has no readiness probe.
-pub fn started(state: &mut State, id: &str, started_at: Option<String>) {
+/// A starting instance's process runs (since `started_at`, RFC 3339, if the agent said; seen
+/// at `now`): `Running`, and ready at once when its workload has no readiness probe.
+pub fn started(state: &mut State, id: &str, started_at: Option<String>, now: Instant) {
     let Some(instance) = state.instances.get_mut(id) else {
         return;
     };
-    instance.live.started = Some(Instant::now());
+    instance.live.started = Some(now);
     instance.record.start_failure = None;
     instance.record.started_at = started_at.or_else(|| Some(rfc3339(SystemTime::now())));
     let node = instance.record.node.clone().unwrap_or_default();
@@ -193,6 +197,7 @@ pub fn restarts_due(state: &mut State, now: Instant, actions: &mut Vec<Action>) 
         let instance = state.instances.get_mut(&id).expect("listed");
         instance.live.in_flight = true;
         instance.live.not_before = Some(now + Duration::from_secs(2));
+        instance.live.start_issued = Some(now);
         if restart {
             instance.record.restarts = instance.record.restarts.saturating_add(1);
             instance.record.next_restart_at = None;
@@ -343,7 +348,11 @@ pub fn probe_outcome(
     let live = &mut instance.live;
     match kind {
         ProbeKind::Readiness => {
-            let probe = spec.readiness.as_ref().expect("probed");
+            // The revision probed may be pruned meanwhile and the current spec have no
+            // such probe: the result then says nothing.
+            let Some(probe) = spec.readiness.as_ref() else {
+                return Vec::new();
+            };
             if healthy {
                 live.readiness_failures = 0;
                 live.readiness_successes = live.readiness_successes.saturating_add(1);
@@ -372,7 +381,9 @@ pub fn probe_outcome(
             Vec::new()
         }
         ProbeKind::Liveness => {
-            let probe = spec.liveness.as_ref().expect("probed");
+            let Some(probe) = spec.liveness.as_ref() else {
+                return Vec::new();
+            };
             if healthy {
                 live.liveness_failures = 0;
                 return Vec::new();

@@ -88,7 +88,7 @@ pub fn migrate(
                 Some(Outcome::Unschedulable { why, .. }) => why.to_string(),
                 _ => "it would need to preempt other instances".into(),
             };
-            state.instances.remove(&new_id);
+            state.remove_instance(&new_id);
             state.save_instance(&new_id);
             return Err(MigrateError::Conflict(format!(
                 "no node can take a replacement for {id}: {why}"

@@ -1,9 +1,11 @@
 //! The controllers: one loop that compares what is desired with what agents report and acts.
 //!
 //! Each pass ([`Daemon::tick`]) runs under the state lock and only decides: it changes records
-//! (committed to the store when the pass ends) and returns [`Action`]s, calls to agents that run
-//! afterwards in their own tasks and report back through [`Daemon::with`]. So a slow or dead
-//! agent never stalls the loop, and every decision is durable before anything acts on it.
+//! (committed to the store when the pass ends, after the lock is released, together with
+//! whatever other writers queued meanwhile) and returns [`Action`]s, calls to agents that run
+//! afterwards in their own tasks, once the pass's commit is durable, and report back through
+//! [`Daemon::with`]. So a slow or dead agent never stalls the loop, every decision is durable
+//! before anything acts on it, and readers ([`Daemon::read`]) never wait for an fsync.
 //!
 //! - [`heartbeat`]: polls nodes, declares them lost after the node timeout, fences stale
 //!   copies when they return, follows containers (start, exit, vanish).
@@ -16,13 +18,21 @@
 
 pub mod actions;
 pub mod autoscale;
+pub mod calls;
 pub mod endpoints;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod migration;
 pub mod placing;
 pub mod replicas;
+pub mod supervise;
 
+#[cfg(test)]
+mod driven;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod races;
 #[cfg(test)]
 mod tests;
 
@@ -30,8 +40,10 @@ use crate::agents::Agents;
 use crate::model::Policy;
 use crate::placement::Scheduler;
 use crate::state::State;
-use crate::store::Store;
+use crate::store::{Committer, Store};
 pub use actions::Action;
+use calls::{AgentCalls, Clock, SystemClock};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -80,9 +92,13 @@ pub struct Counters {
 /// The running scheduler: state, store, agents' client and the placement pipeline.
 pub struct Daemon {
     state: Mutex<State>,
-    store: Store,
-    /// The agents' client.
+    committer: Committer,
+    /// The agents' client (the API's pass-through calls: logs, exec; certificate renewal).
     pub agents: Agents,
+    /// The controllers' calls to agents: the same client, or a test's fake.
+    pub calls: Arc<dyn AgentCalls>,
+    /// The controllers' clock.
+    clock: Arc<dyn Clock>,
     /// Timings and policies.
     pub settings: Settings,
     /// The placement pipeline of the cluster policy.
@@ -93,6 +109,10 @@ pub struct Daemon {
     pub started: Instant,
     /// Counters for `/metrics`.
     pub counters: Mutex<Counters>,
+    /// When each node's last heartbeat answer arrived, stamped as it arrives (before the
+    /// answer waits for the state): a node is lost only when its answers stop, never because
+    /// recording them was slow.
+    heard: Mutex<HashMap<String, Instant>>,
 }
 
 impl Daemon {
@@ -100,29 +120,96 @@ impl Daemon {
     pub fn new(state: State, store: Store, agents: Agents, settings: Settings) -> Daemon {
         Daemon {
             state: Mutex::new(state),
-            store,
+            committer: Committer::new(store),
+            calls: Arc::new(agents.clone()),
+            clock: Arc::new(SystemClock),
             agents,
             scheduler: Scheduler::new(settings.policy),
             settings,
             wake: Notify::new(),
             started: Instant::now(),
             counters: Mutex::new(Counters::default()),
+            heard: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Runs `f` on the state, then commits what it changed before anyone can act on it. A
-    /// store that cannot commit ends the daemon: going on would act on decisions a restart
-    /// would not know of.
+    /// This daemon making its calls through `calls` and reading the time from `clock` (the
+    /// controllers' unit tests).
+    #[cfg(test)]
+    pub fn with_fakes(mut self, calls: Arc<dyn AgentCalls>, clock: Arc<dyn Clock>) -> Daemon {
+        self.started = clock.now();
+        self.calls = calls;
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the controllers' clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Stamps a heartbeat answer from `node` that arrived at `at`.
+    pub fn hear(&self, node: &str, at: Instant) {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let last = heard.entry(node.to_string()).or_insert(at);
+        *last = (*last).max(at);
+    }
+
+    /// When the last heartbeat answer from `node` arrived, recorded in the state or not.
+    pub fn heard(&self, node: &str) -> Option<Instant> {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.get(node).copied()
+    }
+
+    /// Forgets the heartbeats of a deleted node.
+    pub fn forget(&self, node: &str) {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.remove(node);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state, then waits until what it changed (and every change made before
+    /// it) is durable, so nobody acts on it before a restart would know of it. The commit
+    /// happens after the state is released (group commit, [`Committer`]): other passes, API
+    /// reads and heartbeats go on meanwhile, and the wait is off the async workers
+    /// (`block_in_place`). A store that cannot commit ends the daemon: going on would act
+    /// on decisions a restart would not know of.
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let result = f(&mut state);
-        endpoints::refresh(&mut state, Instant::now());
-        let batch = std::mem::take(&mut state.batch);
-        if let Err(e) = self.store.commit(batch) {
+        let (result, ticket) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            endpoints::refresh(&mut state, Instant::now());
+            let batch = std::mem::take(&mut state.batch);
+            (result, self.committer.queue_batch(batch))
+        };
+        let wait = || self.committer.wait(ticket);
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let committed = if multi_thread {
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        };
+        if let Err(e) = committed {
             eprintln!("mini-sched: {e}; stopping (the store must record every decision)");
             std::process::exit(1);
         }
         result
+    }
+
+    /// Runs `f` on the state as it is now, for a reader (the API's views, `/metrics`): it
+    /// never waits for a commit, and may see changes a commit under way has not made
+    /// durable yet (which nothing acts on before they are).
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// How many transactions the store has committed.
+    pub fn commits(&self) -> u64 {
+        self.committer.commits()
     }
 
     /// Adds `f(counters)` to the metrics.
@@ -149,7 +236,7 @@ impl Daemon {
     /// The controllers' loop: a pass every 200 ms, or sooner when woken.
     pub async fn run(self: Arc<Self>) {
         loop {
-            let actions = self.with(|state| self.tick(state, Instant::now()));
+            let actions = self.with(|state| self.tick(state, self.now()));
             self.spawn(actions);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}

@@ -187,8 +187,10 @@ pub fn place_one(daemon: &Daemon, state: &State, view: &mut View, id: &str) -> O
 /// Binds instance `id` to `node` and asks the node to run it.
 pub fn assign(daemon: &Daemon, state: &mut State, id: &str, node: &str, actions: &mut Vec<Action>) {
     let addr = state.nodes[node].record.address;
-    let instance = state.instances.get_mut(id).expect("placed instance exists");
-    instance.record.node = Some(node.to_string());
+    state.bind(id, node);
+    let Some(instance) = state.instances.get_mut(id) else {
+        return;
+    };
     instance.live.in_flight = true;
     state.set_phase(id, Phase::Starting, Some(format!("scheduled on {node}")));
     state.event(
@@ -201,7 +203,7 @@ pub fn assign(daemon: &Daemon, state: &mut State, id: &str, node: &str, actions:
         // Started by `restarts_due` once the first instance of its revision resolved the tag.
         let instance = state.instances.get_mut(id).expect("placed instance exists");
         instance.live.in_flight = false;
-        instance.live.not_before = Some(Instant::now() + std::time::Duration::from_millis(500));
+        instance.live.not_before = Some(daemon.now() + std::time::Duration::from_millis(500));
         return;
     }
     if let Some(request) = run_request(state, id) {

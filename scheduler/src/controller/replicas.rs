@@ -47,13 +47,10 @@ pub fn create_instance(state: &mut State, workload: &str, revision: u64) -> Stri
         moved_at: None,
         start_failure: None,
     };
-    state.instances.insert(
-        id.clone(),
-        Instance {
-            record,
-            live: InstanceLive::default(),
-        },
-    );
+    state.insert_instance(Instance {
+        record,
+        live: InstanceLive::default(),
+    });
     state.save_instance(&id);
     state.event(
         format!("instance/{id}"),
@@ -165,7 +162,7 @@ fn forget_old(state: &mut State, name: &str) {
     finished.sort_by_key(|id| sequence(id));
     let extra = finished.len() - FINISHED_KEPT;
     for id in finished.into_iter().take(extra) {
-        state.instances.remove(&id);
+        state.remove_instance(&id);
         state.save_instance(&id);
     }
 }
@@ -260,7 +257,7 @@ fn delete(state: &mut State, name: &str) {
         return;
     }
     for id in &ids {
-        state.instances.remove(id);
+        state.remove_instance(id);
         state.save_instance(id);
     }
     state.workloads.remove(name);
@@ -395,7 +392,7 @@ mod tests {
     fn lose_all(state: &mut State, node: &str) {
         let ids: Vec<String> = state.instances.keys().cloned().collect();
         for id in ids {
-            state.instances.get_mut(&id).unwrap().record.node = Some(node.into());
+            state.bind(&id, node);
             state.set_phase(&id, Phase::Lost, Some(format!("node {node} lost")));
         }
     }

@@ -20,10 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A directory of its own for one case's store, removed afterwards.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> Scratch {
+    /// The directory.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub(super) fn new() -> Scratch {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -42,11 +47,20 @@ impl Drop for Scratch {
 
 /// A daemon with one ready node whose agent refuses every connection (a closed port).
 fn daemon(scratch: &Scratch) -> Arc<Daemon> {
+    daemon_with(scratch, Duration::MAX, Duration::MAX)
+}
+
+/// [`daemon`] with its heartbeat interval and node timeout.
+pub(super) fn daemon_with(
+    scratch: &Scratch,
+    heartbeat_interval: Duration,
+    node_timeout: Duration,
+) -> Arc<Daemon> {
     let store = Store::open(&scratch.0.join("state.redb")).unwrap();
     let settings = Settings {
         network: crate::network::Settings::default(),
-        heartbeat_interval: Duration::MAX,
-        node_timeout: Duration::MAX,
+        heartbeat_interval,
+        node_timeout,
         policy: Policy::LeastAllocated,
         rebalance_interval: Duration::ZERO,
         rebalance_threshold: 0.25,
@@ -113,7 +127,7 @@ async fn lifecycle_pass(daemon: &Arc<Daemon>) {
             let instance = s.instances.get_mut(id).expect("listed");
             if instance.record.phase == Phase::Starting {
                 instance.live.in_flight = false;
-                lifecycle::started(s, id, None);
+                lifecycle::started(s, id, None, Instant::now());
             }
         });
         for kind in [ProbeKind::Readiness, ProbeKind::Liveness] {

@@ -21,7 +21,7 @@ pub fn render(daemon: &Daemon) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
-    let (nodes, instances, workloads, heartbeat_age) = daemon.with(|s| {
+    let (nodes, instances, workloads, heartbeat_age) = daemon.read(|s| {
         let mut nodes: BTreeMap<NodeState, usize> = BTreeMap::new();
         let mut ages = Vec::new();
         for n in s.nodes.values() {

@@ -169,13 +169,13 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
             d.wake.notify_one();
             ok(&result)
         }
-        (&Method::GET, ["v1", "nodes"]) => ok(&d.with(|s| {
+        (&Method::GET, ["v1", "nodes"]) => ok(&d.read(|s| {
             s.nodes
                 .values()
                 .map(|n| views::node_view(s, n))
                 .collect::<Vec<_>>()
         })),
-        (&Method::GET, ["v1", "nodes", name]) => d.with(|s| {
+        (&Method::GET, ["v1", "nodes", name]) => d.read(|s| {
             let node = s.nodes.get(*name).ok_or_else(|| no_node(name))?;
             ok(&views::node_detail(s, node))
         }),
@@ -249,13 +249,13 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
                 ok(&views::node_view(s, &s.nodes[*name]))
             })
         }
-        (&Method::GET, ["v1", "workloads"]) => ok(&d.with(|s| {
+        (&Method::GET, ["v1", "workloads"]) => ok(&d.read(|s| {
             s.workloads
                 .values()
                 .map(|w| views::workload_view(s, w))
                 .collect::<Vec<_>>()
         })),
-        (&Method::GET, ["v1", "workloads", name]) => d.with(|s| {
+        (&Method::GET, ["v1", "workloads", name]) => d.read(|s| {
             let w = s.workloads.get(*name).ok_or_else(|| no_workload(name))?;
             ok(&views::workload_detail(s, w))
         }),
@@ -270,7 +270,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
             d.wake.notify_one();
             ok(&view)
         }
-        (&Method::GET, ["v1", "workloads", name, "rollout"]) => d.with(|s| {
+        (&Method::GET, ["v1", "workloads", name, "rollout"]) => d.read(|s| {
             let w = s.workloads.get(*name).ok_or_else(|| no_workload(name))?;
             ok(&views::rollout(s, w))
         }),
@@ -285,11 +285,12 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
             let workload = q.get("workload");
             // Superseded instances (stopped, lost and replaced) only when asked for.
             let all = q.get("all").is_some_and(|v| v == "true");
-            ok(&d.with(|s| {
-                let mut rows: Vec<_> = s
-                    .instances
-                    .values()
-                    .filter(|i| workload.is_none_or(|w| &i.record.workload == w))
+            ok(&d.read(|s| {
+                let selected: Box<dyn Iterator<Item = &crate::state::Instance>> = match workload {
+                    Some(w) => Box::new(s.instances_of(w)),
+                    None => Box::new(s.instances.values()),
+                };
+                let mut rows: Vec<_> = selected
                     .filter(|i| all || !i.record.phase.is_ended())
                     .map(views::instance_view)
                     .collect();
@@ -297,7 +298,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
                 rows
             }))
         }
-        (&Method::GET, ["v1", "instances", id]) => d.with(|s| {
+        (&Method::GET, ["v1", "instances", id]) => d.read(|s| {
             let i = s.instances.get(*id).ok_or_else(|| no_instance(id))?;
             let mut detail = views::instance_detail(s, i);
             if i.record.phase == crate::api::Phase::Pending {
@@ -361,7 +362,7 @@ async fn route(daemon: Arc<Daemon>, req: Request<Incoming>, limits: &Limits) -> 
         (&Method::GET, ["v1", "events"]) => {
             let q = query(&req);
             let workload = q.get("workload").cloned();
-            ok(&d.with(|s| match &workload {
+            ok(&d.read(|s| match &workload {
                 Some(w) => views::events_about(s, &[format!("workload/{w}")], Some(w)),
                 None => s.events.iter().cloned().collect(),
             }))
@@ -394,7 +395,7 @@ fn no_instance(id: &str) -> ApiError {
 }
 
 fn instance_addr(d: &Daemon, id: &str) -> Result<std::net::SocketAddr, ApiError> {
-    d.with(|s| {
+    d.read(|s| {
         let i = s.instances.get(id).ok_or_else(|| no_instance(id))?;
         let node =
             i.record.node.as_ref().ok_or_else(|| {

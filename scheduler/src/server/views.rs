@@ -35,8 +35,8 @@ pub fn node_view(state: &State, node: &Node) -> NodeView {
     let status = node.live.status.as_ref();
     let mut allocated = Amounts::default();
     let mut instances = 0;
-    for i in state.instances.values() {
-        if i.record.node.as_deref() != Some(&node.record.name) || !occupies(i.record.phase) {
+    for i in state.instances_on(&node.record.name) {
+        if !occupies(i.record.phase) {
             continue;
         }
         instances += 1;
@@ -77,9 +77,7 @@ pub fn node_detail(state: &State, node: &Node) -> NodeDetail {
         node: node_view(state, node),
         joined_at: node.record.joined_at.clone(),
         instances_list: state
-            .instances
-            .values()
-            .filter(|i| i.record.node.as_deref() == Some(&node.record.name))
+            .instances_on(&node.record.name)
             .filter(|i| !i.record.phase.is_final())
             .map(instance_view)
             .collect(),
