@@ -62,7 +62,6 @@ pub fn section(s: &AutoscaleStatus, now: SystemTime) -> String {
     out
 }
 
-
 /// `Recommended:`, the vertical recommendation in `describe workload`.
 pub fn rightsizing(r: &Rightsizing) -> String {
     let mut text = format!(

@@ -206,7 +206,12 @@ impl Agent {
         incremental: bool,
     ) -> Result<ServicesState, Error> {
         let node = &self.config.node;
-        let programmed = if incremental {
+        // A hollow node (`mini-shim hollow`) keeps the table without programming the
+        // kernel: its node is a fake sharing the host's network namespace.
+        let hollow = self.hollow().is_some();
+        let programmed = if hollow {
+            Ok(())
+        } else if incremental {
             let mut commands = Vec::new();
             let names: std::collections::BTreeSet<&String> =
                 table.services.keys().chain(next.services.keys()).collect();
@@ -249,7 +254,9 @@ impl Agent {
         self.services
             .generation
             .store(table.generation, Ordering::Relaxed);
-        self.forget_connections(gone).await;
+        if !hollow {
+            self.forget_connections(gone).await;
+        }
         Ok(state(table, None))
     }
 
@@ -277,6 +284,10 @@ impl Agent {
     /// Removes the services' table, their connections and the kept table (`--cleanup`).
     pub async fn cleanup_services(&self) -> Result<(), Error> {
         let mut table = self.services.table.lock().await;
+        if self.hollow().is_some() {
+            *table = Table::default();
+            return Ok(());
+        }
         self.transaction(ruleset::remove())
             .await
             .map_err(|e| Error::Config(format!("removing the services table: {e}")))?;
