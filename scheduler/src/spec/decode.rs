@@ -285,12 +285,14 @@ impl Reader {
                 let protocols = [("tcp", PortProtocol::Tcp), ("udp", PortProtocol::Udp)];
                 let container_port = r.required(m, p, "container_port", Self::port);
                 let host_port = r.required(m, p, "host_port", Self::port);
+                // Read before the ports are unwrapped, so its problem is listed with theirs.
+                let protocol = r
+                    .optional(m, p, "protocol", |r, v, p| r.choice(v, p, &protocols))
+                    .unwrap_or_default();
                 Some(PortMapping {
                     container_port: container_port?,
                     host_port: host_port?,
-                    protocol: r
-                        .optional(m, p, "protocol", |r, v, p| r.choice(v, p, &protocols))
-                        .unwrap_or_default(),
+                    protocol,
                 })
             },
         )
