@@ -21,6 +21,7 @@ pub mod renewal;
 pub mod resources;
 pub mod server;
 pub mod service;
+pub mod settings_file;
 pub mod simulation;
 pub mod socket;
 pub mod spec;

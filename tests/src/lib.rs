@@ -9,6 +9,7 @@ pub use daemon_cgroup::DaemonCgroup;
 
 pub use mini_test_skip::{skip, Need};
 pub mod flood;
+pub mod lone_daemon;
 pub mod registry;
 pub mod test_user;
 

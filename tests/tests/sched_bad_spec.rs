@@ -9,96 +9,33 @@ use mini_sched::api::{Event, WorkloadView};
 use mini_sched::spec;
 use mini_sched::state::WorkloadRecord;
 use mini_sched::store::{Batch, Store, Table};
-use mini_tests::cluster::mini_sched_bin;
-use mini_tests::{captured_output, free_port, unique, wait_until, ChildGuard, TempDir};
+use mini_tests::lone_daemon::{LoneDaemon, START};
+use mini_tests::wait_until;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-/// How long the daemon may take to come up, exit or act (debug builds on a busy machine).
-const START: Duration = Duration::from_secs(30);
+/// The agentless daemon of these tests, with what they read from its store and events.
+struct Daemon(LoneDaemon);
 
-/// A cluster directory made by `mini-sched init`, and its daemon when one runs.
-struct Daemon {
-    dir: TempDir,
-    socket: PathBuf,
-    child: Option<ChildGuard>,
+impl std::ops::Deref for Daemon {
+    type Target = LoneDaemon;
+    fn deref(&self) -> &LoneDaemon {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut LoneDaemon {
+        &mut self.0
+    }
 }
 
 impl Daemon {
     fn init() -> Daemon {
-        let dir = TempDir::new("sched-bad-spec");
-        let port = free_port();
-        let init = captured_output(
-            Command::new(mini_sched_bin())
-                .arg("init")
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .arg("--advertise")
-                .arg(format!("127.0.0.1:{port}")),
-        );
-        assert!(init.status.success(), "init: {init:?}");
-        let socket = dir.path().join(format!("{}.sock", unique("api")));
-        Daemon {
-            dir,
-            socket,
-            child: None,
-        }
+        Daemon(LoneDaemon::init("sched-bad-spec", &[]))
     }
 
     fn store(&self) -> Store {
         Store::open(&self.dir.path().join("state/state.redb")).expect("the store")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// Starts the daemon on `socket` (joins on a free loopback port); does not wait.
-    fn spawn(&self, socket: &std::path::Path) -> ChildGuard {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .expect("the log");
-        ChildGuard::start(
-            Command::new(mini_sched_bin())
-                .arg("daemon")
-                .arg("--state-dir")
-                .arg(self.dir.path().join("state"))
-                .arg("--socket")
-                .arg(socket)
-                .arg("--join-listen")
-                .arg("127.0.0.1:0")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup"))
-                .stderr(log),
-        )
-    }
-
-    /// Starts the daemon and waits until it answers.
-    fn start(&mut self) {
-        self.child = Some(self.spawn(&self.socket.clone()));
-        let up = wait_until(START, || self.cli(&["get", "workloads"]).status.success());
-        assert!(up, "the daemon did not come up:\n{}", self.log());
-    }
-
-    fn stop(&mut self) {
-        self.child = None;
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(mini_sched_bin());
-        c.arg("--socket").arg(&self.socket).args(args);
-        c.env_remove("MINI_SCHED_SOCKET");
-        captured_output(&mut c)
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, args: &[&str]) -> T {
-        let out = self.cli(args);
-        assert!(out.status.success(), "{args:?}: {out:?}\n{}", self.log());
-        serde_json::from_slice(&out.stdout).expect("JSON")
     }
 
     fn events(&self) -> Vec<Event> {
@@ -108,12 +45,6 @@ impl Daemon {
     fn workloads(&self) -> Vec<String> {
         let views: Vec<WorkloadView> = self.json(&["get", "workloads", "-o", "json"]);
         views.into_iter().map(|w| w.name).collect()
-    }
-
-    fn apply(&self, text: &str) -> Output {
-        let file = self.dir.path().join(format!("{}.yaml", unique("spec")));
-        std::fs::write(&file, text).expect("write the spec");
-        self.cli(&["apply", "-f", file.to_str().expect("utf-8")])
     }
 }
 

@@ -7,95 +7,33 @@
 
 use mini_sched::api::ServiceView;
 use mini_tests::cluster::mini_sched_bin;
-use mini_tests::{captured_output, free_port, unique, wait_until, ChildGuard, TempDir};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use mini_tests::lone_daemon::LoneDaemon;
+use mini_tests::{captured_output, free_port, TempDir};
+use std::process::Command;
 
-/// How long the daemon may take to come up.
-const START: Duration = Duration::from_secs(30);
+/// The agentless daemon of these tests.
+struct Daemon(LoneDaemon);
 
-/// A cluster made by `mini-sched init` (with `init_args`), and its daemon.
-struct Daemon {
-    dir: TempDir,
-    socket: PathBuf,
-    child: Option<ChildGuard>,
+impl std::ops::Deref for Daemon {
+    type Target = LoneDaemon;
+    fn deref(&self) -> &LoneDaemon {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut LoneDaemon {
+        &mut self.0
+    }
 }
 
 impl Daemon {
     fn init(init_args: &[&str]) -> Daemon {
-        let dir = TempDir::new("sched-services");
-        let port = free_port();
-        let init = captured_output(
-            Command::new(mini_sched_bin())
-                .arg("init")
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .arg("--advertise")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(init_args),
-        );
-        assert!(init.status.success(), "init: {init:?}");
-        let socket = dir.path().join(format!("{}.sock", unique("api")));
-        Daemon {
-            dir,
-            socket,
-            child: None,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .expect("the log");
-        self.child = Some(ChildGuard::start(
-            Command::new(mini_sched_bin())
-                .arg("daemon")
-                .arg("--state-dir")
-                .arg(self.dir.path().join("state"))
-                .arg("--socket")
-                .arg(&self.socket)
-                .arg("--join-listen")
-                .arg("127.0.0.1:0")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup"))
-                .stderr(log),
-        ));
-        let up = wait_until(START, || self.cli(&["get", "services"]).status.success());
-        assert!(up, "the daemon did not come up:\n{}", self.log());
-    }
-
-    fn stop(&mut self) {
-        self.child = None;
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(mini_sched_bin());
-        c.arg("--socket").arg(&self.socket).args(args);
-        c.env_remove("MINI_SCHED_SOCKET");
-        captured_output(&mut c)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(out.status.success(), "{args:?}: {out:?}\n{}", self.log());
-        String::from_utf8(out.stdout).expect("utf-8")
+        Daemon(LoneDaemon::init("sched-services", init_args))
     }
 
     fn services(&self) -> Vec<ServiceView> {
-        serde_json::from_str(&self.ok(&["get", "services", "-o", "json"])).expect("JSON")
-    }
-
-    fn apply(&self, text: &str) -> Output {
-        let file = self.dir.path().join(format!("{}.yaml", unique("spec")));
-        std::fs::write(&file, text).expect("write the spec");
-        self.cli(&["apply", "-f", file.to_str().expect("utf-8")])
+        self.json(&["get", "services", "-o", "json"])
     }
 }
 

@@ -113,19 +113,12 @@ impl Settings {
     /// Reads the settings of the cluster in `state_dir`; a cluster made before services
     /// existed has the defaults.
     pub fn load(state_dir: &Path) -> Result<Settings, String> {
-        let path = state_dir.join(SETTINGS_FILE);
-        match mini_run::input_file::read(&path, mini_run::input_file::JSON_LIMIT) {
-            Ok(text) => serde_json::from_slice(&text)
-                .map_err(|e| format!("{} is corrupt: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-            Err(e) => Err(format!("reading {}: {e}", path.display())),
-        }
+        crate::settings_file::load(state_dir, SETTINGS_FILE)
     }
 
     /// Writes the settings into (a new cluster's) `state_dir`.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_vec_pretty(self).expect("settings serialize");
-        std::fs::write(state_dir.join(SETTINGS_FILE), text)
+        crate::settings_file::save(self, state_dir, SETTINGS_FILE)
     }
 
     /// The addresses services may hold: the CIDR without its network and broadcast
