@@ -177,15 +177,10 @@ fn register(
                 .allocate(state)
                 .map_err(|e| RegisterError::Conflict(format!("node {name} cannot join: {e}")))?;
             let record = NodeRecord {
-                name: name.clone(),
-                address: reg.address,
                 labels: reg.labels,
-                taints: Vec::new(),
-                cordoned: false,
-                lost: false,
-                joined_at: now_rfc3339(),
                 certificate: Some(reg.certificate),
                 subnet: Some(subnet.to_string()),
+                ..NodeRecord::new(&name, reg.address)
             };
             let live = NodeLive {
                 joined: Some(Instant::now()),

@@ -151,15 +151,8 @@ mod tests {
     fn node(name: &str, subnet: Option<&str>) -> Node {
         Node {
             record: NodeRecord {
-                name: name.into(),
-                address: "192.0.2.1:7443".parse().unwrap(),
-                labels: Default::default(),
-                taints: Vec::new(),
-                cordoned: false,
-                lost: false,
-                joined_at: String::new(),
-                certificate: None,
                 subnet: subnet.map(Into::into),
+                ..NodeRecord::new(name, "192.0.2.1:7443".parse().unwrap())
             },
             live: NodeLive::default(),
         }

@@ -43,6 +43,48 @@ pub struct NodeRecord {
     pub subnet: Option<String>,
 }
 
+impl InstanceRecord {
+    /// A new instance `id` of `workload` at `revision`, pending placement.
+    pub fn pending(id: &str, workload: &str, revision: u64) -> InstanceRecord {
+        InstanceRecord {
+            id: id.to_string(),
+            workload: workload.to_string(),
+            revision,
+            node: None,
+            phase: Phase::Pending,
+            ready: false,
+            restarts: 0,
+            started_at: None,
+            exit: None,
+            reason: None,
+            created_at: now_rfc3339(),
+            next_restart_at: None,
+            replaced_by: None,
+            replaces: None,
+            target_node: None,
+            moved_at: None,
+            start_failure: None,
+        }
+    }
+}
+
+impl NodeRecord {
+    /// A node joining now at `address`: no labels, taints, certificate or subnet yet.
+    pub fn new(name: &str, address: SocketAddr) -> NodeRecord {
+        NodeRecord {
+            name: name.to_string(),
+            address,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            cordoned: false,
+            lost: false,
+            joined_at: now_rfc3339(),
+            certificate: None,
+            subnet: None,
+        }
+    }
+}
+
 /// What is known of a node from its heartbeats.
 #[derive(Debug, Default)]
 pub struct NodeLive {

@@ -11,6 +11,20 @@ use std::time::Duration;
 /// How long the daemon may take to come up (debug builds on a busy machine).
 pub const START: Duration = Duration::from_secs(30);
 
+/// Runs `mini-sched init --state-dir state_dir` (with `init_args`), advertising a free loopback
+/// port.
+pub fn run_init(state_dir: &Path, init_args: &[&str]) -> Output {
+    captured_output(
+        Command::new(mini_sched_bin())
+            .arg("init")
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--advertise")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .args(init_args),
+    )
+}
+
 /// A cluster directory made by `mini-sched init`, and its daemon when one runs.
 pub struct LoneDaemon {
     /// The cluster's directory: `state/` (the cluster) and `daemon.log`.
@@ -25,16 +39,7 @@ impl LoneDaemon {
     /// directory named after `what`.
     pub fn init(what: &str, init_args: &[&str]) -> LoneDaemon {
         let dir = TempDir::new(what);
-        let port = free_port();
-        let init = captured_output(
-            Command::new(mini_sched_bin())
-                .arg("init")
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .arg("--advertise")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(init_args),
-        );
+        let init = run_init(&dir.path().join("state"), init_args);
         assert!(init.status.success(), "init: {init:?}");
         let socket = dir.path().join(format!("{}.sock", unique("api")));
         LoneDaemon {

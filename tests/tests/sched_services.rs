@@ -6,42 +6,19 @@
 //! instances stay pending, so the services have no ready endpoints.
 
 use mini_sched::api::ServiceView;
-use mini_tests::cluster::mini_sched_bin;
-use mini_tests::lone_daemon::LoneDaemon;
-use mini_tests::{captured_output, free_port, TempDir};
-use std::process::Command;
+use mini_tests::lone_daemon::{run_init, LoneDaemon};
+use mini_tests::TempDir;
 
-/// The agentless daemon of these tests.
-struct Daemon(LoneDaemon);
-
-impl std::ops::Deref for Daemon {
-    type Target = LoneDaemon;
-    fn deref(&self) -> &LoneDaemon {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut LoneDaemon {
-        &mut self.0
-    }
-}
-
-impl Daemon {
-    fn init(init_args: &[&str]) -> Daemon {
-        Daemon(LoneDaemon::init("sched-services", init_args))
-    }
-
-    fn services(&self) -> Vec<ServiceView> {
-        self.json(&["get", "services", "-o", "json"])
-    }
+/// The services the daemon lists (`get services -o json`).
+fn listed(daemon: &LoneDaemon) -> Vec<ServiceView> {
+    daemon.json(&["get", "services", "-o", "json"])
 }
 
 const WEB: &str = "name: web\nlabels: {app: web}\nsource: {rootfs: /srv/none}\nnetwork: cluster\nreplicas: 2\nstop_drain: 1s\n";
 
 #[test]
 fn a_service_is_applied_listed_described_and_deleted() {
-    let mut daemon = Daemon::init(&[]);
+    let mut daemon = LoneDaemon::init("sched-services", &[]);
     daemon.start();
     assert!(daemon.apply(WEB).status.success());
     let out = daemon.apply(
@@ -53,7 +30,7 @@ fn a_service_is_applied_listed_described_and_deleted() {
         said.contains("service/web created (address 10.96.0.1)"),
         "{said}"
     );
-    let services = daemon.services();
+    let services = listed(&daemon);
     assert_eq!(services.len(), 1);
     let web = &services[0];
     assert_eq!(web.address, "10.96.0.1");
@@ -104,7 +81,7 @@ fn a_service_is_applied_listed_described_and_deleted() {
     assert!(events.contains("service/web"), "{events}");
     let deleted = daemon.ok(&["delete", "service", "web"]);
     assert!(deleted.contains("service/web deleted"), "{deleted}");
-    assert!(daemon.services().is_empty());
+    assert!(listed(&daemon).is_empty());
     let missing = daemon.cli(&["describe", "service", "web"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no service web"));
@@ -112,7 +89,7 @@ fn a_service_is_applied_listed_described_and_deleted() {
 
 #[test]
 fn bad_services_list_every_problem_and_change_nothing() {
-    let mut daemon = Daemon::init(&["--node-port-range", "30000-30100"]);
+    let mut daemon = LoneDaemon::init("sched-services", &["--node-port-range", "30000-30100"]);
     daemon.start();
     let first = daemon.apply(
         "kind: service\nname: db\nselector: {workload: db}\nports: [{port: 5432, node_port: 30050}]\naddress: 10.96.0.50\n",
@@ -132,7 +109,7 @@ fn bad_services_list_every_problem_and_change_nothing() {
     ] {
         assert!(said.contains(needle), "{needle} missing:\n{said}");
     }
-    let names: Vec<String> = daemon.services().into_iter().map(|s| s.name).collect();
+    let names: Vec<String> = listed(&daemon).into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["db"]);
     // A selector matching nothing is fine.
     let lonely = daemon.apply(
@@ -141,14 +118,9 @@ fn bad_services_list_every_problem_and_change_nothing() {
     assert!(lonely.status.success(), "{lonely:?}");
     // init refuses a service CIDR overlapping the cluster network.
     let dir = TempDir::new("sched-services-init");
-    let init = captured_output(
-        Command::new(mini_sched_bin())
-            .arg("init")
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--advertise")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .args(["--service-cidr", "10.88.0.0/20"]),
+    let init = run_init(
+        &dir.path().join("state"),
+        &["--service-cidr", "10.88.0.0/20"],
     );
     assert!(!init.status.success());
     let said = String::from_utf8_lossy(&init.stderr);
@@ -158,7 +130,7 @@ fn bad_services_list_every_problem_and_change_nothing() {
 
 #[test]
 fn addresses_survive_a_restart_and_are_never_handed_out_twice() {
-    let mut daemon = Daemon::init(&["--service-cidr", "10.100.0.0/24"]);
+    let mut daemon = LoneDaemon::init("sched-services", &["--service-cidr", "10.100.0.0/24"]);
     daemon.start();
     let service = |name: &str| {
         format!(
@@ -168,8 +140,7 @@ fn addresses_survive_a_restart_and_are_never_handed_out_twice() {
     for name in ["a", "b", "c"] {
         assert!(daemon.apply(&service(name)).status.success());
     }
-    let before: Vec<(String, String)> = daemon
-        .services()
+    let before: Vec<(String, String)> = listed(&daemon)
         .into_iter()
         .map(|s| (s.name, s.address))
         .collect();
@@ -184,16 +155,14 @@ fn addresses_survive_a_restart_and_are_never_handed_out_twice() {
     daemon.ok(&["delete", "service", "b"]);
     daemon.stop();
     daemon.start();
-    let after: Vec<(String, String)> = daemon
-        .services()
+    let after: Vec<(String, String)> = listed(&daemon)
         .into_iter()
         .map(|s| (s.name, s.address))
         .collect();
     assert_eq!(after, [before[0].clone(), before[2].clone()]);
     // The next one is not b's freed address, nor any address held.
     assert!(daemon.apply(&service("d")).status.success());
-    let d = daemon
-        .services()
+    let d = listed(&daemon)
         .into_iter()
         .find(|s| s.name == "d")
         .expect("d");

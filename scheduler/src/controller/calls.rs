@@ -66,6 +66,21 @@ fn container_path(id: &str, what: &str) -> String {
     format!("/v1/containers/{id}{what}")
 }
 
+impl Agents {
+    /// `POST /v1/containers/{id}{action}` with `body`.
+    async fn container_action<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        id: &str,
+        action: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        self.post(addr, &container_path(id, action), body, timeout)
+            .await
+    }
+}
+
 impl AgentCalls for Agents {
     fn network<'a>(
         &'a self,
@@ -112,10 +127,7 @@ impl AgentCalls for Agents {
         request: &'a StopRequest,
         timeout: Duration,
     ) -> Call<'a, ContainerInfo> {
-        Box::pin(async move {
-            self.post(addr, &container_path(id, "/stop"), request, timeout)
-                .await
-        })
+        Box::pin(self.container_action(addr, id, "/stop", request, timeout))
     }
 
     fn remove<'a>(&'a self, addr: SocketAddr, id: &'a str, timeout: Duration) -> Call<'a, ()> {
@@ -132,10 +144,7 @@ impl AgentCalls for Agents {
         probe: &'a Probe,
         timeout: Duration,
     ) -> Call<'a, ProbeResult> {
-        Box::pin(async move {
-            self.post(addr, &container_path(id, "/probe"), probe, timeout)
-                .await
-        })
+        Box::pin(self.container_action(addr, id, "/probe", probe, timeout))
     }
 }
 

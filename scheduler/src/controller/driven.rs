@@ -8,7 +8,7 @@ use super::{Action, Daemon, Settings};
 use crate::agents::Agents;
 use crate::api::Phase;
 use crate::model::Policy;
-use crate::state::{now_rfc3339, Node, NodeLive, NodeRecord, State};
+use crate::state::{Node, NodeLive, NodeRecord, State};
 use crate::store::Store;
 use mini_shim::protocol::Status;
 use std::net::SocketAddr;
@@ -60,17 +60,7 @@ fn harness(nodes: usize) -> Harness {
     daemon.with(|s| {
         for (i, address) in addrs.iter().enumerate() {
             let name = format!("n{i}");
-            let record = NodeRecord {
-                name: name.clone(),
-                address: *address,
-                labels: Default::default(),
-                taints: Vec::new(),
-                cordoned: false,
-                lost: false,
-                joined_at: now_rfc3339(),
-                certificate: None,
-                subnet: None,
-            };
+            let record = NodeRecord::new(&name, *address);
             let live = NodeLive {
                 joined: Some(now),
                 ..NodeLive::default()

@@ -304,15 +304,8 @@ mod tests {
     fn node(name: &str) -> Node {
         Node {
             record: NodeRecord {
-                name: name.into(),
-                address: "192.0.2.1:7443".parse().unwrap(),
-                labels: Default::default(),
-                taints: Vec::new(),
-                cordoned: false,
-                lost: false,
-                joined_at: String::new(),
-                certificate: None,
                 subnet: Some("10.88.0.0/24".into()),
+                ..NodeRecord::new(name, "192.0.2.1:7443".parse().unwrap())
             },
             live: NodeLive {
                 last_heartbeat: Some(Instant::now()),
@@ -324,23 +317,10 @@ mod tests {
     fn instance(id: &str, workload: &str, node: &str, address: &str) -> Instance {
         Instance {
             record: InstanceRecord {
-                id: id.into(),
-                workload: workload.into(),
-                revision: 1,
                 node: Some(node.into()),
                 phase: Phase::Running,
                 ready: true,
-                restarts: 0,
-                started_at: None,
-                exit: None,
-                reason: None,
-                created_at: String::new(),
-                next_restart_at: None,
-                replaced_by: None,
-                replaces: None,
-                target_node: None,
-                moved_at: None,
-                start_failure: None,
+                ..InstanceRecord::pending(id, workload, 1)
             },
             live: InstanceLive {
                 address: Some(address.into()),

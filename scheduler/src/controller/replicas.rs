@@ -10,7 +10,7 @@
 
 use super::lifecycle::request_stop;
 use crate::api::Phase;
-use crate::state::{now_rfc3339, sequence, Instance, InstanceLive, InstanceRecord, State};
+use crate::state::{sequence, Instance, InstanceLive, InstanceRecord, State};
 
 fn counts(instance: &Instance) -> bool {
     let r = &instance.record;
@@ -28,25 +28,7 @@ pub fn create_instance(state: &mut State, workload: &str, revision: u64) -> Stri
     let id = format!("{}-{}", w.name, w.next_seq);
     w.next_seq += 1;
     state.save_workload(workload);
-    let record = InstanceRecord {
-        id: id.clone(),
-        workload: workload.to_string(),
-        revision,
-        node: None,
-        phase: Phase::Pending,
-        ready: false,
-        restarts: 0,
-        started_at: None,
-        exit: None,
-        reason: None,
-        created_at: now_rfc3339(),
-        next_restart_at: None,
-        replaced_by: None,
-        replaces: None,
-        target_node: None,
-        moved_at: None,
-        start_failure: None,
-    };
+    let record = InstanceRecord::pending(&id, workload, revision);
     state.insert_instance(Instance {
         record,
         live: InstanceLive::default(),
@@ -399,15 +381,8 @@ mod tests {
 
     fn add_node(state: &mut State, name: &str) {
         let record = crate::state::NodeRecord {
-            name: name.into(),
-            address: "127.0.0.1:1".parse().unwrap(),
-            labels: Default::default(),
-            taints: Vec::new(),
-            cordoned: false,
             lost: true,
-            joined_at: now_rfc3339(),
-            certificate: None,
-            subnet: None,
+            ..crate::state::NodeRecord::new(name, "127.0.0.1:1".parse().unwrap())
         };
         let node = crate::state::Node {
             record,

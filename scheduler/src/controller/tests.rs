@@ -73,17 +73,7 @@ pub(super) fn daemon_with(
         settings,
     );
     daemon.with(|s| {
-        let record = NodeRecord {
-            name: "n1".into(),
-            address: "127.0.0.1:1".parse().unwrap(),
-            labels: Default::default(),
-            taints: Vec::new(),
-            cordoned: false,
-            lost: false,
-            joined_at: now_rfc3339(),
-            certificate: None,
-            subnet: None,
-        };
+        let record = NodeRecord::new("n1", "127.0.0.1:1".parse().unwrap());
         let status = NodeStatus {
             node: "n1".into(),
             sampled_at: now_rfc3339(),
