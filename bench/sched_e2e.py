@@ -81,7 +81,7 @@ def main():
         init = subprocess.run(
             [sched, "init", "--state-dir", f"{tmp}/sched", "--advertise", JOIN,
              # a /24 per node for up to 16,384 nodes (the default /16 holds 256)
-             "--cluster-cidr", "10.64.0.0/10"],
+             "--cluster-cidr", "10.128.0.0/10"],
             capture_output=True, text=True, check=True)
         token = next(w for w in (init.stdout + init.stderr).replace('"', " ").split()
                      if w.startswith("mst1."))
